@@ -1,0 +1,157 @@
+//! The client side: send a request, wait for its one reply, re-send when
+//! no reply came within the retry interval, fail fast and clearly.
+//!
+//! [`request`] is the library entry point for one request; `main.rs` turns
+//! its result into output and an exit code.
+
+mod requester;
+
+use std::time::{Duration, Instant};
+
+use crate::cli::{AskOp, EditArgs};
+use crate::config::Config;
+use crate::mqtt::MqttError;
+use crate::protocol::{
+    CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, Op, Reply, Request,
+};
+
+pub use requester::{random_u64, Received, Requester};
+
+/// Why a request got no reply.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// Connecting, subscribing or publishing failed.
+    #[error(transparent)]
+    Mqtt(#[from] MqttError),
+    /// No server announced itself online for the operation.
+    #[error("no server online for {op} (no online status under {prefix}/v1/status/) - is `mqttapp serve` running with the same --prefix?")]
+    NoServer {
+        /// The operation asked for.
+        op: Op,
+        /// The topic prefix looked at.
+        prefix: String,
+    },
+    /// No reply within the timeout.
+    #[error(
+        "no reply within {0:?} - the server may be overloaded or stopped; try a longer --timeout"
+    )]
+    Timeout(Duration),
+    /// The command line does not make a valid request.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// How long to wait before re-sending an unanswered request.
+pub fn retry_interval(timeout: Duration) -> Duration {
+    (timeout / 3).min(Duration::from_secs(1))
+}
+
+/// How long to wait for a server's online status before failing fast.
+pub fn status_grace(timeout: Duration) -> Duration {
+    (timeout / 4).min(Duration::from_secs(2))
+}
+
+/// Sends one request and returns its reply.
+///
+/// # Errors
+/// [`AskError`]: connection problems, no server online, timeout.
+pub fn request(config: &Config, request: &Request) -> Result<Reply, AskError> {
+    let mut requester = Requester::connect(config, Encoding::Cbor)?;
+    let reply = call(&mut requester, request, config.timeout);
+    requester.close();
+    reply
+}
+
+/// Sends `request` over an open connection, re-sending with the same
+/// correlation data until a reply comes or `timeout` passes.
+///
+/// # Errors
+/// [`AskError`]: no server online, timeout, connection lost for good.
+pub fn call(
+    requester: &mut Requester,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Reply, AskError> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    requester.wait_for_server(request.op(), start + status_grace(timeout))?;
+    let correlation = requester.next_correlation();
+    let retry = retry_interval(timeout);
+    loop {
+        requester.publish(request, &correlation)?;
+        let resend_at = (Instant::now() + retry).min(deadline);
+        loop {
+            match requester.next(resend_at) {
+                Some(Received::Reply(c, reply)) if c == correlation => return Ok(reply),
+                Some(Received::Lost) => {
+                    requester.reconnect(deadline)?;
+                    break;
+                }
+                Some(_) => {}
+                None if Instant::now() >= deadline => return Err(AskError::Timeout(timeout)),
+                None => {
+                    tracing::debug!("no reply yet; sending the request again");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Turns `ask`'s command line into a request.
+///
+/// # Errors
+/// [`AskError::Usage`] when the arguments do not make a request.
+pub fn build_request(op: &AskOp, default_file: Option<&str>) -> Result<Request, AskError> {
+    Ok(match op {
+        AskOp::Calc { expr } => Request::Calc(CalcRequest {
+            expr: expr.join(" "),
+        }),
+        AskOp::Echo { text } => Request::Echo(EchoRequest {
+            text: text.join(" "),
+        }),
+        AskOp::Edit(args) => Request::Edit(edit_request(args, default_file)?),
+    })
+}
+
+fn edit_request(args: &EditArgs, default_file: Option<&str>) -> Result<EditRequest, AskError> {
+    let action = match (args.insert, args.append, args.delete, args.show) {
+        (true, ..) => EditAction::Insert,
+        (_, true, ..) => EditAction::Append,
+        (_, _, true, _) => EditAction::Delete,
+        (.., true) => EditAction::Show,
+        _ => EditAction::Replace,
+    };
+    let needs_text = matches!(
+        action,
+        EditAction::Replace | EditAction::Insert | EditAction::Append
+    );
+    let text = (!args.text.is_empty()).then(|| args.text.join(" "));
+    match (needs_text, &text) {
+        (true, None) => {
+            return Err(AskError::Usage(format!(
+                "edit {} needs TEXT",
+                action.as_str()
+            )))
+        }
+        (false, Some(_)) => {
+            return Err(AskError::Usage(format!(
+                "edit {} takes no TEXT",
+                action.as_str()
+            )))
+        }
+        _ => {}
+    }
+    if action == EditAction::Replace && args.line.is_none() {
+        return Err(AskError::Usage(
+            "edit needs --line N (or --append, --show)".into(),
+        ));
+    }
+    Ok(EditRequest {
+        action,
+        line: args.line,
+        text,
+        file: args.file.clone().or_else(|| default_file.map(String::from)),
+        expect_rev: args.expect_rev,
+    })
+}

@@ -1,0 +1,249 @@
+//! A connected client that sends requests and matches replies by
+//! correlation data. One-shot `ask`, `ask --batch`, the interactive shell
+//! and `bench` all go through it.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::time::{Duration, Instant};
+
+use paho_mqtt as paho;
+
+use crate::config::Config;
+use crate::mqtt::{self, BrokerUri, MessageMeta, MqttError, SessionSpec};
+use crate::protocol::{decode_reply, encode_request, Encoding, Op, Reply, Request, Status, Topics};
+
+use super::AskError;
+
+/// What arrived for this client.
+#[derive(Debug)]
+pub enum Received {
+    /// A reply to the request with this correlation data.
+    Reply(Vec<u8>, Reply),
+    /// A status change (servers going online or offline).
+    Status,
+    /// The connection dropped.
+    Lost,
+}
+
+/// A connected request/response client.
+pub struct Requester {
+    client: paho::AsyncClient,
+    events: paho::SyncReceiver<Option<paho::Message>>,
+    topics: Topics,
+    response_topic: String,
+    encoding: Encoding,
+    expiry_secs: u32,
+    servers: HashMap<String, Status>,
+    nonce: u64,
+    counter: u64,
+}
+
+/// 64 random bits from the OS-seeded hasher keys: enough to keep client ids
+/// and correlation data of concurrent clients apart.
+pub fn random_u64() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id()));
+    h.finish()
+}
+
+impl Requester {
+    /// Connects with a fresh client id and subscribes to its response topic
+    /// and to the server status topics.
+    ///
+    /// # Errors
+    /// [`AskError::Mqtt`] for connection, authentication and TLS failures.
+    pub fn connect(config: &Config, encoding: Encoding) -> Result<Requester, AskError> {
+        let uri = BrokerUri::parse(&config.connection.broker)?;
+        let client_id = format!("mqttapp-ask-{:016x}", random_u64());
+        let client = mqtt::create_client(&uri, &client_id, None)?;
+        let events = client.start_consuming();
+        let session = SessionSpec {
+            clean_start: true,
+            session_expiry: Duration::ZERO,
+            will: None,
+            connect_timeout: config.timeout.min(Duration::from_secs(10)),
+        };
+        mqtt::connect(
+            &client,
+            &uri,
+            mqtt::connect_options(&config.connection, &uri, &session)?,
+        )?;
+        let topics = Topics::new(&config.prefix);
+        let response_topic = topics.response(&client_id);
+        let requester = Requester {
+            client,
+            events,
+            response_topic,
+            encoding,
+            expiry_secs: u32::try_from(config.timeout.as_secs().max(1) + 1).unwrap_or(u32::MAX),
+            servers: HashMap::new(),
+            nonce: random_u64(),
+            counter: 0,
+            topics,
+        };
+        requester.subscribe()?;
+        Ok(requester)
+    }
+
+    fn subscribe(&self) -> Result<(), AskError> {
+        let filters = [self.response_topic.clone(), self.topics.status_filter()];
+        let response = self
+            .client
+            .subscribe_many(&filters, &[mqtt::QOS, mqtt::QOS])
+            .wait()
+            .map_err(MqttError::from)?;
+        let codes = response.subscribe_many_response().unwrap_or_default();
+        if let Some((filter, code)) = filters.iter().zip(codes).find(|(_, c)| *c > mqtt::QOS) {
+            let reason = format!("reason code {code}");
+            return Err(MqttError::NotAuthorized {
+                topic: filter.clone(),
+                reason,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Fresh correlation data for a new request.
+    pub fn next_correlation(&mut self) -> Vec<u8> {
+        self.counter += 1;
+        let mut c = Vec::with_capacity(16);
+        c.extend_from_slice(&self.nonce.to_be_bytes());
+        c.extend_from_slice(&self.counter.to_be_bytes());
+        c
+    }
+
+    /// Publishes a request (QoS 1, checked). Re-sending with the same
+    /// correlation data is safe: the server applies an edit once.
+    ///
+    /// # Errors
+    /// [`AskError::Mqtt`] when the broker refuses or the connection is gone.
+    pub fn publish(&self, request: &Request, correlation: &[u8]) -> Result<(), AskError> {
+        let meta = MessageMeta {
+            response_topic: Some(self.response_topic.clone()),
+            correlation: Some(correlation.to_vec()),
+            content_type: Some(self.encoding.content_type().to_string()),
+            expiry_secs: Some(self.expiry_secs),
+        };
+        let topic = self.topics.request(request.op());
+        let msg = meta.message(&topic, encode_request(request, self.encoding), false);
+        self.client
+            .publish(msg)
+            .wait()
+            .map_err(|e| publish_error(&topic, e))
+    }
+
+    /// Publishes without waiting for the broker's acknowledgement; the
+    /// returned token must be checked (pipelined batches).
+    pub fn publish_nowait(&self, request: &Request, correlation: &[u8]) -> paho::DeliveryToken {
+        let meta = MessageMeta {
+            response_topic: Some(self.response_topic.clone()),
+            correlation: Some(correlation.to_vec()),
+            content_type: Some(self.encoding.content_type().to_string()),
+            expiry_secs: Some(self.expiry_secs),
+        };
+        let topic = self.topics.request(request.op());
+        self.client
+            .publish(meta.message(&topic, encode_request(request, self.encoding), false))
+    }
+
+    /// Waits until `deadline` for the next reply, status or loss.
+    /// `None` when the deadline passed.
+    pub fn next(&mut self, deadline: Instant) -> Option<Received> {
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let msg = match self.events.recv_timeout(left) {
+                Ok(Some(msg)) => msg,
+                Ok(None) => return Some(Received::Lost),
+                Err(_) => return None,
+            };
+            if let Some(server) = msg
+                .topic()
+                .rsplit('/')
+                .next()
+                .filter(|_| msg.topic() != self.response_topic)
+            {
+                match Status::decode(msg.payload()) {
+                    Ok(status) => self.servers.insert(server.to_string(), status),
+                    Err(_) => self.servers.remove(server),
+                };
+                return Some(Received::Status);
+            }
+            let meta = MessageMeta::of(&msg);
+            let encoding = Encoding::detect(meta.content_type.as_deref(), msg.payload());
+            match (meta.correlation, decode_reply(encoding, msg.payload())) {
+                (Some(c), Ok(reply)) => return Some(Received::Reply(c, reply)),
+                (_, Err(e)) => tracing::warn!(error = %e, "ignoring an undecodable reply"),
+                (None, _) => tracing::warn!("ignoring a reply without correlation data"),
+            }
+        }
+    }
+
+    /// True when some server has announced that it is online and offers `op`.
+    pub fn server_online(&self, op: Op) -> bool {
+        self.servers
+            .values()
+            .any(|s| s.is_online() && s.ops.iter().any(|o| o == op.as_str()))
+    }
+
+    /// Waits (until `deadline`) for an online server offering `op`.
+    ///
+    /// # Errors
+    /// [`AskError::NoServer`] when none announced itself in time.
+    pub fn wait_for_server(&mut self, op: Op, deadline: Instant) -> Result<(), AskError> {
+        while !self.server_online(op) {
+            match self.next(deadline) {
+                Some(Received::Status) => {}
+                Some(Received::Lost) => self.reconnect(deadline)?,
+                Some(Received::Reply(..)) => {}
+                None => {
+                    return Err(AskError::NoServer {
+                        op,
+                        prefix: self.topics.prefix().to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reconnects after a dropped connection and subscribes again.
+    ///
+    /// # Errors
+    /// [`AskError::Mqtt`] when the broker stays away until `deadline`.
+    pub fn reconnect(&mut self, deadline: Instant) -> Result<(), AskError> {
+        let mut last = None;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.client.reconnect().wait_for(left) {
+                Ok(_) => return self.subscribe(),
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100).min(left));
+        }
+        Err(MqttError::from(last.unwrap_or(paho::Error::Disconnected)).into())
+    }
+
+    /// Disconnects promptly. paho's client teardown can take up to a second
+    /// (joining its threads); a one-shot process skips it by exiting right
+    /// after this.
+    pub fn close(self) {
+        let opts = paho::DisconnectOptionsBuilder::new()
+            .timeout(Duration::from_millis(100))
+            .finalize();
+        let _ = self
+            .client
+            .disconnect(opts)
+            .wait_for(Duration::from_millis(500));
+    }
+}
+
+fn publish_error(topic: &str, e: paho::Error) -> AskError {
+    match e {
+        paho::Error::ReasonCode(rc, _) => MqttError::NotAuthorized {
+            topic: topic.to_string(),
+            reason: rc.to_string(),
+        }
+        .into(),
+        other => MqttError::from(other).into(),
+    }
+}

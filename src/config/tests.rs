@@ -1,0 +1,133 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+fn resolve(flags: Settings, env: &[(&str, &str)], file: Settings) -> Config {
+    Config::from_settings(flags.over(Settings::from_env(&env_of(env))).over(file)).unwrap()
+}
+
+#[test]
+fn defaults_apply_when_nothing_is_set() {
+    let c = resolve(Settings::default(), &[], Settings::default());
+    assert_eq!(c.connection.broker, DEFAULT_BROKER);
+    assert_eq!(c.prefix, "mqttapp");
+    assert_eq!(c.timeout, DEFAULT_TIMEOUT);
+    assert!(c.connection.username.is_none());
+}
+
+#[test]
+fn flags_beat_environment_beats_file() {
+    let file = Settings {
+        broker: Some("mqtt://file:1".into()),
+        prefix: Some("fp".into()),
+        timeout: Some("9".into()),
+        ..Default::default()
+    };
+    let env = [("MQTTAPP_BROKER", "mqtt://env:2"), ("MQTTAPP_PREFIX", "ep")];
+    let flags = Settings {
+        broker: Some("mqtt://flag:3".into()),
+        ..Default::default()
+    };
+    let c = resolve(flags, &env, file);
+    assert_eq!(c.connection.broker, "mqtt://flag:3");
+    assert_eq!(c.prefix, "ep");
+    assert_eq!(c.timeout, Duration::from_secs(9));
+}
+
+#[test]
+fn seed_broker_and_port_are_a_fallback() {
+    let c = resolve(
+        Settings::default(),
+        &[("BROKER", "test.mosquitto.org"), ("PORT", "1884")],
+        Settings::default(),
+    );
+    assert_eq!(c.connection.broker, "mqtt://test.mosquitto.org:1884");
+    let c = resolve(
+        Settings::default(),
+        &[("BROKER", "b"), ("MQTTAPP_BROKER", "mqtt://m:1")],
+        Settings::default(),
+    );
+    assert_eq!(c.connection.broker, "mqtt://m:1");
+}
+
+#[test]
+fn seed_username_counts_only_with_its_password() {
+    let c = resolve(
+        Settings::default(),
+        &[("USERNAME", "desktop-user")],
+        Settings::default(),
+    );
+    assert!(c.connection.username.is_none());
+    let c = resolve(
+        Settings::default(),
+        &[("USERNAME", "u"), ("PASSWORD", "p")],
+        Settings::default(),
+    );
+    assert_eq!(c.connection.username.as_deref(), Some("u"));
+    assert_eq!(
+        c.connection.password.as_ref().map(Secret::expose),
+        Some("p")
+    );
+}
+
+#[test]
+fn passwords_never_show_in_debug_output() {
+    let c = resolve(
+        Settings::default(),
+        &[("MQTTAPP_USERNAME", "u"), ("MQTTAPP_PASSWORD", "hunter2")],
+        Settings::default(),
+    );
+    let printed = format!("{c:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("***"));
+}
+
+#[test]
+fn durations_accept_seconds_and_units() {
+    let d = |s| parse_duration("timeout", Some(s), DEFAULT_TIMEOUT);
+    assert_eq!(d("2").unwrap(), Duration::from_secs(2));
+    assert_eq!(d("0.25").unwrap(), Duration::from_millis(250));
+    assert_eq!(d("500ms").unwrap(), Duration::from_millis(500));
+    assert_eq!(d("1m").unwrap(), Duration::from_secs(60));
+    for bad in ["0", "-1", "soon", "", "NaN"] {
+        assert!(d(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn bad_prefixes_and_ids_are_refused() {
+    for prefix in ["", "a/#", "+", "$SYS", "/a", "a/"] {
+        let s = Settings {
+            prefix: Some(prefix.into()),
+            ..Default::default()
+        };
+        assert!(Config::from_settings(s).is_err(), "{prefix}");
+    }
+    for id in ["", "a/b", "#", "a+b", &"x".repeat(65)] {
+        let s = Settings {
+            server_id: Some(id.to_string()),
+            ..Default::default()
+        };
+        assert!(Config::from_settings(s).is_err(), "{id}");
+    }
+}
+
+#[test]
+fn config_file_rejects_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "brokr = \"x\"\n").unwrap();
+    let err = Settings::from_file(&path).unwrap_err().to_string();
+    assert!(err.contains("brokr"), "{err}");
+    std::fs::write(&path, "broker = \"mqtt://h:1\"\n[limits]\nmax_lines = 5\n").unwrap();
+    let s = Settings::from_file(&path).unwrap();
+    assert_eq!(Config::from_settings(s).unwrap().limits.edit.max_lines, 5);
+}

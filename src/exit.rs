@@ -1,0 +1,54 @@
+//! Exit codes: the contract with shell scripts (documented in the README).
+
+use crate::ask::AskError;
+use crate::mqtt::MqttError;
+
+/// How the process ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// The request succeeded.
+    Ok = 0,
+    /// The server answered with an error reply.
+    OperationError = 1,
+    /// Bad command line or configuration.
+    Usage = 2,
+    /// The broker cannot be reached.
+    Connect = 3,
+    /// The broker refused the credentials or an ACL refused access.
+    Auth = 4,
+    /// No reply within the timeout.
+    Timeout = 5,
+    /// No server online for the operation.
+    NoServer = 6,
+    /// TLS handshake or TLS files failed.
+    Tls = 7,
+    /// Anything else (I/O on the server's data directory, internal).
+    Failure = 10,
+}
+
+impl ExitCode {
+    /// Ends the process with this code.
+    pub fn exit(self) -> ! {
+        std::process::exit(self as i32)
+    }
+
+    /// The code for a connection-level error.
+    pub fn of_mqtt(e: &MqttError) -> ExitCode {
+        match e {
+            MqttError::BadUri { .. } => ExitCode::Usage,
+            MqttError::Unreachable { .. } | MqttError::Client(_) => ExitCode::Connect,
+            MqttError::AuthRefused { .. } | MqttError::NotAuthorized { .. } => ExitCode::Auth,
+            MqttError::Tls { .. } | MqttError::TlsFile { .. } => ExitCode::Tls,
+        }
+    }
+
+    /// The code for a failed request.
+    pub fn of_ask(e: &AskError) -> ExitCode {
+        match e {
+            AskError::Mqtt(m) => ExitCode::of_mqtt(m),
+            AskError::NoServer { .. } => ExitCode::NoServer,
+            AskError::Timeout(_) => ExitCode::Timeout,
+            AskError::Usage(_) => ExitCode::Usage,
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! mqttapp: request/response over MQTT 5, done properly.
+//!
+//! A server (`serve`) answers `calc`, `echo` and `edit` requests; a client
+//! (`ask`) sends them. The wire contract is in `docs/PROTOCOL.md`.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap derive).
+//! - [`config`]: layered settings resolved once into a [`config::Config`].
+//! - [`limits`]: input and resource limits.
+//! - [`mqtt`]: connect options, broker URIs, error classification, properties.
+//! - [`protocol`]: topics, request/reply types, codecs, error codes.
+//! - [`operations`]: calc, echo, edit; no MQTT in there.
+//! - [`serve`]: the server loop.
+//! - [`ask`]: the client.
+//! - [`deadletter`]: the persistent dead-letter store.
+//! - [`exit`]: exit codes.
+
+pub mod ask;
+pub mod cli;
+pub mod config;
+pub mod deadletter;
+pub mod exit;
+pub mod limits;
+pub mod mqtt;
+pub mod operations;
+pub mod protocol;
+pub mod serve;
+pub mod version;

@@ -1,0 +1,74 @@
+//! Input and resource limits, enforced before any work is done.
+//!
+//! Every limit has a documented default (`config/mqttapp.toml`,
+//! `docs/SECURITY.md`) and can be changed in the `[limits]` table of the
+//! config file. A violation is answered with error code `limit`.
+
+use serde::Deserialize;
+
+use crate::operations::calc::CalcLimits;
+use crate::operations::edit::EditLimits;
+
+/// Default largest request payload the server decodes, in bytes.
+pub const DEFAULT_MAX_PAYLOAD: usize = 256 * 1024;
+
+/// All limits of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request payload decoded, in bytes.
+    pub max_payload: usize,
+    /// Limits of calc.
+    pub calc: CalcLimits,
+    /// Limits of edit.
+    pub edit: EditLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            calc: CalcLimits::default(),
+            edit: EditLimits::default(),
+        }
+    }
+}
+
+/// The `[limits]` table of the config file; unset keys keep their defaults.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    /// See [`Limits::max_payload`].
+    pub max_payload_bytes: Option<usize>,
+    /// Longest calc expression, in bytes.
+    pub max_expr_bytes: Option<usize>,
+    /// Deepest nesting of a calc expression.
+    pub max_depth: Option<usize>,
+    /// Largest edited file, in bytes.
+    pub max_file_bytes: Option<u64>,
+    /// Most lines in an edited file.
+    pub max_lines: Option<u64>,
+    /// Longest line, in bytes.
+    pub max_line_bytes: Option<usize>,
+    /// Most files in the data directory.
+    pub max_files: Option<usize>,
+}
+
+impl Limits {
+    /// Applies the config file's overrides to the defaults.
+    pub fn from_file(file: LimitsFile) -> Limits {
+        let d = Limits::default();
+        Limits {
+            max_payload: file.max_payload_bytes.unwrap_or(d.max_payload),
+            calc: CalcLimits {
+                max_len: file.max_expr_bytes.unwrap_or(d.calc.max_len),
+                max_depth: file.max_depth.unwrap_or(d.calc.max_depth),
+            },
+            edit: EditLimits {
+                max_file_bytes: file.max_file_bytes.unwrap_or(d.edit.max_file_bytes),
+                max_lines: file.max_lines.unwrap_or(d.edit.max_lines),
+                max_line_bytes: file.max_line_bytes.unwrap_or(d.edit.max_line_bytes),
+                max_files: file.max_files.unwrap_or(d.edit.max_files),
+            },
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! Everything that touches paho's connection setup: broker URIs, connect
+//! options (TLS, credentials, MQTT 5 session), error classification, and
+//! the MQTT 5 properties of requests and replies.
+//!
+//! The serve and ask loops use the paho client directly for publishing and
+//! receiving; how to connect, and what a failure means, is decided here.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use paho_mqtt as paho;
+
+use crate::config::Connection;
+
+/// Why talking to the broker failed, classified for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttError {
+    /// The broker URI cannot be used.
+    #[error("invalid broker URI {uri:?}: {reason}")]
+    BadUri {
+        /// The URI as configured.
+        uri: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Nothing answers at the broker's address.
+    #[error("cannot connect to {uri} ({reason}) - is a broker running? try `make broker`")]
+    Unreachable {
+        /// The broker URI.
+        uri: String,
+        /// The network error.
+        reason: String,
+    },
+    /// The broker refused the credentials or the client.
+    #[error(
+        "the broker at {uri} refused the connection: {reason} - check --username and the password"
+    )]
+    AuthRefused {
+        /// The broker URI.
+        uri: String,
+        /// The broker's reason code.
+        reason: String,
+    },
+    /// The broker refused a subscription or publish (ACL).
+    #[error("the broker refused access to {topic}: {reason} - check the broker's ACL")]
+    NotAuthorized {
+        /// The topic or filter.
+        topic: String,
+        /// The broker's reason code.
+        reason: String,
+    },
+    /// The TCP connection works but the TLS handshake failed.
+    #[error("TLS handshake with {uri} failed ({reason}) - check --ca-file, the certificate's host name, and --cert-file/--key-file")]
+    Tls {
+        /// The broker URI.
+        uri: String,
+        /// What paho reported.
+        reason: String,
+    },
+    /// A TLS file named in the settings cannot be used.
+    #[error("cannot use TLS file {path}: {reason}")]
+    TlsFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The connection dropped or another client error happened.
+    #[error("MQTT error: {0}")]
+    Client(#[from] paho::Error),
+}
+
+/// QoS of every request and reply: at least once, never silently lost.
+pub const QOS: i32 = 1;
+
+/// A broker URI, as given and as paho C wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUri {
+    /// As the user wrote it (for messages).
+    pub display: String,
+    /// `tcp://`, `ssl://`, `ws://` or `wss://` form for paho.
+    pub paho: String,
+    /// Host and port, for the reachability probe.
+    pub host_port: String,
+    /// TLS is in use.
+    pub tls: bool,
+}
+
+impl BrokerUri {
+    /// Parses `mqtt://`, `mqtts://`, `tcp://`, `ssl://`, `ws://`, `wss://`
+    /// URIs, or a bare `host[:port]`.
+    ///
+    /// # Errors
+    /// [`MqttError::BadUri`] for unknown schemes or a missing host.
+    pub fn parse(uri: &str) -> Result<BrokerUri, MqttError> {
+        let bad = |reason: &str| MqttError::BadUri {
+            uri: uri.to_string(),
+            reason: reason.to_string(),
+        };
+        let (scheme, rest) = uri.split_once("://").unwrap_or(("mqtt", uri));
+        let (paho_scheme, tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
+            "mqtt" | "tcp" => ("tcp", false, 1883),
+            "mqtts" | "ssl" => ("ssl", true, 8883),
+            "ws" => ("ws", false, 80),
+            "wss" => ("wss", true, 443),
+            _ => return Err(bad("use mqtt://, mqtts://, ws:// or wss://")),
+        };
+        let authority = rest.split('/').next().unwrap_or("");
+        if authority.is_empty() || authority.starts_with(':') {
+            return Err(bad("no host"));
+        }
+        if authority.contains('@') {
+            return Err(bad(
+                "put credentials in --username / --password-file, not in the URI",
+            ));
+        }
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+        let host_port = if has_port {
+            authority.to_string()
+        } else {
+            format!("{authority}:{default_port}")
+        };
+        let path = &rest[authority.len()..];
+        Ok(BrokerUri {
+            display: uri.to_string(),
+            paho: format!("{paho_scheme}://{host_port}{path}"),
+            host_port,
+            tls,
+        })
+    }
+}
+
+/// What kind of session a connection asks for.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    /// Start clean (one-shot clients) or resume (servers).
+    pub clean_start: bool,
+    /// How long the broker keeps the session after a disconnect.
+    pub session_expiry: Duration,
+    /// Last will, e.g. a server's retained "offline" status.
+    pub will: Option<paho::Message>,
+    /// Give up connecting after this long.
+    pub connect_timeout: Duration,
+}
+
+/// Creates a paho client with no file persistence (paho's default writes
+/// into the working directory).
+///
+/// `offline_buffer`: how many publishes to hold while disconnected (servers
+/// keep replying through a reconnect), or `None` to fail them.
+///
+/// # Errors
+/// [`MqttError::BadUri`] or a paho error.
+pub fn create_client(
+    uri: &BrokerUri,
+    client_id: &str,
+    offline_buffer: Option<i32>,
+) -> Result<paho::AsyncClient, MqttError> {
+    let mut builder = paho::CreateOptionsBuilder::new()
+        .server_uri(&uri.paho)
+        .client_id(client_id)
+        .persistence(paho::PersistenceType::None)
+        .mqtt_version(paho::MQTT_VERSION_5);
+    if let Some(n) = offline_buffer {
+        builder = builder
+            .send_while_disconnected(true)
+            .max_buffered_messages(n);
+    }
+    Ok(paho::AsyncClient::new(builder.finalize())?)
+}
+
+/// Connect options for MQTT 5 with the configured credentials and TLS.
+///
+/// # Errors
+/// [`MqttError::TlsFile`] when a TLS file does not exist.
+pub fn connect_options(
+    conn: &Connection,
+    uri: &BrokerUri,
+    session: &SessionSpec,
+) -> Result<paho::ConnectOptions, MqttError> {
+    let mut b = if uri.paho.starts_with("ws") {
+        paho::ConnectOptionsBuilder::new_ws_v5()
+    } else {
+        paho::ConnectOptionsBuilder::new_v5()
+    };
+    b.clean_start(session.clean_start)
+        .keep_alive_interval(Duration::from_secs(20))
+        .connect_timeout(session.connect_timeout)
+        .properties(session_properties(session.session_expiry));
+    if let Some(user) = &conn.username {
+        b.user_name(user);
+    }
+    if let Some(password) = &conn.password {
+        b.password(password.expose());
+    }
+    if let Some(will) = &session.will {
+        b.will_message(will.clone());
+    }
+    if uri.tls {
+        b.ssl_options(ssl_options(conn)?);
+    }
+    Ok(b.finalize())
+}
+
+fn session_properties(expiry: Duration) -> paho::Properties {
+    let mut props = paho::Properties::new();
+    let secs = u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX);
+    // Pushing a u32 into a property of type u32 cannot fail.
+    props
+        .push_u32(paho::PropertyCode::SessionExpiryInterval, secs)
+        .expect("session expiry is a four-byte property");
+    props
+}
+
+fn ssl_options(conn: &Connection) -> Result<paho::SslOptions, MqttError> {
+    let tls = &conn.tls;
+    let mut b = paho::SslOptionsBuilder::new();
+    let file_err = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |e: paho::Error| MqttError::TlsFile {
+            path,
+            reason: e.to_string(),
+        }
+    };
+    for path in [&tls.ca_file, &tls.cert_file, &tls.key_file]
+        .into_iter()
+        .flatten()
+    {
+        if !path.is_file() {
+            return Err(MqttError::TlsFile {
+                path: path.display().to_string(),
+                reason: "no such file".into(),
+            });
+        }
+    }
+    if let Some(ca) = &tls.ca_file {
+        b.trust_store(ca).map_err(file_err(ca))?;
+    }
+    if let Some(cert) = &tls.cert_file {
+        b.key_store(cert).map_err(file_err(cert))?;
+    }
+    if let Some(key) = &tls.key_file {
+        b.private_key(key).map_err(file_err(key))?;
+    }
+    if tls.insecure {
+        tracing::warn!("TLS verification is OFF (--insecure): anyone on the path can read and change this connection");
+    }
+    b.enable_server_cert_auth(!tls.insecure)
+        .verify(!tls.insecure);
+    Ok(b.finalize())
+}
+
+/// Connects and classifies a failure (unreachable, refused, TLS).
+///
+/// # Errors
+/// The classified [`MqttError`].
+pub fn connect(
+    client: &paho::AsyncClient,
+    uri: &BrokerUri,
+    opts: paho::ConnectOptions,
+) -> Result<paho::ServerResponse, MqttError> {
+    client
+        .connect(opts)
+        .wait()
+        .map_err(|e| classify_connect_error(uri, e))
+}
+
+fn classify_connect_error(uri: &BrokerUri, err: paho::Error) -> MqttError {
+    use paho::{ConnectReturnCode as Crc, ReasonCode as Rc};
+    let refused = |reason: String| MqttError::AuthRefused {
+        uri: uri.display.clone(),
+        reason,
+    };
+    match err {
+        paho::Error::ReasonCode(rc @ (Rc::BadUserNameOrPassword | Rc::NotAuthorized), _) => {
+            refused(rc.to_string())
+        }
+        paho::Error::ConnectReturn(rc @ (Crc::BadUserNameOrPassword | Crc::NotAuthorized)) => {
+            refused(rc.to_string())
+        }
+        paho::Error::ReasonCode(rc, _) => MqttError::Unreachable {
+            uri: uri.display.clone(),
+            reason: format!("refused: {rc}"),
+        },
+        other => match probe_tcp(&uri.host_port) {
+            Err(reason) => MqttError::Unreachable {
+                uri: uri.display.clone(),
+                reason,
+            },
+            Ok(()) if uri.tls => MqttError::Tls {
+                uri: uri.display.clone(),
+                reason: other.to_string(),
+            },
+            Ok(()) => MqttError::Unreachable {
+                uri: uri.display.clone(),
+                reason: other.to_string(),
+            },
+        },
+    }
+}
+
+/// After a failed connect: does a plain TCP connection work? This tells
+/// "nothing listens there" from "TLS handshake failed".
+fn probe_tcp(host_port: &str) -> Result<(), String> {
+    let addrs = host_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host_port}: {e}"))?;
+    let mut last = format!("{host_port} has no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+/// The MQTT 5 properties a request or reply carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// Where the reply goes.
+    pub response_topic: Option<String>,
+    /// Copied unchanged from request to reply.
+    pub correlation: Option<Vec<u8>>,
+    /// Payload encoding.
+    pub content_type: Option<String>,
+    /// Seconds the message stays valid.
+    pub expiry_secs: Option<u32>,
+}
+
+impl MessageMeta {
+    /// Reads the properties of a received message.
+    pub fn of(msg: &paho::Message) -> MessageMeta {
+        let props = msg.properties();
+        MessageMeta {
+            response_topic: props.get_string(paho::PropertyCode::ResponseTopic),
+            correlation: props.get_binary(paho::PropertyCode::CorrelationData),
+            content_type: props.get_string(paho::PropertyCode::ContentType),
+            expiry_secs: props.get_val::<u32>(paho::PropertyCode::MessageExpiryInterval),
+        }
+    }
+
+    /// Builds a QoS 1 message carrying these properties.
+    ///
+    /// Property values come from received messages or our own settings;
+    /// paho refuses only wrongly typed properties, which cannot happen here.
+    pub fn message(&self, topic: &str, payload: Vec<u8>, retained: bool) -> paho::Message {
+        let mut props = paho::Properties::new();
+        let typed = "property types match their codes";
+        if let Some(t) = &self.response_topic {
+            props
+                .push_string(paho::PropertyCode::ResponseTopic, t)
+                .expect(typed);
+        }
+        if let Some(c) = &self.correlation {
+            props
+                .push_binary(paho::PropertyCode::CorrelationData, c.clone())
+                .expect(typed);
+        }
+        if let Some(ct) = &self.content_type {
+            props
+                .push_string(paho::PropertyCode::ContentType, ct)
+                .expect(typed);
+        }
+        if let Some(secs) = self.expiry_secs {
+            props
+                .push_u32(paho::PropertyCode::MessageExpiryInterval, secs)
+                .expect(typed);
+        }
+        paho::MessageBuilder::new()
+            .topic(topic)
+            .payload(payload)
+            .qos(QOS)
+            .retained(retained)
+            .properties(props)
+            .finalize()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_uris_map_to_paho_schemes() {
+        let cases = [
+            ("mqtt://localhost:1883", "tcp://localhost:1883", false),
+            ("mqtts://broker.example", "ssl://broker.example:8883", true),
+            ("localhost", "tcp://localhost:1883", false),
+            ("127.0.0.1:1999", "tcp://127.0.0.1:1999", false),
+            ("ws://h:8080/mqtt", "ws://h:8080/mqtt", false),
+            ("tcp://h:1", "tcp://h:1", false),
+        ];
+        for (given, paho, tls) in cases {
+            let u = BrokerUri::parse(given).unwrap();
+            assert_eq!((u.paho.as_str(), u.tls), (paho, tls), "{given}");
+        }
+        for bad in ["http://h", "mqtt://", "mqtt://:1883", "mqtt://user:pw@h:1"] {
+            assert!(BrokerUri::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Per-file metadata: revision, content hash, the previous revision (for
+//! crash recovery) and the reply memory for exactly-once replays.
+//!
+//! Stored as JSON in `<dir>/.mqttapp/<name>.meta` and replaced atomically.
+//! A missing metadata file means revision 0 with no history. The metadata
+//! describes the content whose SHA-256 is `hash`; `prev_rev`/`prev_hash`
+//! describe the content before the last change the store started, and
+//! equal `rev`/`hash` when there is nothing to roll back.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::atomic;
+use super::error::{io_err, io_other};
+use super::EditError;
+
+/// How many replay entries a file remembers (the most recent ones).
+pub(super) const MAX_APPLIED: usize = 1024;
+/// How long, in seconds, a replay entry is remembered: 7 days.
+pub(super) const APPLIED_TTL_SECS: u64 = 7 * 24 * 60 * 60;
+/// Largest metadata file the store will read; a genuine one stays far below
+/// (1024 entries of at most `MAX_REPLAY_KEY_BYTES` keys).
+const MAX_META_BYTES: u64 = 8 * 1024 * 1024;
+/// The "hash" of a file that does not exist. Not hex, so it never equals the
+/// hash of any content (an empty file included).
+pub(super) const ABSENT: &str = "absent";
+
+/// The metadata of one data file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Meta {
+    pub(super) rev: u64,
+    pub(super) hash: String,
+    pub(super) prev_rev: u64,
+    pub(super) prev_hash: String,
+    #[serde(default)]
+    pub(super) applied: Vec<Applied>,
+}
+
+/// One remembered change made with a replay key: enough to answer a retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Applied {
+    /// The replay key, hex encoded.
+    pub(super) key: String,
+    pub(super) rev: u64,
+    pub(super) lines: u64,
+    /// Unix seconds when the change was made.
+    pub(super) at: u64,
+}
+
+/// What reconciliation found on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reconciled {
+    /// Content matches the metadata (or there is no metadata).
+    Consistent,
+    /// The last change's metadata landed but its content did not.
+    RolledBack,
+    /// The content was changed outside the store.
+    External,
+}
+
+impl Meta {
+    /// Metadata for content with `hash` that the store has never changed.
+    pub(super) fn fresh(hash: &str) -> Meta {
+        Meta {
+            rev: 0,
+            hash: hash.to_string(),
+            prev_rev: 0,
+            prev_hash: hash.to_string(),
+            applied: Vec::new(),
+        }
+    }
+
+    /// Brings `stored` in line with content whose hash is `current` (see the
+    /// crash reasoning in the module docs of `edit`).
+    pub(super) fn reconcile(stored: Option<Meta>, current: &str) -> (Meta, Reconciled) {
+        let Some(mut meta) = stored else {
+            return (Meta::fresh(current), Reconciled::Consistent);
+        };
+        if meta.hash == current {
+            return (meta, Reconciled::Consistent);
+        }
+        if meta.prev_hash == current {
+            let lost = meta.rev;
+            meta.applied.retain(|a| a.rev != lost);
+            meta.rev = meta.prev_rev;
+            meta.hash = meta.prev_hash.clone();
+            return (meta, Reconciled::RolledBack);
+        }
+        meta.rev = meta.rev.saturating_add(1);
+        meta.hash = current.to_string();
+        meta.prev_rev = meta.rev;
+        meta.prev_hash = meta.hash.clone();
+        (meta, Reconciled::External)
+    }
+
+    /// The remembered change made with `key` (hex), if still remembered.
+    pub(super) fn find(&self, key: &str, now: u64) -> Option<&Applied> {
+        self.applied
+            .iter()
+            .rev()
+            .find(|a| a.key == key && !expired(a, now))
+    }
+
+    /// The metadata after a change to content with `hash` and `lines` lines,
+    /// remembering `key` (hex) if given and forgetting expired entries.
+    pub(super) fn advance(&self, hash: String, lines: u64, key: Option<String>, now: u64) -> Meta {
+        let rev = self.rev.saturating_add(1);
+        let mut applied: Vec<Applied> = self
+            .applied
+            .iter()
+            .filter(|a| !expired(a, now))
+            .cloned()
+            .collect();
+        if let Some(key) = key {
+            applied.push(Applied {
+                key,
+                rev,
+                lines,
+                at: now,
+            });
+        }
+        let excess = applied.len().saturating_sub(MAX_APPLIED);
+        applied.drain(..excess);
+        Meta {
+            rev,
+            hash,
+            prev_rev: self.rev,
+            prev_hash: self.hash.clone(),
+            applied,
+        }
+    }
+}
+
+fn expired(a: &Applied, now: u64) -> bool {
+    now.saturating_sub(a.at) > APPLIED_TTL_SECS
+}
+
+/// Reads the metadata at `path`; `None` when there is none. Unreadable or
+/// corrupt metadata is an I/O error rather than a silent reset, since a
+/// reset would forget replay keys and could apply a retried change twice.
+pub(super) fn load(path: &Path) -> Result<Option<Meta>, EditError> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let mut buf = Vec::new();
+    file.take(MAX_META_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(io_err(path))?;
+    if buf.len() as u64 > MAX_META_BYTES {
+        return Err(io_other(path, "metadata file is too large"));
+    }
+    serde_json::from_slice(&buf)
+        .map(Some)
+        .map_err(|e| io_other(path, &format!("corrupt metadata: {e}")))
+}
+
+/// Writes `meta` to `path` atomically and durably.
+pub(super) fn save(path: &Path, meta: &Meta) -> Result<(), EditError> {
+    let json = serde_json::to_vec(meta).map_err(|e| io_other(path, &e.to_string()))?;
+    atomic::write(path, &json)
+}
+
+/// The hash recorded for content: SHA-256 hex, or [`ABSENT`] for no file.
+pub(super) fn content_hash(content: Option<&[u8]>) -> String {
+    match content {
+        Some(bytes) => hex(&Sha256::digest(bytes)),
+        None => ABSENT.to_string(),
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub(super) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(super) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

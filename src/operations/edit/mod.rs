@@ -1,0 +1,177 @@
+//! Line-oriented editing of text files in one server-side data directory.
+//!
+//! This module owns everything the `edit` operation does on disk: it
+//! validates file names (so a request can never reach outside the data
+//! directory), applies one [`Action`] per [`EditRequest`] under an exclusive
+//! per-file lock, keeps a revision number per file for optimistic
+//! concurrency (`expect_rev`), and remembers recent replies so that a
+//! request retried with the same `replay_key` is applied exactly once.
+//! Transport (MQTT topics, JSON envelopes) is not its business: callers turn
+//! a request into an [`EditRequest`] and an answer into an [`Outcome`] or an
+//! [`EditError`] (whose [`EditError::code`] is the wire-level error code).
+//!
+//! # On-disk layout
+//!
+//! ```text
+//! <dir>/                     mode 0700 when created by Store::open
+//!   notes.txt                data files: names match [A-Za-z0-9._-]{1,128},
+//!   other.txt                never start with '.'; written with mode 0600
+//!   .tmpXXXXXX               in-flight temporary files (leading dot, so never
+//!                            taken for data files; a crash may leave one)
+//!   .mqttapp/                the store's bookkeeping (mode 0700)
+//!     notes.txt.lock         lock file: `File::lock()` serializes every apply
+//!     notes.txt.meta         JSON metadata: rev, hash, prev_rev, prev_hash, applied
+//!     .create.lock           held while a new data file is created (max_files)
+//! ```
+//!
+//! Names starting with '.' are reserved for the store, which is why user
+//! names may not start with one: a lock or meta name can never collide with
+//! a data file, and `.create.lock` can never collide with `<name>.lock`.
+//!
+//! # Crash reasoning
+//!
+//! Every write is atomic: temporary file in the same directory, `write_all`,
+//! `sync_all`, rename over the target, then `sync_all` on the directory. A
+//! crash therefore leaves each file either old or new, never torn. A change
+//! commits in two such steps: (1) the metadata with `rev + 1`, the new
+//! content hash, `prev_*` = the old revision and hash, and the replay entry;
+//! (2) the content. Every apply first reconciles under the lock by hashing
+//! the content on disk:
+//!
+//! * equal to `hash`: consistent (both steps landed, or never started);
+//! * equal to `prev_hash`: step 1 landed but step 2 did not; the metadata is
+//!   rolled back (rev, hash and the replay entry of the lost change), so a
+//!   retry with the same key is applied anew rather than answered from memory;
+//! * anything else: someone changed the file outside the store; the store
+//!   accepts the content as a new revision (`rev + 1`).
+//!
+//! The client is only answered after step 2, so a reply is never given for a
+//! change that a crash can roll back.
+//!
+//! # Concurrency
+//!
+//! `std::fs::File::lock()` (flock on unix) locks an open file description, so
+//! two handles conflict even inside one process: the per-file lock serializes
+//! both threads sharing one [`Store`] and processes sharing the directory.
+//! Different files proceed in parallel.
+
+mod atomic;
+mod error;
+mod fsread;
+mod meta;
+mod names;
+mod store;
+mod text;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::error::EditError;
+pub use self::store::Store;
+
+/// Bounds that protect the server from requests (or hand-placed files) that
+/// would make it allocate or write without limit. Every limit is checked
+/// before the corresponding memory is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EditLimits {
+    /// Largest file, in bytes, the store will read or write (default 1 MiB).
+    pub max_file_bytes: u64,
+    /// Largest line number a request may name and largest line count a
+    /// change may produce (default 100 000).
+    pub max_lines: u64,
+    /// Longest text, in bytes, a single line in a request may carry
+    /// (default 64 KiB).
+    pub max_line_bytes: usize,
+    /// Most data files the directory may hold before creating another one is
+    /// refused (default 1000).
+    pub max_files: usize,
+}
+
+impl Default for EditLimits {
+    /// Limits suited to small configuration/notes files edited over MQTT.
+    fn default() -> Self {
+        EditLimits {
+            max_file_bytes: 1024 * 1024,
+            max_lines: 100_000,
+            max_line_bytes: 64 * 1024,
+            max_files: 1000,
+        }
+    }
+}
+
+/// What a request does to its file. Line numbers are 1-based, as a person
+/// reading the file would count them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Set line `line` to `text`; a line past the end is reached by padding
+    /// with empty lines.
+    Replace {
+        /// The 1-based line to overwrite.
+        line: u64,
+        /// The new line, without any line terminator.
+        text: String,
+    },
+    /// Insert `text` before line `line` (`lines + 1` appends; further out
+    /// pads with empty lines first).
+    Insert {
+        /// The 1-based line the new text will occupy.
+        line: u64,
+        /// The new line, without any line terminator.
+        text: String,
+    },
+    /// Add `text` as the new last line.
+    Append {
+        /// The new line, without any line terminator.
+        text: String,
+    },
+    /// Remove line `line`, which must exist.
+    Delete {
+        /// The 1-based line to remove.
+        line: u64,
+    },
+    /// Return the whole file with its revision; changes nothing.
+    Show,
+}
+
+impl Action {
+    /// Whether the action modifies the file (and so takes part in revisions
+    /// and replay memory).
+    fn is_change(&self) -> bool {
+        !matches!(self, Action::Show)
+    }
+}
+
+/// One request to the store, as decoded from the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditRequest {
+    /// What to do.
+    pub action: Action,
+    /// Which file; `None` means the store's default file, so simple clients
+    /// need not know any name.
+    pub file: Option<String>,
+    /// Optimistic concurrency: when `Some(n)`, the request fails with
+    /// [`EditError::Conflict`] unless the file is at revision `n`.
+    pub expect_rev: Option<u64>,
+    /// Idempotency key chosen by the client: a change retried with the same
+    /// key (for the same file) is answered from memory instead of being
+    /// applied twice. Ignored by [`Action::Show`].
+    pub replay_key: Option<Vec<u8>>,
+}
+
+/// The answer to a successful request; serializable so the transport layer
+/// can send it as is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    /// The file that was acted on (the default file's name when the request
+    /// named none), so the client learns what `None` resolved to.
+    pub file: String,
+    /// The file's revision after the request; feed it back as `expect_rev`.
+    pub rev: u64,
+    /// The number of lines in the file after the request.
+    pub lines: u64,
+    /// The whole file as text, only for [`Action::Show`].
+    pub content: Option<String>,
+    /// True when the request was a retry answered from the reply memory
+    /// (nothing was changed this time).
+    pub replayed: bool,
+}

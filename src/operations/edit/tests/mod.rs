@@ -1,0 +1,117 @@
+//! Tests of the edit module through [`Store::apply`], plus unit tests of the
+//! pure parts (line model, reconciliation).
+
+mod actions;
+mod concurrency;
+mod model;
+mod recovery;
+mod safety;
+mod text;
+
+use std::path::Path;
+
+use super::{Action, EditError, EditLimits, EditRequest, Outcome, Store};
+
+const DEFAULT: &str = "notes.txt";
+
+fn open(dir: &Path) -> Store {
+    Store::open(dir, DEFAULT, EditLimits::default()).expect("open store")
+}
+
+fn open_with(dir: &Path, limits: EditLimits) -> Store {
+    Store::open(dir, DEFAULT, limits).expect("open store")
+}
+
+/// A request on the default file.
+fn req(action: Action) -> EditRequest {
+    EditRequest {
+        action,
+        file: None,
+        expect_rev: None,
+        replay_key: None,
+    }
+}
+
+/// A request on `file`.
+fn on(file: &str, action: Action) -> EditRequest {
+    EditRequest {
+        file: Some(file.to_string()),
+        ..req(action)
+    }
+}
+
+fn append(text: &str) -> Action {
+    Action::Append { text: text.into() }
+}
+
+fn replace(line: u64, text: &str) -> Action {
+    Action::Replace {
+        line,
+        text: text.into(),
+    }
+}
+
+fn insert(line: u64, text: &str) -> Action {
+    Action::Insert {
+        line,
+        text: text.into(),
+    }
+}
+
+fn ok(store: &Store, r: &EditRequest) -> Outcome {
+    match store.apply(r) {
+        Ok(o) => o,
+        Err(e) => panic!("{r:?} failed: {e}"),
+    }
+}
+
+fn err(store: &Store, r: &EditRequest) -> EditError {
+    match store.apply(r) {
+        Ok(o) => panic!("{r:?} succeeded: {o:?}"),
+        Err(e) => e,
+    }
+}
+
+fn content(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).expect("read data file")
+}
+
+#[test]
+fn store_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
+}
+
+#[test]
+fn error_codes() {
+    let io = std::io::Error::other("x");
+    let table: Vec<(EditError, &str)> = vec![
+        (
+            EditError::BadName {
+                name: "x".into(),
+                reason: "r",
+            },
+            "bad_request",
+        ),
+        (EditError::BadRequest("x".into()), "bad_request"),
+        (EditError::NotFound("x".into()), "not_found"),
+        (
+            EditError::Conflict {
+                expected: 1,
+                actual: 2,
+            },
+            "conflict",
+        ),
+        (EditError::Limit("x".into()), "limit"),
+        (
+            EditError::Io {
+                path: "p".into(),
+                source: io,
+            },
+            "io",
+        ),
+    ];
+    for (e, code) in table {
+        assert_eq!(e.code(), code, "{e:?}");
+    }
+}

@@ -1,0 +1,202 @@
+//! The operations, independent of MQTT: a request in, exactly one reply out.
+//!
+//! `calc` and `echo` are pure functions; `edit` owns the file store. This
+//! module matches on the request and converts each operation's own error
+//! type into a reply with a stable error code.
+
+pub mod calc;
+pub mod echo;
+pub mod edit;
+
+use std::path::Path;
+
+use crate::limits::Limits;
+use crate::protocol::{
+    EditAction, EditRequest, EditResult, ErrorBody, ErrorCode, OkValue, Reply, Request,
+};
+
+/// The operations a server offers, with their state (the edit store).
+pub struct Operations {
+    limits: Limits,
+    store: edit::Store,
+}
+
+impl Operations {
+    /// Opens the edit store in `data_dir` (created if missing).
+    ///
+    /// # Errors
+    /// [`edit::EditError`] when the directory or default file cannot be created.
+    pub fn open(
+        data_dir: &Path,
+        default_file: &str,
+        limits: Limits,
+    ) -> Result<Operations, edit::EditError> {
+        Ok(Operations {
+            limits,
+            store: edit::Store::open(data_dir, default_file, limits.edit)?,
+        })
+    }
+
+    /// Answers one request.
+    ///
+    /// `replay_key` identifies the request across re-sends (response topic
+    /// and correlation data); an edit with a key it has already applied is
+    /// answered from memory instead of being applied twice.
+    pub fn apply(&self, request: &Request, replay_key: Option<Vec<u8>>) -> Reply {
+        match request {
+            Request::Calc(r) => match calc::evaluate(&r.expr, &self.limits.calc) {
+                Ok(calc::Number::Int(n)) => Reply::Ok(OkValue::Int(n)),
+                Ok(calc::Number::Float(x)) => Reply::Ok(OkValue::Float(x)),
+                Err(e) => Reply::Err(calc_error(e)),
+            },
+            Request::Echo(r) => Reply::Ok(OkValue::Text(echo::echo(&r.text))),
+            Request::Edit(r) => match self.edit(r, replay_key) {
+                Ok(result) => Reply::Ok(OkValue::Edit(result)),
+                Err(body) => Reply::Err(body),
+            },
+        }
+    }
+
+    fn edit(&self, r: &EditRequest, replay_key: Option<Vec<u8>>) -> Result<EditResult, ErrorBody> {
+        let request = edit::EditRequest {
+            action: edit_action(r)?,
+            file: r.file.clone(),
+            expect_rev: r.expect_rev,
+            replay_key,
+        };
+        let outcome = self.store.apply(&request).map_err(|e| {
+            let code = ErrorCode::parse(e.code()).unwrap_or(ErrorCode::Internal);
+            ErrorBody::new(code, e.to_string())
+        })?;
+        Ok(EditResult {
+            file: outcome.file,
+            rev: outcome.rev,
+            lines: outcome.lines,
+            content: outcome.content,
+        })
+    }
+}
+
+fn calc_error(e: calc::CalcError) -> ErrorBody {
+    match e {
+        calc::CalcError::Parse { at, message } => ErrorBody::new(ErrorCode::Parse, message).at(at),
+        calc::CalcError::Math { at, message } => ErrorBody::new(ErrorCode::Math, message).at(at),
+        calc::CalcError::Limit { message } => ErrorBody::new(ErrorCode::Limit, message),
+    }
+}
+
+/// Checks that the wire map has the fields its action needs.
+fn edit_action(r: &EditRequest) -> Result<edit::Action, ErrorBody> {
+    let action = r.action.as_str();
+    let line = || {
+        r.line.ok_or_else(|| {
+            ErrorBody::new(ErrorCode::BadRequest, format!("{action} needs \"line\""))
+        })
+    };
+    let text = || {
+        r.text.clone().ok_or_else(|| {
+            ErrorBody::new(ErrorCode::BadRequest, format!("{action} needs \"text\""))
+        })
+    };
+    Ok(match r.action {
+        EditAction::Replace => edit::Action::Replace {
+            line: line()?,
+            text: text()?,
+        },
+        EditAction::Insert => edit::Action::Insert {
+            line: line()?,
+            text: text()?,
+        },
+        EditAction::Append => edit::Action::Append { text: text()? },
+        EditAction::Delete => edit::Action::Delete { line: line()? },
+        EditAction::Show => edit::Action::Show,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{CalcRequest, EchoRequest};
+
+    fn ops() -> (tempfile::TempDir, Operations) {
+        let dir = tempfile::tempdir().unwrap();
+        let ops = Operations::open(dir.path(), "notes.txt", Limits::default()).unwrap();
+        (dir, ops)
+    }
+
+    #[test]
+    fn calc_and_echo_answer_with_values() {
+        let (_d, ops) = ops();
+        let calc = |e: &str| ops.apply(&Request::Calc(CalcRequest { expr: e.into() }), None);
+        assert_eq!(calc("2+3*4"), Reply::Ok(OkValue::Int(14)));
+        assert_eq!(calc("7/2"), Reply::Ok(OkValue::Float(3.5)));
+        let Reply::Err(e) = calc("1/0") else { panic!() };
+        assert_eq!((e.code.as_str(), e.at), ("math", Some(1)));
+        let Reply::Err(e) = calc("2+)") else { panic!() };
+        assert_eq!((e.code.as_str(), e.at), ("parse", Some(2)));
+        let echo = ops.apply(
+            &Request::Echo(EchoRequest {
+                text: "héllo ✓".into(),
+            }),
+            None,
+        );
+        assert_eq!(echo, Reply::Ok(OkValue::Text("héllo ✓".into())));
+    }
+
+    #[test]
+    fn edit_requests_missing_fields_are_bad_requests() {
+        let (_d, ops) = ops();
+        let req = |action, line, text: Option<&str>| EditRequest {
+            action,
+            line,
+            text: text.map(String::from),
+            ..Default::default()
+        };
+        for (r, needs) in [
+            (req(EditAction::Replace, None, Some("x")), "line"),
+            (req(EditAction::Replace, Some(1), None), "text"),
+            (req(EditAction::Delete, None, None), "line"),
+            (req(EditAction::Append, None, None), "text"),
+        ] {
+            let Reply::Err(e) = ops.apply(&Request::Edit(r), None) else {
+                panic!()
+            };
+            assert_eq!(e.code, "bad_request");
+            assert!(e.message.contains(needs), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn edit_errors_keep_their_codes() {
+        let (_d, ops) = ops();
+        let r = EditRequest {
+            line: Some(1),
+            text: Some("x".into()),
+            file: Some("../x".into()),
+            ..Default::default()
+        };
+        let Reply::Err(e) = ops.apply(&Request::Edit(r), None) else {
+            panic!()
+        };
+        assert_eq!(e.code, "bad_request");
+        let r = EditRequest {
+            line: Some(0),
+            text: Some("x".into()),
+            ..Default::default()
+        };
+        let Reply::Err(e) = ops.apply(&Request::Edit(r), None) else {
+            panic!()
+        };
+        assert_eq!(e.code, "bad_request");
+        let r = EditRequest {
+            line: Some(1),
+            text: Some("x".into()),
+            expect_rev: Some(9),
+            ..Default::default()
+        };
+        let Reply::Err(e) = ops.apply(&Request::Edit(r), None) else {
+            panic!()
+        };
+        assert_eq!(e.code, "conflict");
+    }
+}

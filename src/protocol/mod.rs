@@ -1,0 +1,25 @@
+//! The wire contract (protocol v1): topic names, request and reply shapes,
+//! payload encodings and stable error codes.
+//!
+//! Only this module touches the bytes on the wire: CBOR through `ciborium`,
+//! JSON through `serde_json`, and plain text. Everything above it works with
+//! the typed [`Request`] and [`Reply`]. `docs/PROTOCOL.md` is the same
+//! contract written for people implementing clients in other languages.
+
+mod codec;
+mod error;
+mod messages;
+mod status;
+mod topics;
+
+pub use codec::{decode_reply, decode_request, encode_reply, encode_request, Encoding};
+pub use error::{ErrorCode, ProtocolError};
+pub use messages::{
+    format_float, CalcRequest, EchoRequest, EditAction, EditRequest, EditResult, ErrorBody,
+    OkValue, Op, Reply, Request,
+};
+pub use status::Status;
+pub use topics::Topics;
+
+/// Protocol version carried in topic names (`<prefix>/v1/...`).
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,177 @@
+//! One request message in, one outcome out: a reply to publish, a dead
+//! letter, or both. Pure with respect to MQTT: the loop in `mod.rs` does
+//! the publishing.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use crate::deadletter::{Original, Reason};
+use crate::mqtt::MessageMeta;
+use crate::operations::Operations;
+use crate::protocol::{
+    decode_request, encode_reply, Encoding, ErrorCode, Op, ProtocolError, Reply, Topics,
+};
+
+/// A request as it arrived, with the moment it arrived (for expiry).
+pub struct Incoming {
+    /// Topic it was published to.
+    pub topic: String,
+    /// Its MQTT 5 properties.
+    pub meta: MessageMeta,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// When paho handed it to us.
+    pub arrived: Instant,
+}
+
+impl Incoming {
+    /// The message as it should be stored in a dead letter.
+    pub fn original(&self) -> Original {
+        Original {
+            topic: self.topic.clone(),
+            response_topic: self.meta.response_topic.clone(),
+            correlation: self.meta.correlation.clone(),
+            content_type: self.meta.content_type.clone(),
+            payload: self.payload.clone(),
+        }
+    }
+}
+
+/// A reply ready to publish.
+pub struct Outgoing {
+    /// The request's Response Topic.
+    pub topic: String,
+    /// Correlation Data and Content Type for the reply.
+    pub meta: MessageMeta,
+    /// Encoded reply.
+    pub payload: Vec<u8>,
+    /// The error code, for logs and counters.
+    pub error: Option<String>,
+}
+
+/// What to do with a request.
+pub struct Outcome {
+    /// The reply, when there is somewhere to send it.
+    pub reply: Option<Outgoing>,
+    /// A dead letter to record: reason and detail.
+    pub dead_letter: Option<(Reason, String)>,
+}
+
+/// Decodes, dispatches and encodes one request.
+pub fn handle(ops: &Operations, topics: &Topics, max_payload: usize, msg: &Incoming) -> Outcome {
+    let Some(response_topic) = msg
+        .meta
+        .response_topic
+        .as_deref()
+        .filter(|t| valid_response_topic(t))
+    else {
+        let detail = match &msg.meta.response_topic {
+            Some(t) => format!("response topic {t:?} is not a valid topic name"),
+            None => "no response topic: there is nowhere to reply".to_string(),
+        };
+        return Outcome {
+            reply: None,
+            dead_letter: Some((Reason::NoResponseTopic, detail)),
+        };
+    };
+    if let Some(secs) = msg.meta.expiry_secs {
+        if msg.arrived.elapsed().as_secs_f64() >= f64::from(secs) {
+            let detail = format!("expired after {secs} s before it was handled");
+            return Outcome {
+                reply: None,
+                dead_letter: Some((Reason::Expired, detail)),
+            };
+        }
+    }
+    let encoding = Encoding::detect(msg.meta.content_type.as_deref(), &msg.payload);
+    let (reply, dead_letter) = answer(ops, topics, max_payload, msg, encoding);
+    let error = match &reply {
+        Reply::Err(e) => Some(e.code.clone()),
+        Reply::Ok(_) => None,
+    };
+    let meta = MessageMeta {
+        response_topic: None,
+        correlation: msg.meta.correlation.clone(),
+        content_type: Some(encoding.content_type().to_string()),
+        expiry_secs: None,
+    };
+    let payload = encode_reply(&reply, encoding);
+    Outcome {
+        reply: Some(Outgoing {
+            topic: response_topic.to_string(),
+            meta,
+            payload,
+            error,
+        }),
+        dead_letter,
+    }
+}
+
+fn answer(
+    ops: &Operations,
+    topics: &Topics,
+    max_payload: usize,
+    msg: &Incoming,
+    encoding: Encoding,
+) -> (Reply, Option<(Reason, String)>) {
+    let name = topics.op_name(&msg.topic).unwrap_or("");
+    let Some(op) = Op::parse(name) else {
+        let text = format!("unknown operation {name:?}; this server offers calc, echo, edit");
+        return (
+            Reply::error(ErrorCode::UnknownOp, text.clone()),
+            Some((Reason::UnknownOp, text)),
+        );
+    };
+    if msg.payload.len() > max_payload {
+        let e = ProtocolError::TooLarge {
+            size: msg.payload.len(),
+            limit: max_payload,
+        };
+        return (Reply::error(e.code(), e.to_string()), None);
+    }
+    let request = match decode_request(op, encoding, &msg.payload) {
+        Ok(r) => r,
+        Err(e) => {
+            let text = e.to_string();
+            return (
+                Reply::error(e.code(), text.clone()),
+                Some((Reason::Undecodable, text)),
+            );
+        }
+    };
+    let key = replay_key(&msg.meta);
+    match catch_unwind(AssertUnwindSafe(|| ops.apply(&request, key))) {
+        Ok(reply) => (reply, None),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            let text = format!("internal error in {op}: {what}");
+            tracing::error!(%op, panic = %what, "operation panicked; answered internal and kept serving");
+            (
+                Reply::error(ErrorCode::Internal, text.clone()),
+                Some((Reason::HandlerFailure, text)),
+            )
+        }
+    }
+}
+
+/// Requests are the same request when response topic and correlation data
+/// match. Without correlation data (e.g. `mosquitto_rr`) there is no way to
+/// tell a re-send from a new request, so there is no key.
+fn replay_key(meta: &MessageMeta) -> Option<Vec<u8>> {
+    let correlation = meta.correlation.as_ref()?;
+    let topic = meta.response_topic.as_ref()?;
+    let mut key = Vec::with_capacity(topic.len() + 1 + correlation.len());
+    key.extend_from_slice(topic.as_bytes());
+    key.push(0);
+    key.extend_from_slice(correlation);
+    Some(key)
+}
+
+/// A topic we can publish to: non-empty, no wildcards, no NUL.
+fn valid_response_topic(topic: &str) -> bool {
+    !topic.is_empty() && topic.len() <= 65_535 && !topic.contains(['#', '+', '\0'])
+}

@@ -1,0 +1,127 @@
+//! Publishing replies with checked results and backpressure.
+//!
+//! Every publish returns a paho delivery token. Tokens go, in order, to a
+//! checker thread that waits for each PUBACK; a failed delivery is logged
+//! and recorded as a dead letter. The channel to the checker is bounded, so
+//! when the broker stops acknowledging, the server stops taking requests
+//! instead of piling up replies. When paho reports a full in-flight window
+//! or offline buffer, the sender waits and tries again: it never drops.
+
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Sender};
+use paho_mqtt as paho;
+
+use crate::deadletter::{DeadLetters, Original, Reason};
+
+/// Replies published but not yet acknowledged, at most.
+const MAX_UNACKED: usize = 4096;
+
+/// paho C's return codes for "try again later".
+const MQTTASYNC_MAX_MESSAGES_INFLIGHT: i32 = -4;
+const MQTTASYNC_MAX_BUFFERED_MESSAGES: i32 = -12;
+
+/// Publishes replies and checks every result.
+pub struct ReplySender {
+    client: paho::AsyncClient,
+    pending: Option<Sender<paho::DeliveryToken>>,
+    checker: Option<JoinHandle<()>>,
+}
+
+impl ReplySender {
+    /// Starts the checker thread.
+    pub fn start(client: paho::AsyncClient, dead_letters: Arc<DeadLetters>) -> ReplySender {
+        let (tx, rx) = bounded::<paho::DeliveryToken>(MAX_UNACKED);
+        let checker = thread::Builder::new()
+            .name("reply-checker".into())
+            .spawn(move || {
+                for token in rx {
+                    let kept = token.clone();
+                    if let Err(e) = token.wait() {
+                        let original = original_of(kept.message());
+                        tracing::error!(topic = %original.topic, error = %e, "reply was not delivered");
+                        record(&dead_letters, Reason::ReplyFailed, &e.to_string(), &original);
+                    }
+                }
+            })
+            .ok();
+        ReplySender {
+            client,
+            pending: Some(tx),
+            checker,
+        }
+    }
+
+    /// Publishes `msg`, waiting while paho's window or buffer is full.
+    /// A publish paho refuses outright becomes a dead letter.
+    pub fn send(&self, mut msg: paho::Message, dead_letters: &DeadLetters) {
+        let mut backoff = Duration::from_micros(200);
+        loop {
+            match self.client.try_publish(msg) {
+                Ok(token) => {
+                    if let Some(tx) = &self.pending {
+                        // Blocks when MAX_UNACKED replies await their PUBACK.
+                        if tx.send(token).is_err() {
+                            tracing::error!(
+                                "reply checker stopped; delivery of this reply is unchecked"
+                            );
+                        }
+                    }
+                    return;
+                }
+                Err(paho::Error::Publish(rc, back)) if is_full(rc) => {
+                    msg = back;
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => {
+                    let original = match &e {
+                        paho::Error::Publish(_, m) => original_of(m),
+                        _ => Original::default(),
+                    };
+                    tracing::error!(error = %e, topic = %original.topic, "reply publish refused");
+                    record(dead_letters, Reason::ReplyFailed, &e.to_string(), &original);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Waits until every published reply is acknowledged (or failed).
+    pub fn finish(mut self) {
+        drop(self.pending.take());
+        if let Some(checker) = self.checker.take() {
+            let _ = checker.join();
+        }
+    }
+}
+
+fn is_full(rc: i32) -> bool {
+    rc == MQTTASYNC_MAX_MESSAGES_INFLIGHT || rc == MQTTASYNC_MAX_BUFFERED_MESSAGES
+}
+
+/// A reply, kept as the dead letter's "original" when it cannot be delivered.
+fn original_of(msg: &paho::Message) -> Original {
+    let meta = crate::mqtt::MessageMeta::of(msg);
+    Original {
+        topic: msg.topic().to_string(),
+        response_topic: None,
+        correlation: meta.correlation,
+        content_type: meta.content_type,
+        payload: msg.payload().to_vec(),
+    }
+}
+
+/// Records a dead letter; if even that fails, the log is the last trace.
+pub fn record(dead_letters: &DeadLetters, reason: Reason, detail: &str, original: &Original) {
+    match dead_letters.record(reason, detail, original) {
+        Ok(letter) => {
+            tracing::warn!(id = %letter.id, reason = reason.as_str(), detail, "dead letter")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, reason = reason.as_str(), topic = %original.topic, "cannot record dead letter")
+        }
+    }
+}
