@@ -9,6 +9,10 @@ use serde::Deserialize;
 use crate::operations::calc::CalcLimits;
 use crate::operations::edit::EditLimits;
 
+/// Deepest calc nesting a config file may ask for: each level costs stack
+/// (up to ~2 KiB), and the server's main thread has 8 MiB.
+pub const MAX_CALC_DEPTH: usize = 512;
+
 /// Default largest request payload the server decodes, in bytes.
 pub const DEFAULT_MAX_PAYLOAD: usize = 256 * 1024;
 
@@ -61,7 +65,10 @@ impl Limits {
             max_payload: file.max_payload_bytes.unwrap_or(d.max_payload),
             calc: CalcLimits {
                 max_len: file.max_expr_bytes.unwrap_or(d.calc.max_len),
-                max_depth: file.max_depth.unwrap_or(d.calc.max_depth),
+                max_depth: file
+                    .max_depth
+                    .unwrap_or(d.calc.max_depth)
+                    .min(MAX_CALC_DEPTH),
             },
             edit: EditLimits {
                 max_file_bytes: file.max_file_bytes.unwrap_or(d.edit.max_file_bytes),

@@ -131,3 +131,11 @@ fn config_file_rejects_unknown_keys() {
     let s = Settings::from_file(&path).unwrap();
     assert_eq!(Config::from_settings(s).unwrap().limits.edit.max_lines, 5);
 }
+
+#[test]
+fn the_shipped_config_file_parses_and_keeps_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+    let c = Config::from_settings(Settings::from_file(&path).unwrap()).unwrap();
+    assert_eq!(c.connection.broker, DEFAULT_BROKER);
+    assert_eq!(c.limits, Limits::default());
+}

@@ -1,0 +1,81 @@
+# mqttapp: `make run` and `make test` work on a fresh Debian machine.
+# Everything the project needs is installed by `make setup`.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+BIN := target/release/mqttapp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+MOSQUITTO = $(shell command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
+DATA_DIR ?= run/data
+
+.PHONY: help setup build broker broker-stop run test check demo install clean
+
+help:
+	@echo "make run     install what is missing, build, start a local broker, run the server"
+	@echo "make test    install what is missing and run all tests (real Mosquitto, real binary)"
+	@echo "make demo    broker + server in the background, four example requests, stop both"
+	@echo "make check   cargo fmt --check, clippy -D warnings, all tests"
+	@echo "make broker / broker-stop   the local Mosquitto (config/mosquitto.conf, state in run/)"
+	@echo "make install put mqttapp on PATH (cargo install --path .)"
+
+# Debian packages: cmake builds the bundled Paho C, libssl-dev gives it TLS,
+# mosquitto is the broker, mosquitto-clients has mosquitto_rr for interop tests.
+setup:
+	@missing=""; \
+	command -v cmake >/dev/null || missing="$$missing cmake"; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	dpkg -s libssl-dev >/dev/null 2>&1 || missing="$$missing libssl-dev"; \
+	[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
+	command -v mosquitto_rr >/dev/null || missing="$$missing mosquitto-clients"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
+
+build: setup
+	$(CARGO) build --release --locked
+
+broker: setup
+	@mkdir -p run
+	@if [ -f run/mosquitto.pid ] && kill -0 "$$(cat run/mosquitto.pid)" 2>/dev/null; then \
+		echo "broker already running (pid $$(cat run/mosquitto.pid)) on mqtt://127.0.0.1:1883"; \
+	else \
+		$(MOSQUITTO) -c config/mosquitto.conf -d || { tail -5 run/mosquitto.log; exit 1; }; \
+		for i in $$(seq 50); do [ -s run/mosquitto.pid ] && break; sleep 0.1; done; \
+		echo "broker running on mqtt://127.0.0.1:1883 (pid $$(cat run/mosquitto.pid), log run/mosquitto.log)"; \
+	fi
+
+broker-stop:
+	@if [ -f run/mosquitto.pid ] && kill "$$(cat run/mosquitto.pid)" 2>/dev/null; then echo "broker stopped"; fi
+	@rm -f run/mosquitto.pid
+
+run: build broker
+	$(BIN) serve --data-dir $(DATA_DIR)
+
+test: setup
+	$(CARGO) test --locked
+
+check: setup
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) test --locked
+
+demo: build broker
+	@mkdir -p run; \
+	$(BIN) serve --data-dir run/demo-data --server-id demo >run/demo-serve.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; $(MAKE) -s broker-stop' EXIT; \
+	for i in $$(seq 100); do grep -q serving run/demo-serve.log && break; sleep 0.1; done; \
+	set -x; \
+	$(BIN) ask calc "2+3*4"; \
+	$(BIN) ask echo hello; \
+	$(BIN) ask edit --line 3 "text"; \
+	$(BIN) ask edit --show
+
+install: build
+	$(CARGO) install --locked --path .
+
+clean: broker-stop
+	$(CARGO) clean
+	rm -rf run

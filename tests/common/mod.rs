@@ -1,0 +1,64 @@
+//! Test helpers: a real Mosquitto per test on a free loopback port, the
+//! real `mqttapp` binary, and a raw paho client for wire-level requests.
+//!
+//! Nothing here mocks the broker. A missing `mosquitto` fails loudly.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+pub mod broker;
+pub mod raw;
+pub mod server;
+
+pub use broker::Broker;
+pub use server::Server;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A topic prefix no other test uses.
+pub fn unique_prefix(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        name
+    )
+}
+
+/// Environment variables a developer's shell might set that would leak
+/// into the binary under test.
+pub const CLEARED_ENV: &[&str] = &[
+    "MQTTAPP_BROKER",
+    "MQTTAPP_USERNAME",
+    "MQTTAPP_PASSWORD",
+    "MQTTAPP_PREFIX",
+    "MQTTAPP_DATA_DIR",
+    "MQTTAPP_FILE",
+    "MQTTAPP_TIMEOUT",
+    "MQTTAPP_CONFIG",
+    "MQTTAPP_SERVER_ID",
+    "MQTTAPP_GROUP",
+    "MQTTAPP_CA_FILE",
+    "MQTTAPP_CERT_FILE",
+    "MQTTAPP_KEY_FILE",
+    "BROKER",
+    "PORT",
+    "USERNAME",
+    "PASSWORD",
+    "RUST_LOG",
+];
+
+/// The `mqttapp` binary under test, set up for `broker` and `prefix`, run
+/// in an empty directory so no config file is picked up.
+pub fn mqttapp(broker: &Broker, prefix: &str) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_mqttapp"));
+    for var in CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("MQTTAPP_BROKER", broker.url())
+        .env("MQTTAPP_PREFIX", prefix)
+        .env("MQTTAPP_TIMEOUT", "10")
+        .env("NO_COLOR", "1")
+        .current_dir(broker.dir());
+    cmd
+}
