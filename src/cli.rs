@@ -92,7 +92,47 @@ pub enum Command {
     /// Send one request and print the result on stdout
     #[command(after_help = ASK_HELP)]
     Ask(AskArgs),
+    /// List the servers and their state (online/offline, operations, version)
+    Status(StatusArgs),
+    /// Dead letters: requests a server could not answer (list, replay, purge)
+    Dlq(DlqArgs),
+    /// Measure throughput and latency against running servers
+    Bench(BenchArgs),
+    /// Interactive prompt over one connection (also reads commands from a pipe)
+    Shell(ShellArgs),
+    /// Print a shell completion script: bash, zsh, fish, powershell, elvish
+    Completions(CompletionsArgs),
 }
+
+// ---- status (issue 4) ------------------------------------------------------
+
+/// `mqttapp status`
+#[derive(Debug, Args, Clone, Default)]
+pub struct StatusArgs {}
+
+// ---- dlq (issue 4) ---------------------------------------------------------
+
+/// `mqttapp dlq`
+#[derive(Debug, Args, Clone, Default)]
+pub struct DlqArgs {}
+
+// ---- bench (issue 5) -------------------------------------------------------
+
+/// `mqttapp bench`
+#[derive(Debug, Args, Clone, Default)]
+pub struct BenchArgs {}
+
+// ---- shell (issue 7) -------------------------------------------------------
+
+/// `mqttapp shell`
+#[derive(Debug, Args, Clone, Default)]
+pub struct ShellArgs {}
+
+// ---- completions (issue 7) -------------------------------------------------
+
+/// `mqttapp completions`
+#[derive(Debug, Args, Clone, Default)]
+pub struct CompletionsArgs {}
 
 const ASK_HELP: &str = "Examples:
   mqttapp ask calc \"2+3*4\"             prints 14
