@@ -79,7 +79,7 @@ fn run_serve(config: &Config) -> ExitCode {
 
 fn run_ask(config: &Config, args: &AskArgs) -> ExitCode {
     let result = ask::build_request(&args.op, config.file.as_deref())
-        .and_then(|request| ask::request(config, &request).map(|reply| (request, reply)));
+        .and_then(|request| ask::request_then_exit(config, &request).map(|reply| (request, reply)));
     match result {
         Ok((request, reply)) => print_reply(&request, &reply, args.json),
         Err(e) => {

@@ -223,17 +223,31 @@ impl Requester {
         Err(MqttError::from(last.unwrap_or(paho::Error::Disconnected)).into())
     }
 
-    /// Disconnects promptly. paho's client teardown can take up to a second
-    /// (joining its threads); a one-shot process skips it by exiting right
-    /// after this.
+    /// Disconnects and frees the client. paho's teardown joins its threads,
+    /// which can take up to a second.
     pub fn close(self) {
         let opts = paho::DisconnectOptionsBuilder::new()
-            .timeout(Duration::from_millis(100))
+            .timeout(Duration::ZERO)
             .finalize();
         let _ = self
             .client
             .disconnect(opts)
             .wait_for(Duration::from_millis(500));
+    }
+
+    /// Sends DISCONNECT without waiting and deliberately leaks the client,
+    /// skipping paho's teardown (up to a second of thread joins and sleeps,
+    /// more than the whole request takes).
+    ///
+    /// Only for a process that exits right after: the leaked client's
+    /// threads live until then. Nothing is lost by not waiting: the reply
+    /// has arrived, and the session is clean and expires at once.
+    pub fn abandon(self) {
+        let opts = paho::DisconnectOptionsBuilder::new()
+            .timeout(Duration::ZERO)
+            .finalize();
+        drop(self.client.disconnect(opts));
+        std::mem::forget(self);
     }
 }
 
