@@ -46,6 +46,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
+    /// Ask for the broker password on the terminal (not echoed); overrides
+    /// --password-file and MQTTAPP_PASSWORD
+    #[arg(long, global = true)]
+    pub password_prompt: bool,
+
     /// Topic prefix: requests go to <prefix>/v1/req/<op>
     /// [env: MQTTAPP_PREFIX] [default: mqttapp]
     #[arg(long, global = true, value_name = "PREFIX")]

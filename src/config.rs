@@ -15,7 +15,7 @@ use crate::cli::{GlobalArgs, ServeArgs};
 use crate::limits::{Limits, LimitsFile};
 
 mod secret;
-pub use secret::Secret;
+pub use secret::{prompt_password, Secret};
 
 /// The default broker, a Mosquitto on this machine.
 pub const DEFAULT_BROKER: &str = "mqtt://localhost:1883";
@@ -65,6 +65,13 @@ pub enum ConfigError {
     PasswordFile {
         /// The file.
         path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--password-prompt` could not read from the terminal.
+    #[error("cannot read the password from the terminal ({source}) - --password-prompt needs a terminal; scripts use --password-file or MQTTAPP_PASSWORD")]
+    Prompt {
         /// Why.
         #[source]
         source: std::io::Error,
@@ -298,7 +305,7 @@ impl Config {
     pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
         let password = match (s.password, &s.password_file) {
             (Some(p), _) => Some(p),
-            (None, Some(path)) => Some(read_password_file(path)?),
+            (None, Some(path)) => Some(secret::read_password_file(path)?),
             (None, None) => None,
         };
         let prefix = s.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string());
@@ -362,14 +369,6 @@ pub fn parse_duration(
         return Err(invalid("must be longer than zero"));
     }
     Ok(parsed)
-}
-
-fn read_password_file(path: &Path) -> Result<Secret, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::PasswordFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(Secret::new(text.lines().next().unwrap_or("").to_string()))
 }
 
 /// Topic prefixes: non-empty, no wildcards, no leading `$` or `/`.

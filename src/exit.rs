@@ -36,9 +36,12 @@ impl ExitCode {
     pub fn of_mqtt(e: &MqttError) -> ExitCode {
         match e {
             MqttError::BadUri { .. } => ExitCode::Usage,
-            MqttError::Unreachable { .. } | MqttError::Client(_) => ExitCode::Connect,
+            MqttError::Unreachable { .. } | MqttError::NotMqtt { .. } | MqttError::Client(_) => {
+                ExitCode::Connect
+            }
             MqttError::AuthRefused { .. } | MqttError::NotAuthorized { .. } => ExitCode::Auth,
             MqttError::Tls { .. } | MqttError::TlsFile { .. } => ExitCode::Tls,
+            MqttError::Refused { .. } => ExitCode::Failure,
         }
     }
 

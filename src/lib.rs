@@ -7,6 +7,7 @@
 //! - [`cli`]: the command line (clap derive).
 //! - [`config`]: layered settings resolved once into a [`config::Config`].
 //! - [`limits`]: input and resource limits.
+//! - [`logging`]: stderr logging that never shows paho's secret-bearing records.
 //! - [`mqtt`]: connect options, broker URIs, error classification, properties.
 //! - [`protocol`]: topics, request/reply types, codecs, error codes.
 //! - [`operations`]: calc, echo, edit; no MQTT in there.
@@ -21,6 +22,7 @@ pub mod config;
 pub mod deadletter;
 pub mod exit;
 pub mod limits;
+pub mod logging;
 pub mod mqtt;
 pub mod operations;
 pub mod protocol;

@@ -2,21 +2,21 @@
 //! print results and errors, and map them to exit codes.
 
 use std::error::Error;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::Parser;
 use mqttapp::ask;
 use mqttapp::cli::{AskArgs, Cli, Command};
-use mqttapp::config::{Config, Settings};
+use mqttapp::config::{self, Config, Settings};
 use mqttapp::exit::ExitCode;
 use mqttapp::protocol::{OkValue, Reply, Request};
 use mqttapp::serve;
 
 fn main() {
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose, cli.global.quiet);
+    mqttapp::logging::init(cli.global.verbose, cli.global.quiet);
     let serve_args = match &cli.command {
         Command::Serve(args) => Some(args),
         _ => None,
@@ -25,12 +25,19 @@ fn main() {
     if let Command::Ask(args) = &cli.command {
         flags.timeout = args.timeout.clone();
     }
-    let config = match Config::resolve(flags, cli.global.config.as_deref(), &|k| {
+    let mut config = match Config::resolve(flags, cli.global.config.as_deref(), &|k| {
         std::env::var(k).ok()
     }) {
         Ok(c) => c,
         Err(e) => fail(&e, ExitCode::Usage),
     };
+    if cli.global.password_prompt {
+        let conn = &config.connection;
+        match config::prompt_password(conn.username.as_deref(), &conn.broker) {
+            Ok(password) => config.connection.password = Some(password),
+            Err(e) => fail(&e, ExitCode::Usage),
+        }
+    }
     let code = match &cli.command {
         Command::Serve(_) => run_serve(&config),
         Command::Ask(args) => run_ask(&config, args),
@@ -41,23 +48,6 @@ fn main() {
         Command::Completions(_) => not_yet("completions"),
     };
     code.exit()
-}
-
-fn init_tracing(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (_, 0) => "info",
-        (_, 1) => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .init();
 }
 
 fn run_serve(config: &Config) -> ExitCode {

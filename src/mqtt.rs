@@ -12,6 +12,9 @@ use paho_mqtt as paho;
 
 use crate::config::Connection;
 
+mod tls;
+pub use tls::explain;
+
 /// Why talking to the broker failed, classified for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -31,9 +34,18 @@ pub enum MqttError {
         /// The network error.
         reason: String,
     },
+    /// Something accepts TCP connections there but does not speak MQTT 5
+    /// in the clear (a TLS port reached with mqtt://, another service).
+    #[error("{uri} accepts connections but the MQTT handshake failed ({reason}) - if it is a TLS port, use mqtts://")]
+    NotMqtt {
+        /// The broker URI.
+        uri: String,
+        /// What paho reported.
+        reason: String,
+    },
     /// The broker refused the credentials or the client.
     #[error(
-        "the broker at {uri} refused the connection: {reason} - check --username and the password"
+        "authentication refused by the broker at {uri} ({reason}) - check --username and the password (--password-file, --password-prompt or MQTTAPP_PASSWORD)"
     )]
     AuthRefused {
         /// The broker URI.
@@ -42,7 +54,7 @@ pub enum MqttError {
         reason: String,
     },
     /// The broker refused a subscription or publish (ACL).
-    #[error("the broker refused access to {topic}: {reason} - check the broker's ACL")]
+    #[error("the broker refused access to {topic} ({reason}) - its ACL does not allow this user that topic; check --username or ask the broker's administrator")]
     NotAuthorized {
         /// The topic or filter.
         topic: String,
@@ -50,11 +62,22 @@ pub enum MqttError {
         reason: String,
     },
     /// The TCP connection works but the TLS handshake failed.
-    #[error("TLS handshake with {uri} failed ({reason}) - check --ca-file, the certificate's host name, and --cert-file/--key-file")]
+    #[error("TLS handshake with {uri} failed: {reason} - {hint}")]
     Tls {
         /// The broker URI.
         uri: String,
-        /// What paho reported.
+        /// What went wrong (see [`explain`] for a precise one).
+        reason: String,
+        /// What to check.
+        hint: String,
+    },
+    /// The broker refused a publish or subscription for another reason
+    /// than the ACL (quota exceeded, topic invalid, packet too large...).
+    #[error("the broker refused {topic}: {reason}")]
+    Refused {
+        /// The topic or filter.
+        topic: String,
+        /// The broker's reason code.
         reason: String,
     },
     /// A TLS file named in the settings cannot be used.
@@ -132,6 +155,40 @@ impl BrokerUri {
     }
 }
 
+/// Classifies a failed publish or subscribe to `topic`: with MQTT 5 a
+/// refused QoS 1 publish comes back as a PUBACK reason code, a refused
+/// subscription as a SUBACK reason code (Mosquitto's ACL answers 0x87 Not
+/// authorized), which paho reports as [`paho::Error::ReasonCode`].
+pub fn classify_refusal(topic: &str, err: paho::Error) -> MqttError {
+    match err {
+        paho::Error::ReasonCode(rc, _) => refused(topic, rc),
+        other => MqttError::Client(other),
+    }
+}
+
+/// Checks the SUBACK codes of a subscription to `filters`: a code of 0x80
+/// or more is a refusal (0x87: the ACL does not allow the filter).
+///
+/// # Errors
+/// [`MqttError::NotAuthorized`] or [`MqttError::Refused`] naming the filter.
+pub fn check_granted(filters: &[String], codes: &[i32]) -> Result<(), MqttError> {
+    match filters.iter().zip(codes).find(|(_, c)| **c >= 0x80) {
+        Some((filter, &code)) => {
+            let rc = paho::ReasonCode::from(u32::try_from(code).unwrap_or(0x80));
+            Err(refused(filter, rc))
+        }
+        None => Ok(()),
+    }
+}
+
+fn refused(topic: &str, rc: paho::ReasonCode) -> MqttError {
+    let (topic, reason) = (topic.to_string(), rc.to_string());
+    match rc {
+        paho::ReasonCode::NotAuthorized => MqttError::NotAuthorized { topic, reason },
+        _ => MqttError::Refused { topic, reason },
+    }
+}
+
 /// What kind of session a connection asks for.
 #[derive(Debug, Clone)]
 pub struct SessionSpec {
@@ -199,7 +256,7 @@ pub fn connect_options(
         b.will_message(will.clone());
     }
     if uri.tls {
-        b.ssl_options(ssl_options(conn)?);
+        b.ssl_options(tls::ssl_options(&conn.tls)?);
     }
     Ok(b.finalize())
 }
@@ -212,44 +269,6 @@ fn session_properties(expiry: Duration) -> paho::Properties {
         .push_u32(paho::PropertyCode::SessionExpiryInterval, secs)
         .expect("session expiry is a four-byte property");
     props
-}
-
-fn ssl_options(conn: &Connection) -> Result<paho::SslOptions, MqttError> {
-    let tls = &conn.tls;
-    let mut b = paho::SslOptionsBuilder::new();
-    let file_err = |path: &std::path::Path| {
-        let path = path.display().to_string();
-        move |e: paho::Error| MqttError::TlsFile {
-            path,
-            reason: e.to_string(),
-        }
-    };
-    for path in [&tls.ca_file, &tls.cert_file, &tls.key_file]
-        .into_iter()
-        .flatten()
-    {
-        if !path.is_file() {
-            return Err(MqttError::TlsFile {
-                path: path.display().to_string(),
-                reason: "no such file".into(),
-            });
-        }
-    }
-    if let Some(ca) = &tls.ca_file {
-        b.trust_store(ca).map_err(file_err(ca))?;
-    }
-    if let Some(cert) = &tls.cert_file {
-        b.key_store(cert).map_err(file_err(cert))?;
-    }
-    if let Some(key) = &tls.key_file {
-        b.private_key(key).map_err(file_err(key))?;
-    }
-    if tls.insecure {
-        tracing::warn!("TLS verification is OFF (--insecure): anyone on the path can read and change this connection");
-    }
-    b.enable_server_cert_auth(!tls.insecure)
-        .verify(!tls.insecure);
-    Ok(b.finalize())
 }
 
 /// Connects and classifies a failure (unreachable, refused, TLS).
@@ -292,8 +311,9 @@ fn classify_connect_error(uri: &BrokerUri, err: paho::Error) -> MqttError {
             Ok(()) if uri.tls => MqttError::Tls {
                 uri: uri.display.clone(),
                 reason: other.to_string(),
+                hint: tls::GENERIC_HINT.to_string(),
             },
-            Ok(()) => MqttError::Unreachable {
+            Ok(()) => MqttError::NotMqtt {
                 uri: uri.display.clone(),
                 reason: other.to_string(),
             },

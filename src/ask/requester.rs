@@ -63,11 +63,9 @@ impl Requester {
             will: None,
             connect_timeout: config.timeout.min(Duration::from_secs(10)),
         };
-        mqtt::connect(
-            &client,
-            &uri,
-            mqtt::connect_options(&config.connection, &uri, &session)?,
-        )?;
+        let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
+        mqtt::connect(&client, &uri, opts)
+            .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
         let topics = Topics::new(&config.prefix);
         let response_topic = topics.response(&client_id);
         let requester = Requester {
@@ -91,16 +89,9 @@ impl Requester {
             .client
             .subscribe_many(&filters, &[mqtt::QOS, mqtt::QOS])
             .wait()
-            .map_err(MqttError::from)?;
+            .map_err(|e| mqtt::classify_refusal(&filters.join(", "), e))?;
         let codes = response.subscribe_many_response().unwrap_or_default();
-        if let Some((filter, code)) = filters.iter().zip(codes).find(|(_, c)| *c > mqtt::QOS) {
-            let reason = format!("reason code {code}");
-            return Err(MqttError::NotAuthorized {
-                topic: filter.clone(),
-                reason,
-            }
-            .into());
-        }
+        mqtt::check_granted(&filters, &codes)?;
         Ok(())
     }
 
@@ -252,12 +243,5 @@ impl Requester {
 }
 
 fn publish_error(topic: &str, e: paho::Error) -> AskError {
-    match e {
-        paho::Error::ReasonCode(rc, _) => MqttError::NotAuthorized {
-            topic: topic.to_string(),
-            reason: rc.to_string(),
-        }
-        .into(),
-        other => MqttError::from(other).into(),
-    }
+    mqtt::classify_refusal(topic, e).into()
 }

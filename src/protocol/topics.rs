@@ -63,6 +63,18 @@ impl Topics {
         format!("{}/v1/dlq", self.prefix)
     }
 
+    /// True for the protocol's own topics other than responses (requests,
+    /// statuses, dead letters): a server never publishes a reply there.
+    pub fn is_reserved(&self, topic: &str) -> bool {
+        let Some(rest) = topic
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|r| r.strip_prefix("/v1/"))
+        else {
+            return false;
+        };
+        !rest.starts_with("resp/")
+    }
+
     /// Wraps a filter in an MQTT 5 shared subscription when a group is set.
     pub fn shared(filter: &str, group: Option<&str>) -> String {
         match group {
@@ -97,5 +109,28 @@ mod tests {
         assert_eq!(t.dead_letters(), "p/q/v1/dlq");
         assert_eq!(Topics::shared("a/+", Some("g")), "$share/g/a/+");
         assert_eq!(Topics::shared("a/+", None), "a/+");
+    }
+
+    #[test]
+    fn protocol_topics_other_than_responses_are_reserved() {
+        let t = Topics::new("p");
+        for reserved in [
+            "p/v1/req/calc",
+            "p/v1/status/s",
+            "p/v1/dlq",
+            "p/v1/resp",
+            "p/v1/x",
+        ] {
+            assert!(t.is_reserved(reserved), "{reserved}");
+        }
+        for free in [
+            "p/v1/resp/c1",
+            "p/v2/req/calc",
+            "pp/v1/req/calc",
+            "other/x",
+            "p",
+        ] {
+            assert!(!t.is_reserved(free), "{free}");
+        }
     }
 }

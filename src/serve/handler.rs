@@ -3,13 +3,17 @@
 //! the publishing.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+// The last-resort guard below relies on unwinding.
+#[cfg(panic = "abort")]
+compile_error!("mqttapp serve needs panic = \"unwind\": its panic guard catches operation bugs");
 use std::time::Instant;
 
 use crate::deadletter::{Original, Reason};
 use crate::mqtt::MessageMeta;
 use crate::operations::Operations;
 use crate::protocol::{
-    decode_request, encode_reply, Encoding, ErrorCode, Op, ProtocolError, Reply, Topics,
+    decode_request, encode_reply, Encoding, ErrorCode, Op, ProtocolError, Reply, Request, Topics,
 };
 
 /// A request as it arrived, with the moment it arrived (for expiry).
@@ -57,22 +61,30 @@ pub struct Outcome {
     pub dead_letter: Option<(Reason, String)>,
 }
 
+/// What answers a decoded request: [`Operations::apply`] in the server.
+pub type Apply<'a> = dyn Fn(&Request, Option<Vec<u8>>) -> Reply + 'a;
+
 /// Decodes, dispatches and encodes one request.
 pub fn handle(ops: &Operations, topics: &Topics, max_payload: usize, msg: &Incoming) -> Outcome {
-    let Some(response_topic) = msg
-        .meta
-        .response_topic
-        .as_deref()
-        .filter(|t| valid_response_topic(t))
-    else {
-        let detail = match &msg.meta.response_topic {
-            Some(t) => format!("response topic {t:?} is not a valid topic name"),
-            None => "no response topic: there is nowhere to reply".to_string(),
-        };
-        return Outcome {
-            reply: None,
-            dead_letter: Some((Reason::NoResponseTopic, detail)),
-        };
+    handle_with(&|r, key| ops.apply(r, key), topics, max_payload, msg)
+}
+
+/// [`handle`] with the operations passed as a function, so the panic
+/// guard can be tested with an operation that panics.
+pub fn handle_with(
+    apply: &Apply<'_>,
+    topics: &Topics,
+    max_payload: usize,
+    msg: &Incoming,
+) -> Outcome {
+    let response_topic = match reply_target(topics, msg.meta.response_topic.as_deref()) {
+        Ok(topic) => topic,
+        Err(detail) => {
+            return Outcome {
+                reply: None,
+                dead_letter: Some((Reason::NoResponseTopic, detail)),
+            }
+        }
     };
     if let Some(secs) = msg.meta.expiry_secs {
         if msg.arrived.elapsed().as_secs_f64() >= f64::from(secs) {
@@ -84,7 +96,7 @@ pub fn handle(ops: &Operations, topics: &Topics, max_payload: usize, msg: &Incom
         }
     }
     let encoding = Encoding::detect(msg.meta.content_type.as_deref(), &msg.payload);
-    let (reply, dead_letter) = answer(ops, topics, max_payload, msg, encoding);
+    let (reply, dead_letter) = answer(apply, topics, max_payload, msg, encoding);
     let error = match &reply {
         Reply::Err(e) => Some(e.code.clone()),
         Reply::Ok(_) => None,
@@ -108,7 +120,7 @@ pub fn handle(ops: &Operations, topics: &Topics, max_payload: usize, msg: &Incom
 }
 
 fn answer(
-    ops: &Operations,
+    apply: &Apply<'_>,
     topics: &Topics,
     max_payload: usize,
     msg: &Incoming,
@@ -139,8 +151,16 @@ fn answer(
             );
         }
     };
-    let key = replay_key(&msg.meta);
-    match catch_unwind(AssertUnwindSafe(|| ops.apply(&request, key))) {
+    guarded(op, || apply(&request, replay_key(&msg.meta)))
+}
+
+/// The last-resort guard: a panic in an operation (a bug) becomes an
+/// `internal` reply and a dead letter instead of killing the server. The
+/// operations hold no state that a panic could leave half-changed in
+/// memory (the edit store's state is on disk, written atomically, its locks
+/// released on unwind), so serving on is safe.
+fn guarded(op: Op, apply: impl FnOnce() -> Reply) -> (Reply, Option<(Reason, String)>) {
+    match catch_unwind(AssertUnwindSafe(apply)) {
         Ok(reply) => (reply, None),
         Err(panic) => {
             let what = panic
@@ -171,7 +191,26 @@ fn replay_key(meta: &MessageMeta) -> Option<Vec<u8>> {
     Some(key)
 }
 
-/// A topic we can publish to: non-empty, no wildcards, no NUL.
-fn valid_response_topic(topic: &str) -> bool {
-    !topic.is_empty() && topic.len() <= 65_535 && !topic.contains(['#', '+', '\0'])
+/// The topic to reply to, or why there is none we may use: it must be a
+/// valid topic name (non-empty, no wildcards, no NUL) and must not be one
+/// of the protocol's own topics or a `$` topic, so that a request cannot
+/// make the server publish fake requests, statuses or dead letters.
+fn reply_target<'a>(topics: &Topics, topic: Option<&'a str>) -> Result<&'a str, String> {
+    let Some(topic) = topic else {
+        return Err("no response topic: there is nowhere to reply".to_string());
+    };
+    if topic.is_empty() || topic.len() > 65_535 || topic.contains(['#', '+', '\0']) {
+        return Err(format!(
+            "response topic {topic:?} is not a valid topic name"
+        ));
+    }
+    if topic.starts_with('$') || topics.is_reserved(topic) {
+        return Err(format!(
+            "response topic {topic:?} is reserved (requests, statuses, dead letters or $ topics)"
+        ));
+    }
+    Ok(topic)
 }
+
+#[cfg(test)]
+mod tests;

@@ -71,7 +71,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
         connect_timeout: Duration::from_secs(10),
     };
     let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
-    mqtt::connect(&client, &uri, opts)?;
+    mqtt::connect(&client, &uri, opts).map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
     let filter = Topics::shared(&topics.request_filter(), config.group.as_deref());
     go_online(&client, &filter, &status_topic, config)?;
     tracing::info!(broker = %uri.display, %filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, "serving");
@@ -134,16 +134,16 @@ fn go_online(
     status_topic: &str,
     config: &Config,
 ) -> Result<(), MqttError> {
-    let response = client.subscribe(filter, mqtt::QOS).wait()?;
-    if let Some(code) = response.subscribe_response().filter(|&c| c > mqtt::QOS) {
-        return Err(MqttError::NotAuthorized {
-            topic: filter.to_string(),
-            reason: format!("reason code {code}"),
-        });
-    }
+    let response = client
+        .subscribe(filter, mqtt::QOS)
+        .wait()
+        .map_err(|e| mqtt::classify_refusal(filter, e))?;
+    let code = response.subscribe_response().unwrap_or(mqtt::QOS);
+    mqtt::check_granted(&[filter.to_string()], &[code])?;
     client
         .publish(status_message(status_topic, config, Status::ONLINE))
-        .wait()?;
+        .wait()
+        .map_err(|e| mqtt::classify_refusal(status_topic, e))?;
     Ok(())
 }
 

@@ -7,6 +7,10 @@ use super::CalcError;
 pub(super) const OVERFLOW: &str = "integer overflow: result exceeds the 64-bit range \
      (use a decimal such as 2.0^100 for a floating-point result)";
 
+/// Message for a floating-point result (or literal) beyond f64's range.
+pub(super) const FLOAT_RANGE: &str =
+    "result too large: beyond the floating-point range of about 1.8e308";
+
 /// Longest piece of user text (in characters) quoted in a message.
 const SNIPPET_CHARS: usize = 32;
 

@@ -172,11 +172,14 @@ fn int_literal(text: &str) -> Result<Number, CalcError> {
     })
 }
 
-/// Converts a decimal literal; one that overflows f64 is a math error.
+/// Converts a decimal literal; one that overflows f64 is a limit error.
 fn float_literal(text: &str, at: usize) -> Result<Number, CalcError> {
     match text.parse::<f64>() {
         Ok(x) if x.is_finite() => Ok(Number::Float(x)),
-        Ok(_) => Err(errors::math(at, "number too large")),
+        Ok(_) => Err(errors::limit(format!(
+            "number too large: {} is beyond the floating-point range of about 1.8e308",
+            snippet(text)
+        ))),
         Err(_) => Err(errors::parse(
             at,
             format!("malformed number '{}'", snippet(text)),

@@ -23,15 +23,15 @@ impl Number {
     }
 }
 
-/// Accepts a finite f64 result; infinity is "result too large", NaN is "not
-/// a real number".
+/// Accepts a finite f64 result; infinity is a `limit` error (a result too
+/// large, like an integer overflow), NaN is "not a real number" (`math`).
 pub(super) fn finite(x: f64, at: usize) -> Result<Number, CalcError> {
     if x.is_finite() {
         Ok(Number::Float(x))
     } else if x.is_nan() {
         Err(errors::math(at, "result is not a real number"))
     } else {
-        Err(errors::math(at, "result too large"))
+        Err(errors::limit(errors::FLOAT_RANGE))
     }
 }
 

@@ -1,0 +1,68 @@
+//! Log output on stderr, with one rule no filter setting can lift: the
+//! paho crates never log below WARN.
+//!
+//! Why: paho-mqtt logs its whole `ConnectOptions` with `{:?}` at DEBUG
+//! level when connecting, and that derived `Debug` prints the password as
+//! a byte array (`password: Some([104, 117, ...])`). The `log` records of
+//! paho reach us through tracing-subscriber's `log` bridge, so `-v`,
+//! `-vv` or `RUST_LOG=debug` would otherwise write the broker password to
+//! stderr. The same check also keeps paho C's own trace switched off: paho
+//! turns it on only when its `paho_mqtt_c` target is enabled.
+
+use std::io::IsTerminal;
+
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+/// Targets whose records may carry connection secrets (`paho_mqtt`,
+/// `paho_mqtt_c`, `paho_mqtt_sys` all start with this).
+const SECRET_BEARING_TARGET: &str = "paho_mqtt";
+
+/// Starts logging to stderr: `quiet` shows errors only, `verbose` 0/1/2+
+/// shows info/debug/trace; `RUST_LOG` overrides both, except that paho's
+/// records below WARN are always dropped (see the module docs).
+pub fn init(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "info",
+        (_, 1) => "debug",
+        _ => "trace",
+    };
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_filter(env.and(filter_fn(allowed)));
+    // A second init (only possible in tests) keeps the first subscriber.
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+/// False for records that may carry secrets: paho's, below WARN.
+fn allowed(meta: &Metadata<'_>) -> bool {
+    allowed_at(meta.target(), *meta.level())
+}
+
+fn allowed_at(target: &str, level: Level) -> bool {
+    !(target.starts_with(SECRET_BEARING_TARGET) && level > Level::WARN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paho_records_below_warn_are_dropped_whatever_the_filter() {
+        for target in ["paho_mqtt", "paho_mqtt::async_client", "paho_mqtt_c"] {
+            for level in [Level::TRACE, Level::DEBUG, Level::INFO] {
+                assert!(!allowed_at(target, level), "{target} {level}");
+            }
+            assert!(allowed_at(target, Level::WARN), "{target}");
+            assert!(allowed_at(target, Level::ERROR), "{target}");
+        }
+        assert!(allowed_at("mqttapp::serve", Level::TRACE));
+    }
+}

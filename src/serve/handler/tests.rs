@@ -1,0 +1,105 @@
+//! The handler without a broker: the panic guard, reply targets, limits.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::protocol::{decode_reply, OkValue};
+
+const PREFIX: &str = "p";
+
+fn incoming(op: &str, payload: &[u8], response_topic: Option<&str>) -> Incoming {
+    Incoming {
+        topic: format!("{PREFIX}/v1/req/{op}"),
+        meta: MessageMeta {
+            response_topic: response_topic.map(String::from),
+            correlation: Some(b"c".to_vec()),
+            content_type: Some("text/plain".into()),
+            expiry_secs: None,
+        },
+        payload: payload.to_vec(),
+        arrived: Instant::now(),
+    }
+}
+
+fn run(apply: &Apply<'_>, msg: &Incoming) -> (Option<Reply>, Option<Reason>) {
+    let outcome = handle_with(apply, &Topics::new(PREFIX), 1024, msg);
+    let reply = outcome
+        .reply
+        .map(|r| decode_reply(Encoding::Text, &r.payload).expect("text reply"));
+    (reply, outcome.dead_letter.map(|(reason, _)| reason))
+}
+
+fn calc_or_panic(request: &Request, _key: Option<Vec<u8>>) -> Reply {
+    match request {
+        Request::Calc(c) if c.expr == "boom" => panic!("simulated bug for {}", c.expr),
+        Request::Calc(c) if c.expr == "boom2" => std::panic::panic_any(42_u32),
+        _ => Reply::Ok(OkValue::Int(14)),
+    }
+}
+
+#[test]
+fn a_panicking_operation_is_answered_internal_and_dead_lettered() {
+    let rt = Some("p/v1/resp/c");
+    let (reply, dead) = run(&calc_or_panic, &incoming("calc", b"boom", rt));
+    let Some(Reply::Err(e)) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(e.code, "internal");
+    assert!(
+        e.message.contains("simulated bug for boom"),
+        "{}",
+        e.message
+    );
+    assert_eq!(dead, Some(Reason::HandlerFailure));
+    let (reply, _) = run(&calc_or_panic, &incoming("calc", b"boom2", rt));
+    assert!(matches!(reply, Some(Reply::Err(e)) if e.message.contains("unknown panic")));
+    // The same handler goes on answering the next request.
+    let (reply, dead) = run(&calc_or_panic, &incoming("calc", b"2+3*4", rt));
+    assert_eq!(reply, Some(Reply::Ok(OkValue::Text("14".into()))));
+    assert_eq!(dead, None);
+}
+
+#[test]
+fn replies_never_go_to_protocol_or_dollar_topics() {
+    let bad = [
+        "p/v1/req/calc",
+        "p/v1/req/edit",
+        "p/v1/status/s1",
+        "p/v1/dlq",
+        "$SYS/broker/x",
+        "p/v1/resp/#",
+        "a/+/b",
+        "",
+    ];
+    for topic in bad {
+        let (reply, dead) = run(&calc_or_panic, &incoming("calc", b"1", Some(topic)));
+        assert!(reply.is_none(), "{topic:?}");
+        assert_eq!(dead, Some(Reason::NoResponseTopic), "{topic:?}");
+    }
+    let (reply, _) = run(
+        &calc_or_panic,
+        &incoming("calc", b"1", Some("any/other/topic")),
+    );
+    assert!(reply.is_some());
+}
+
+#[test]
+fn oversized_payload_is_a_limit_error_before_decoding() {
+    let never = |_: &Request, _: Option<Vec<u8>>| -> Reply { panic!("must not be applied") };
+    let big = vec![b'1'; 1025];
+    let (reply, dead) = run(&never, &incoming("calc", &big, Some("p/v1/resp/c")));
+    assert!(matches!(reply, Some(Reply::Err(e)) if e.code == "limit"));
+    assert_eq!(dead, None);
+}
+
+#[test]
+fn expired_request_is_dead_lettered_unanswered() {
+    let mut msg = incoming("calc", b"1", Some("p/v1/resp/c"));
+    msg.meta.expiry_secs = Some(1);
+    msg.arrived = Instant::now()
+        .checked_sub(Duration::from_secs(2))
+        .expect("the clock is past 2 s");
+    let (reply, dead) = run(&calc_or_panic, &msg);
+    assert!(reply.is_none());
+    assert_eq!(dead, Some(Reason::Expired));
+}
