@@ -146,8 +146,12 @@ pub fn decode_reply(encoding: Encoding, payload: &[u8]) -> Result<Reply, Protoco
 fn decode_map<T: DeserializeOwned>(encoding: Encoding, payload: &[u8]) -> Result<T, ProtocolError> {
     let reason = match encoding {
         Encoding::Cbor => {
-            match ciborium::de::from_reader_with_recursion_limit(payload, CBOR_RECURSION_LIMIT) {
-                Ok(value) => return Ok(value),
+            // JSON refuses trailing characters; CBOR gets the same rule, so
+            // one payload never means two different things to two decoders.
+            let mut rest = payload;
+            match ciborium::de::from_reader_with_recursion_limit(&mut rest, CBOR_RECURSION_LIMIT) {
+                Ok(value) if rest.is_empty() => return Ok(value),
+                Ok(_) => format!("{} bytes after the end of the CBOR map", rest.len()),
                 Err(e) => e.to_string(),
             }
         }

@@ -9,6 +9,8 @@
 mod codec;
 mod error;
 mod messages;
+#[cfg(test)]
+mod props;
 mod status;
 mod topics;
 

@@ -26,6 +26,12 @@ pub(super) fn read(path: &Path, name: &str, max_bytes: u64) -> Result<Option<Vec
     let Some(md) = lstat(path, name)? else {
         return Ok(None);
     };
+    if has_other_links(&md) {
+        return Err(names::bad_name(
+            name,
+            "has other hard links (it may be a file outside the data directory)",
+        ));
+    }
     check_size(md.len(), max_bytes)?;
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -93,6 +99,19 @@ fn same_file(a: &Metadata, b: &Metadata) -> bool {
     a.dev() == b.dev() && a.ino() == b.ino()
 }
 
+/// A hard link planted in the data directory could expose a file from
+/// elsewhere (`show`); the store itself only ever creates single links.
+#[cfg(unix)]
+fn has_other_links(md: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    md.nlink() > 1
+}
+
+#[cfg(not(unix))]
+fn has_other_links(_md: &Metadata) -> bool {
+    false
+}
+
 #[cfg(not(unix))]
 fn same_file(_a: &Metadata, b: &Metadata) -> bool {
     b.is_file()
@@ -117,6 +136,17 @@ mod tests {
         let err = read(&p, "x", 4).unwrap_err();
         assert_eq!(err.to_string(), "file is 5 bytes, limit is 4");
         assert_eq!(read(&p, "x", 5).unwrap().unwrap(), b"12345");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn hard_linked_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, b"secret").unwrap();
+        std::fs::hard_link(&outside, dir.path().join("x")).unwrap();
+        let err = read(&dir.path().join("x"), "x", 100).unwrap_err();
+        assert!(err.to_string().contains("hard links"), "{err}");
     }
 
     #[test]
