@@ -70,7 +70,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// `--password-prompt` could not read from the terminal.
-    #[error("cannot read the password from the terminal ({source}) - --password-prompt needs a terminal; scripts use --password-file or MQTTAPP_PASSWORD")]
+    #[error("cannot read the password from the terminal: {source} - --password-prompt needs a terminal; scripts use --password-file or MQTTAPP_PASSWORD")]
     Prompt {
         /// Why.
         #[source]

@@ -128,7 +128,12 @@ fn fail(e: &dyn Error, code: ExitCode) -> ! {
     let mut message = format!("error: {e}");
     let mut source = e.source();
     while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
+        // Many messages already include their cause (`#[from]` wrappers,
+        // "...: {source}"); print each text once.
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(&format!(": {text}"));
+        }
         source = cause.source();
     }
     eprintln!("{message}");

@@ -80,6 +80,7 @@ impl Requester {
             topics,
         };
         requester.subscribe()?;
+        tracing::debug!(broker = %uri.display, %client_id, user = ?config.connection.username, tls = uri.tls, "connected");
         Ok(requester)
     }
 

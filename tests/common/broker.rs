@@ -115,6 +115,11 @@ impl Broker {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
+    /// `mqtts://127.0.0.1:<port>`, for a TLS listener.
+    pub fn tls_url(&self) -> String {
+        format!("mqtts://127.0.0.1:{}", self.port)
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port

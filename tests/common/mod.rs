@@ -5,7 +5,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod auth;
 pub mod broker;
+pub mod pki;
 pub mod raw;
 pub mod server;
 
