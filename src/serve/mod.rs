@@ -26,6 +26,8 @@ use replies::{record, ReplySender};
 
 /// How long a graceful shutdown keeps answering what already arrived.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// How long to wait for the broker to acknowledge the "online" status.
+const STATUS_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Replies and statuses held while the broker is away.
 const OFFLINE_BUFFER: i32 = 100_000;
 
@@ -140,9 +142,12 @@ fn go_online(
         .map_err(|e| mqtt::classify_refusal(filter, e))?;
     let code = response.subscribe_response().unwrap_or(mqtt::QOS);
     mqtt::check_granted(&[filter.to_string()], &[code])?;
+    // Bounded: with send_while_disconnected a publish made just as the
+    // connection drops waits for the next connection, which only this
+    // (reconnect) path makes.
     client
         .publish(status_message(status_topic, config, Status::ONLINE))
-        .wait()
+        .wait_for(STATUS_ACK_TIMEOUT)
         .map_err(|e| mqtt::classify_refusal(status_topic, e))?;
     Ok(())
 }
