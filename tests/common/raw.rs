@@ -113,3 +113,24 @@ impl RawClient {
         })
     }
 }
+
+impl RawReply {
+    /// `"ok"` for a value, else the error code, whatever the encoding.
+    pub fn code(&self) -> String {
+        use mqttapp::protocol::{decode_reply, Encoding, Reply};
+        let encoding = Encoding::detect(self.content_type.as_deref(), &self.payload);
+        match decode_reply(encoding, &self.payload) {
+            Ok(Reply::Ok(_)) => "ok".to_string(),
+            Ok(Reply::Err(e)) => e.code,
+            Err(e) => format!("undecodable reply: {e}"),
+        }
+    }
+
+    /// The reply as text, for failure messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload)
+            .chars()
+            .take(300)
+            .collect()
+    }
+}

@@ -46,6 +46,15 @@ impl Store {
         atomic::create_private_dir(&dir)?;
         let meta_dir = dir.join(META_DIR);
         atomic::create_private_dir(&meta_dir)?;
+        // Locks, metadata and dead letters live here: a planted symlink
+        // would move them (and what the store writes) out of the directory.
+        let md = std::fs::symlink_metadata(&meta_dir).map_err(io_err(&meta_dir))?;
+        if md.file_type().is_symlink() {
+            return Err(super::error::io_other(
+                &meta_dir,
+                "is a symlink; it must be a directory",
+            ));
+        }
         let store = Store {
             dir,
             meta_dir,
