@@ -46,20 +46,10 @@ fn edit(value: serde_json::Value) -> Vec<u8> {
     json(value)
 }
 
-#[test]
-fn every_configured_limit_is_enforced_through_a_real_server() {
-    let broker = Broker::start();
-    let prefix = unique_prefix("limits");
-    let config = broker.dir().join("limits.toml");
-    std::fs::write(&config, SMALL_LIMITS).expect("write config");
-    let data = broker.dir().join("data");
-    std::fs::create_dir_all(&data).expect("data dir");
-    std::fs::write(data.join("big.txt"), "x".repeat(150)).expect("hand-placed big file");
-    let config = config.display().to_string();
-    let _server = Server::start_with(&broker, &prefix, &data, &["--config", &config]);
-    let raw = RawClient::connect(&broker, &prefix, "raw-limits");
-    let forty = "y".repeat(40);
-    let rows = vec![
+/// The table for SMALL_LIMITS, in order (later rows rely on earlier ones).
+#[rustfmt::skip] // one row per line: a table
+fn limit_rows(forty: &str) -> Vec<Row> {
+    vec![
         // max_payload_bytes = 2048
         row(
             "echo",
@@ -195,7 +185,23 @@ fn every_configured_limit_is_enforced_through_a_real_server() {
             "ok",
             "",
         ),
-    ];
+    ]
+}
+
+#[test]
+fn every_configured_limit_is_enforced_through_a_real_server() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("limits");
+    let config = broker.dir().join("limits.toml");
+    std::fs::write(&config, SMALL_LIMITS).expect("write config");
+    let data = broker.dir().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::write(data.join("big.txt"), "x".repeat(150)).expect("hand-placed big file");
+    let config = config.display().to_string();
+    let _server = Server::start_with(&broker, &prefix, &data, &["--config", &config]);
+    let raw = RawClient::connect(&broker, &prefix, "raw-limits");
+    let forty = "y".repeat(40);
+    let rows = limit_rows(&forty);
     for (i, r) in rows.iter().enumerate() {
         let corr = format!("row-{i}");
         let reply = raw.request(&prefix, r.op, &r.payload, None, Some(corr.as_bytes()));
