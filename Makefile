@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MOSQUITTO = $(shell command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
 DATA_DIR ?= run/data
 
-.PHONY: help setup build broker broker-stop run test check demo install clean
+.PHONY: help setup build broker broker-stop run test check demo install clean fuzz
 
 help:
 	@echo "make run     install what is missing, build, start a local broker, run the server"
@@ -17,6 +17,7 @@ help:
 	@echo "make check   cargo fmt --check, clippy -D warnings, all tests"
 	@echo "make broker / broker-stop   the local Mosquitto (config/mosquitto.conf, state in run/)"
 	@echo "make install put mqttapp on PATH (cargo install --path .)"
+	@echo "make fuzz    fuzz the request decoder and the calc parser, FUZZ_SECONDS each (nightly + cargo-fuzz; not in CI)"
 
 # Debian packages: cmake builds the bundled Paho C, libssl-dev gives it TLS,
 # mosquitto is the broker, mosquitto-clients has mosquitto_rr for interop tests.
@@ -72,6 +73,21 @@ demo: build broker
 	$(BIN) ask echo hello; \
 	$(BIN) ask edit --line 3 "text"; \
 	$(BIN) ask edit --show
+
+# Fuzzing is not part of `make test` (which runs the targets over their seed
+# corpus, tests/fuzz_corpus.rs). libFuzzer needs a nightly toolchain;
+# finds go to fuzz/run-corpus/ (ignored), crashes to fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := decode_request calc_parser
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/run-corpus/$$t; \
+		echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+		$(CARGO) +nightly fuzz run $$t fuzz/run-corpus/$$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
 
 install: build
 	$(CARGO) install --locked --path .
