@@ -16,11 +16,19 @@ pub const MAX_CALC_DEPTH: usize = 512;
 /// Default largest request payload the server decodes, in bytes.
 pub const DEFAULT_MAX_PAYLOAD: usize = 256 * 1024;
 
+/// Default size of the dead-letter store past which payloads are no
+/// longer kept (64 MiB).
+pub const DEFAULT_MAX_DEADLETTER_BYTES: u64 = 64 * 1024 * 1024;
+
 /// All limits of a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest request payload decoded, in bytes.
     pub max_payload: usize,
+    /// Size of the dead-letter store past which a new dead letter keeps
+    /// only its metadata, not its payload: a flood of large bad requests
+    /// cannot fill the disk at the payload's rate.
+    pub max_deadletter_bytes: u64,
     /// Limits of calc.
     pub calc: CalcLimits,
     /// Limits of edit.
@@ -31,6 +39,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_payload: DEFAULT_MAX_PAYLOAD,
+            max_deadletter_bytes: DEFAULT_MAX_DEADLETTER_BYTES,
             calc: CalcLimits::default(),
             edit: EditLimits::default(),
         }
@@ -43,6 +52,8 @@ impl Default for Limits {
 pub struct LimitsFile {
     /// See [`Limits::max_payload`].
     pub max_payload_bytes: Option<usize>,
+    /// See [`Limits::max_deadletter_bytes`].
+    pub max_deadletter_bytes: Option<u64>,
     /// Longest calc expression, in bytes.
     pub max_expr_bytes: Option<usize>,
     /// Deepest nesting of a calc expression.
@@ -63,6 +74,7 @@ impl Limits {
         let d = Limits::default();
         Limits {
             max_payload: file.max_payload_bytes.unwrap_or(d.max_payload),
+            max_deadletter_bytes: file.max_deadletter_bytes.unwrap_or(d.max_deadletter_bytes),
             calc: CalcLimits {
                 max_len: file.max_expr_bytes.unwrap_or(d.calc.max_len),
                 max_depth: file

@@ -78,13 +78,15 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
     go_online(&client, &filter, &status_topic, config)?;
     tracing::info!(broker = %uri.display, %filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, "serving");
 
-    let replies = ReplySender::start(client.clone(), dead_letters.clone());
+    let max_dl = config.limits.max_deadletter_bytes;
+    let replies = ReplySender::start(client.clone(), dead_letters.clone(), max_dl);
     let server = Server {
         ops,
         topics,
         dead_letters,
         replies,
         max_payload: config.limits.max_payload,
+        max_deadletter_bytes: max_dl,
     };
     while !shutdown.load(Ordering::SeqCst) {
         match events.recv_timeout(Duration::from_millis(100)) {
@@ -211,6 +213,7 @@ struct Server {
     dead_letters: Arc<DeadLetters>,
     replies: ReplySender,
     max_payload: usize,
+    max_deadletter_bytes: u64,
 }
 
 impl Server {
@@ -223,7 +226,14 @@ impl Server {
         };
         let outcome = handle(&self.ops, &self.topics, self.max_payload, &incoming);
         if let Some((reason, detail)) = &outcome.dead_letter {
-            record(&self.dead_letters, *reason, detail, &incoming.original());
+            let max = self.max_deadletter_bytes;
+            record(
+                &self.dead_letters,
+                max,
+                *reason,
+                detail,
+                &incoming.original(),
+            );
         }
         if let Some(reply) = outcome.reply {
             tracing::debug!(topic = %incoming.topic, reply_to = %reply.topic, error = ?reply.error, "answered");
@@ -257,6 +267,7 @@ impl Server {
                 };
                 record(
                     &self.dead_letters,
+                    self.max_deadletter_bytes,
                     Reason::Shutdown,
                     "server stopped before answering",
                     &incoming.original(),

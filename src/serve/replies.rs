@@ -26,13 +26,19 @@ const MQTTASYNC_MAX_BUFFERED_MESSAGES: i32 = -12;
 /// Publishes replies and checks every result.
 pub struct ReplySender {
     client: paho::AsyncClient,
+    max_deadletter_bytes: u64,
     pending: Option<Sender<paho::DeliveryToken>>,
     checker: Option<JoinHandle<()>>,
 }
 
 impl ReplySender {
-    /// Starts the checker thread.
-    pub fn start(client: paho::AsyncClient, dead_letters: Arc<DeadLetters>) -> ReplySender {
+    /// Starts the checker thread; dead letters it records keep their
+    /// payload while the store is under `max_deadletter_bytes`.
+    pub fn start(
+        client: paho::AsyncClient,
+        dead_letters: Arc<DeadLetters>,
+        max_deadletter_bytes: u64,
+    ) -> ReplySender {
         let (tx, rx) = bounded::<paho::DeliveryToken>(MAX_UNACKED);
         let checker = thread::Builder::new()
             .name("reply-checker".into())
@@ -42,13 +48,16 @@ impl ReplySender {
                     if let Err(e) = token.wait() {
                         let original = original_of(kept.message());
                         tracing::error!(topic = %original.topic, error = %e, "reply was not delivered");
-                        record(&dead_letters, Reason::ReplyFailed, &e.to_string(), &original);
+                        let detail = e.to_string();
+                        let max = max_deadletter_bytes;
+                        record(&dead_letters, max, Reason::ReplyFailed, &detail, &original);
                     }
                 }
             })
             .ok();
         ReplySender {
             client,
+            max_deadletter_bytes,
             pending: Some(tx),
             checker,
         }
@@ -82,7 +91,14 @@ impl ReplySender {
                         _ => Original::default(),
                     };
                     tracing::error!(error = %e, topic = %original.topic, "reply publish refused");
-                    record(dead_letters, Reason::ReplyFailed, &e.to_string(), &original);
+                    let max = self.max_deadletter_bytes;
+                    record(
+                        dead_letters,
+                        max,
+                        Reason::ReplyFailed,
+                        &e.to_string(),
+                        &original,
+                    );
                     return;
                 }
             }
@@ -115,8 +131,33 @@ fn original_of(msg: &paho::Message) -> Original {
 }
 
 /// Records a dead letter; if even that fails, the log is the last trace.
-pub fn record(dead_letters: &DeadLetters, reason: Reason, detail: &str, original: &Original) {
-    match dead_letters.record(reason, detail, original) {
+///
+/// Once the store holds `max_bytes`, the payload is left out (its size
+/// and the reason are in the detail): a flood of large bad requests must
+/// not fill the disk. Metadata is still kept, so nothing goes untraced.
+pub fn record(
+    dead_letters: &DeadLetters,
+    max_bytes: u64,
+    reason: Reason,
+    detail: &str,
+    original: &Original,
+) {
+    let stored = std::fs::metadata(dead_letters.path()).map_or(0, |m| m.len());
+    let trimmed;
+    let (detail, original) = if stored >= max_bytes && !original.payload.is_empty() {
+        trimmed = Original {
+            payload: Vec::new(),
+            ..original.clone()
+        };
+        let detail = format!(
+            "{detail} (payload of {} bytes not kept: the dead-letter store is over {max_bytes} bytes)",
+            original.payload.len()
+        );
+        (detail, &trimmed)
+    } else {
+        (detail.to_string(), original)
+    };
+    match dead_letters.record(reason, &detail, original) {
         Ok(letter) => {
             tracing::warn!(id = %letter.id, reason = reason.as_str(), detail, "dead letter")
         }
