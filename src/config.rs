@@ -125,7 +125,15 @@ macro_rules! merge_fields {
 
 impl Settings {
     /// Fills every unset field of `self` from `lower`.
-    pub fn over(self, lower: Settings) -> Settings {
+    ///
+    /// `password` and `password_file` are one setting: a layer that gives
+    /// either hides both of the lower layers (`--password-file` beats
+    /// `MQTTAPP_PASSWORD`, which beats the config file's `password_file`).
+    pub fn over(self, mut lower: Settings) -> Settings {
+        if self.password.is_some() || self.password_file.is_some() {
+            lower.password = None;
+            lower.password_file = None;
+        }
         merge_fields!(
             self,
             lower,

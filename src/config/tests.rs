@@ -139,3 +139,44 @@ fn the_shipped_config_file_parses_and_keeps_the_defaults() {
     assert_eq!(c.connection.broker, DEFAULT_BROKER);
     assert_eq!(c.limits, Limits::default());
 }
+
+#[test]
+fn the_highest_layer_naming_a_password_or_password_file_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag_file = dir.path().join("flag-pw");
+    let conf_file = dir.path().join("conf-pw");
+    std::fs::write(&flag_file, "from-flag-file\n").unwrap();
+    std::fs::write(&conf_file, "from-config-file\n").unwrap();
+    let file = Settings {
+        password: Some(Secret::new("from-config")),
+        password_file: Some(conf_file.clone()),
+        ..Default::default()
+    };
+    let flags = Settings {
+        password_file: Some(flag_file),
+        ..Default::default()
+    };
+    let env = [("MQTTAPP_PASSWORD", "from-env")];
+    let pw = |c: Config| c.connection.password.map(|p| p.expose().to_string());
+    assert_eq!(
+        pw(resolve(flags, &env, file.clone())).as_deref(),
+        Some("from-flag-file")
+    );
+    assert_eq!(
+        pw(resolve(Settings::default(), &env, file.clone())).as_deref(),
+        Some("from-env")
+    );
+    // Within one layer, a password beats a password file.
+    assert_eq!(
+        pw(resolve(Settings::default(), &[], file)).as_deref(),
+        Some("from-config")
+    );
+    let only_file = Settings {
+        password_file: Some(conf_file),
+        ..Default::default()
+    };
+    assert_eq!(
+        pw(resolve(Settings::default(), &[], only_file)).as_deref(),
+        Some("from-config-file")
+    );
+}
