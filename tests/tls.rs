@@ -21,7 +21,7 @@ fn tls_setup(name: &str, cert: &str, client_cert: bool) -> (Pki, Broker, String,
         "--ca-file".to_string(),
         pki.arg("ca.crt"),
     ];
-    if cert == "elsewhere" {
+    if cert != "server" {
         args.push("--insecure".into());
     }
     if client_cert {
@@ -109,6 +109,23 @@ fn a_certificate_for_another_host_is_refused_unless_insecure() {
                 "INSECURE: TLS certificate and host-name verification are OFF",
             )),
         );
+}
+
+#[test]
+fn insecure_connects_to_a_self_signed_broker_and_says_so_loudly() {
+    let (pki, broker, prefix, server) = tls_setup("tls-self", "selfsigned", false);
+    assert!(server.log().contains("WARN INSECURE"), "{}", server.log());
+    ask_tls(&broker, &prefix)
+        .args(["--ca-file", &pki.arg("ca.crt"), "ask", "calc", "1"])
+        .assert()
+        .code(7)
+        .stderr(predicate::str::contains("self-signed certificate"));
+    ask_tls(&broker, &prefix)
+        .args(["--insecure", "ask", "calc", "2+3*4"])
+        .assert()
+        .success()
+        .stdout("14\n")
+        .stderr(predicate::str::contains("INSECURE"));
 }
 
 #[test]

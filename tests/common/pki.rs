@@ -16,13 +16,15 @@ impl Pki {
     /// `ca.crt`; `server.crt/key` (SAN 127.0.0.1, localhost) and
     /// `elsewhere.crt/key` (SAN elsewhere.example), both signed by the CA;
     /// `client.crt/key` (CN `alice`) signed by the CA; `rogue-ca.crt` and
-    /// `rogue-client.crt/key` (CN `alice`) signed by the rogue CA.
+    /// `rogue-client.crt/key` (CN `alice`) signed by the rogue CA;
+    /// `selfsigned.crt/key`, a server certificate that is its own CA.
     pub fn generate() -> Pki {
         let pki = Pki {
             dir: tempfile::tempdir().expect("pki temp dir"),
         };
         pki.self_signed("ca", "mqttapp test CA");
         pki.self_signed("rogue-ca", "rogue CA");
+        pki.self_signed("selfsigned", "localhost");
         pki.issued(
             "server",
             "localhost",
@@ -51,7 +53,7 @@ impl Pki {
     }
 
     /// A Mosquitto TLS listener section for [`super::Broker::start_with`],
-    /// serving certificate `server` (`server` or `elsewhere`). With
+    /// serving certificate `server` (`server`, `elsewhere` or `selfsigned`). With
     /// `require_client_cert`, clients must show a certificate from our CA
     /// and its CN becomes their user name (no anonymous access).
     pub fn listener(&self, server: &str, require_client_cert: bool) -> String {
