@@ -118,9 +118,48 @@ pub struct DlqArgs {}
 
 // ---- bench (issue 5) -------------------------------------------------------
 
-/// `mqttapp bench`
-#[derive(Debug, Args, Clone, Default)]
-pub struct BenchArgs {}
+/// `mqttapp bench`: a bounded load against running servers.
+#[derive(Debug, Args, Clone)]
+#[command(
+    after_help = "Examples:\n  mqttapp bench                                   20000 calc requests over 4 connections\n  mqttapp bench --ops calc=8,echo=1,edit=1 --count 50000 --json\n  mqttapp bench --connections 100 --window 1000 --count 100000\n\nLost replies and duplicates must be 0; the exit code is 1 when they are not."
+)]
+pub struct BenchArgs {
+    /// Client connections, each with its own MQTT session and response topic
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub connections: usize,
+
+    /// Requests in flight per connection (pipelining window)
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub window: usize,
+
+    /// Total requests to send (split over the connections)
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub count: u64,
+
+    /// Stop sending after this long even if --count is not reached: 10s, 1m
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub duration: String,
+
+    /// Operation mix with weights: calc, or calc=8,echo=1,edit=1
+    #[arg(long, default_value = "calc", value_name = "MIX")]
+    pub ops: String,
+
+    /// Size of echo texts in bytes
+    #[arg(long, default_value_t = 16, value_name = "BYTES")]
+    pub payload_size: usize,
+
+    /// QoS of the requests (0 or 1; replies come at the server's QoS 1)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=1))]
+    pub qos: i32,
+
+    /// Print the results as one JSON object
+    #[arg(long)]
+    pub json: bool,
+
+    /// Do not wait for a server's online status (e.g. against a bare responder)
+    #[arg(long)]
+    pub no_status_check: bool,
+}
 
 // ---- shell (issue 7) -------------------------------------------------------
 

@@ -12,10 +12,12 @@
 //! - [`operations`]: calc, echo, edit; no MQTT in there.
 //! - [`serve`]: the server loop.
 //! - [`ask`]: the client.
+//! - [`bench`]: the load generator.
 //! - [`deadletter`]: the persistent dead-letter store.
 //! - [`exit`]: exit codes.
 
 pub mod ask;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod deadletter;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use mqttapp::ask;
-use mqttapp::cli::{AskArgs, Cli, Command};
+use mqttapp::bench;
+use mqttapp::cli::{AskArgs, BenchArgs, Cli, Command};
 use mqttapp::config::{Config, Settings};
 use mqttapp::exit::ExitCode;
 use mqttapp::protocol::{OkValue, Reply, Request};
@@ -36,7 +37,7 @@ fn main() {
         Command::Ask(args) => run_ask(&config, args),
         Command::Status(_) => not_yet("status"),
         Command::Dlq(_) => not_yet("dlq"),
-        Command::Bench(_) => not_yet("bench"),
+        Command::Bench(args) => run_bench(&config, args),
         Command::Shell(_) => not_yet("shell"),
         Command::Completions(_) => not_yet("completions"),
     };
@@ -83,6 +84,36 @@ fn run_ask(config: &Config, args: &AskArgs) -> ExitCode {
     match result {
         Ok((request, reply)) => print_reply(&request, &reply, args.json),
         Err(e) => {
+            let code = ExitCode::of_ask(&e);
+            fail(&e, code)
+        }
+    }
+}
+
+fn run_bench(config: &Config, args: &BenchArgs) -> ExitCode {
+    match bench::run(config, args) {
+        Ok(report) => {
+            if args.json {
+                // Plain numbers and strings: serializing cannot fail.
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("report serializes")
+                );
+            } else {
+                print!("{}", bench::table(&report));
+            }
+            if report.is_clean() {
+                ExitCode::Ok
+            } else {
+                eprintln!(
+                    "error: {} lost, {} duplicated, {} publish errors",
+                    report.lost, report.duplicates, report.publish_errors
+                );
+                ExitCode::OperationError
+            }
+        }
+        Err(bench::BenchError::Usage(e)) => fail(&bench::BenchError::Usage(e), ExitCode::Usage),
+        Err(bench::BenchError::Ask(e)) => {
             let code = ExitCode::of_ask(&e);
             fail(&e, code)
         }
