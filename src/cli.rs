@@ -180,6 +180,7 @@ const ASK_HELP: &str = "Examples:
   mqttapp ask edit --append \"last\"     adds a line at the end
   mqttapp ask edit --show              prints the file
   mqttapp ask --json calc 7/2          prints {\"ok\":3.5}
+  printf 'calc 1+2\\necho hi\\n' | mqttapp ask --batch   prints 3 and hi
 
 Exit codes: 0 ok, 1 the server answered with an error, 2 usage or
 configuration, 3 cannot connect, 4 authentication or authorization refused,
@@ -220,9 +221,15 @@ pub struct AskArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Read one request per line from stdin ("calc 1+2", "echo hi",
+    /// "edit --line 2 x"), send them pipelined over one connection, print
+    /// one result line per request in input order
+    #[arg(long)]
+    pub batch: bool,
+
     /// The operation and its arguments.
     #[command(subcommand)]
-    pub op: AskOp,
+    pub op: Option<AskOp>,
 }
 
 /// The operations `ask` can send.
@@ -279,4 +286,14 @@ pub struct EditArgs {
     /// The line's new text; several words are joined with spaces
     #[arg(num_args = 0.., allow_hyphen_values = true, value_name = "TEXT")]
     pub text: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,19 +1,14 @@
-//! One benchmark connection: keeps a window of requests in flight, matches
-//! replies by correlation data, re-sends what goes unanswered, counts
-//! everything.
+//! One benchmark connection: keeps a window of requests in flight through
+//! an [`ask::Pipeline`](crate::ask::Pipeline) and counts everything.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::bounded;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 
-use crate::ask::{AskError, Received, Requester};
+use crate::ask::{AskError, Outcome, Pipeline, Requester};
 use crate::config::Config;
-use crate::protocol::{Encoding, Reply, Request};
+use crate::protocol::{Encoding, Reply};
 
 use super::mix::Mix;
 
@@ -49,7 +44,7 @@ pub struct Tally {
     pub undecodable: u64,
     /// Requests never answered within the timeout.
     pub lost: u64,
-    /// Replies for requests already answered (or never sent).
+    /// Replies for requests already answered (or given up).
     pub duplicates: u64,
     /// Re-sends of unanswered requests.
     pub resent: u64,
@@ -59,12 +54,6 @@ pub struct Tally {
     pub latency_us: Histogram<u64>,
 }
 
-struct Pending {
-    request: Request,
-    first_sent: Instant,
-    last_sent: Instant,
-}
-
 /// Runs one worker to completion.
 ///
 /// # Errors
@@ -72,88 +61,39 @@ struct Pending {
 pub fn run(config: &Config, plan: &Plan, progress: &ProgressBar) -> Result<Tally, AskError> {
     let mut requester = Requester::connect(config, Encoding::Cbor)?;
     requester.set_qos(plan.qos);
-    let publish_errors = Arc::new(AtomicU64::new(0));
-    let (tokens, checked) = bounded::<paho_mqtt::DeliveryToken>(plan.window.max(1) * 2);
-    let errors = publish_errors.clone();
-    let checker = std::thread::spawn(move || {
-        for token in checked {
-            if let Err(e) = token.wait() {
-                if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::warn!(error = %e, "a request was not acknowledged by the broker");
-                }
-            }
-        }
-    });
-    let mut tally = Tally::new();
-    let mut pending: HashMap<Vec<u8>, Pending> = HashMap::with_capacity(plan.window);
-    let mut next_check = Instant::now() + plan.retry.min(Duration::from_millis(100));
+    let mut pipeline = Pipeline::new(requester, plan.window, plan.retry, plan.timeout);
+    let mut tally = Tally::empty();
+    let mut outcomes = Vec::new();
     let mut i = 0;
     loop {
-        while pending.len() < plan.window && i < plan.count && Instant::now() < plan.stop_sending {
-            let request = plan.mix.request(plan.worker, i);
-            let correlation = requester.next_correlation();
-            let _ = tokens.send(requester.publish_nowait(&request, &correlation));
-            let now = Instant::now();
-            pending.insert(
-                correlation,
-                Pending {
-                    request,
-                    first_sent: now,
-                    last_sent: now,
-                },
-            );
+        while pipeline.in_flight() < plan.window
+            && i < plan.count
+            && Instant::now() < plan.stop_sending
+        {
+            pipeline.send((), plan.mix.request(plan.worker, i));
             tally.sent += 1;
             i += 1;
         }
-        let done_sending = i >= plan.count || Instant::now() >= plan.stop_sending;
-        if pending.is_empty() && done_sending {
+        if pipeline.in_flight() == 0 && (i >= plan.count || Instant::now() >= plan.stop_sending) {
             break;
         }
-        match requester.next(Instant::now() + Duration::from_millis(20)) {
-            Some(Received::Reply(c, reply)) => {
-                tally.answered(pending.remove(&c), Some(&reply), progress)
-            }
-            Some(Received::Undecodable(c)) => tally.answered(pending.remove(&c), None, progress),
-            Some(Received::Lost) => {
-                requester.reconnect(Instant::now() + plan.timeout)?;
-                next_check = Instant::now();
-            }
-            Some(Received::Status) | None => {}
-        }
-        if Instant::now() >= next_check {
-            resend_or_give_up(&requester, &mut pending, plan, &mut tally, &tokens);
-            next_check = Instant::now() + plan.retry.min(Duration::from_millis(100));
+        pipeline.poll(Duration::from_millis(20), &mut outcomes)?;
+        for outcome in outcomes.drain(..) {
+            tally.count(outcome, progress);
         }
     }
-    drop(tokens);
-    let _ = checker.join();
-    tally.publish_errors = publish_errors.load(Ordering::Relaxed);
-    requester.close();
+    let (resent, publish_errors, requester) = pipeline.finish();
+    tally.resent = resent;
+    tally.publish_errors = publish_errors;
+    // `mqttapp bench` exits right after; paho's teardown (up to a second)
+    // would otherwise count as benchmark time.
+    requester.abandon();
     Ok(tally)
 }
 
-fn resend_or_give_up(
-    requester: &Requester,
-    pending: &mut HashMap<Vec<u8>, Pending>,
-    plan: &Plan,
-    tally: &mut Tally,
-    tokens: &crossbeam_channel::Sender<paho_mqtt::DeliveryToken>,
-) {
-    let now = Instant::now();
-    let before = pending.len();
-    pending.retain(|_, p| now.duration_since(p.first_sent) < plan.timeout);
-    tally.lost += (before - pending.len()) as u64;
-    for (correlation, p) in pending.iter_mut() {
-        if now.duration_since(p.last_sent) >= plan.retry {
-            let _ = tokens.send(requester.publish_nowait(&p.request, correlation));
-            p.last_sent = now;
-            tally.resent += 1;
-        }
-    }
-}
-
 impl Tally {
-    fn new() -> Tally {
+    /// An empty tally.
+    pub fn empty() -> Tally {
         Tally {
             sent: 0,
             ok: 0,
@@ -163,31 +103,29 @@ impl Tally {
             duplicates: 0,
             resent: 0,
             publish_errors: 0,
-            // 1 µs to 1 hour at 3 significant digits: cannot fail.
+            // 1 µs to 1 hour at 3 significant digits: valid bounds, cannot fail.
             latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("valid histogram bounds"),
         }
     }
 
-    fn answered(
-        &mut self,
-        pending: Option<Pending>,
-        reply: Option<&Reply>,
-        progress: &ProgressBar,
-    ) {
-        let Some(p) = pending else {
-            self.duplicates += 1;
-            return;
-        };
-        let micros = p.first_sent.elapsed().as_micros().max(1);
-        self.latency_us
-            .saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
-        match reply {
-            Some(Reply::Ok(_)) => self.ok += 1,
-            Some(Reply::Err(_)) => self.errors += 1,
-            None => self.undecodable += 1,
+    fn count(&mut self, outcome: Outcome<()>, progress: &ProgressBar) {
+        match outcome {
+            Outcome::Answered((), reply, latency) => {
+                let micros = u64::try_from(latency.as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                self.latency_us.saturating_record(micros);
+                match reply {
+                    Some(Reply::Ok(_)) => self.ok += 1,
+                    Some(Reply::Err(_)) => self.errors += 1,
+                    None => self.undecodable += 1,
+                }
+                progress.inc(1);
+            }
+            Outcome::Lost(()) => self.lost += 1,
+            Outcome::Duplicate => self.duplicates += 1,
         }
-        progress.inc(1);
     }
 
     /// Adds another worker's counts to this one.
@@ -201,10 +139,5 @@ impl Tally {
         self.resent += other.resent;
         self.publish_errors += other.publish_errors;
         let _ = self.latency_us.add(&other.latency_us);
-    }
-
-    /// An empty tally to merge into.
-    pub fn empty() -> Tally {
-        Tally::new()
     }
 }
