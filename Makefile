@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MOSQUITTO = $(shell command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
 DATA_DIR ?= run/data
 
-.PHONY: help setup build broker broker-stop run test check demo install clean
+.PHONY: help setup build broker broker-stop run test check demo bench install clean
 
 help:
 	@echo "make run     install what is missing, build, start a local broker, run the server"
@@ -16,6 +16,7 @@ help:
 	@echo "make demo    broker + server in the background, four example requests, stop both"
 	@echo "make check   cargo fmt --check, clippy -D warnings, all tests"
 	@echo "make broker / broker-stop   the local Mosquitto (config/mosquitto.conf, state in run/)"
+	@echo "make bench   speed figures as ratios against references measured in the same run (docs/BENCHMARKS.md)"
 	@echo "make install put mqttapp on PATH (cargo install --path .)"
 
 # Debian packages: cmake builds the bundled Paho C, libssl-dev gives it TLS,
@@ -72,6 +73,11 @@ demo: build broker
 	$(BIN) ask echo hello; \
 	$(BIN) ask edit --line 3 "text"; \
 	$(BIN) ask edit --show
+
+# Starts its own broker on a free port; about 2-3 minutes.
+bench: setup
+	$(CARGO) build --release --locked --example bare_echo
+	$(CARGO) bench --locked --bench suite
 
 install: build
 	$(CARGO) install --locked --path .
