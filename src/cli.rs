@@ -17,9 +17,7 @@ use clap::{Args, Parser, Subcommand};
 /// honoured as a fallback.
 #[derive(Debug, Parser)]
 #[command(name = "mqttapp", version = crate::version::LONG, propagate_version = true)]
-#[command(
-    after_help = "Examples:\n  mqttapp serve\n  mqttapp ask calc \"2+3*4\"\n  mqttapp ask echo hello\n  mqttapp ask edit --line 3 \"text\"\n  mqttapp ask edit --show"
-)]
+#[command(after_help = TOP_HELP)]
 pub struct Cli {
     /// Connection and output settings shared by every subcommand.
     #[command(flatten)]
@@ -33,16 +31,20 @@ pub struct Cli {
 #[derive(Debug, Args, Default, Clone)]
 pub struct GlobalArgs {
     /// Broker URI: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt
-    /// [env: MQTTAPP_BROKER] [default: mqtt://localhost:1883]
+    /// [env: MQTTAPP_BROKER, or the seed app's BROKER + PORT]
+    /// [default: mqtt://localhost:1883]
     #[arg(long, global = true, value_name = "URI")]
     pub broker: Option<String>,
 
-    /// User name for the broker [env: MQTTAPP_USERNAME]
+    /// User name for the broker
+    /// [env: MQTTAPP_USERNAME, or the seed app's USERNAME + PASSWORD pair]
+    /// [default: none, connect anonymously]
     #[arg(long, global = true, value_name = "NAME")]
     pub username: Option<String>,
 
     /// Read the broker password from this file (first line), so it never
-    /// appears on a command line [env: MQTTAPP_PASSWORD holds the password itself]
+    /// appears on a command line [env: MQTTAPP_PASSWORD holds the password
+    /// itself] [default: none]
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
@@ -51,45 +53,76 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PREFIX")]
     pub prefix: Option<String>,
 
-    /// Config file (TOML) [env: MQTTAPP_CONFIG] [default: config/mqttapp.toml if present]
+    /// Config file (TOML) [env: MQTTAPP_CONFIG] [default:
+    /// config/mqttapp.toml if present]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// CA certificate(s) (PEM) to verify an mqtts:// broker [env: MQTTAPP_CA_FILE]
+    /// CA certificate(s) (PEM) to verify an mqtts:// broker
+    /// [env: MQTTAPP_CA_FILE] [default: the system's CA store]
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
-    /// Client certificate (PEM) for brokers that require one [env: MQTTAPP_CERT_FILE]
+    /// Client certificate (PEM) for brokers that require one
+    /// [env: MQTTAPP_CERT_FILE] [default: none]
     #[arg(long, global = true, value_name = "FILE")]
     pub cert_file: Option<PathBuf>,
 
     /// Private key (PEM) of the client certificate [env: MQTTAPP_KEY_FILE]
+    /// [default: none]
     #[arg(long, global = true, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
     /// Do not verify the broker's TLS certificate or host name (testing
     /// with self-signed certificates only; logged as a warning)
+    /// [env: none, on purpose; config: insecure = true] [default: off]
     #[arg(long, global = true)]
     pub insecure: bool,
 
-    /// More log output on stderr (-v: debug, -vv: trace); RUST_LOG overrides
+    /// More log output on stderr (-v: debug, -vv: trace)
+    /// [env: RUST_LOG overrides, e.g. RUST_LOG=debug] [default: info]
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Only errors on stderr
+    /// Quiet: logs show errors only; `ask` and `shell` print no results
+    /// (the exit code tells), error messages still go to stderr
+    /// [env: none] [default: off]
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Colour on stderr: auto (only on a terminal, never when NO_COLOR is
+    /// set), always, never [env: NO_COLOR=1 turns it off] [default: auto]
+    #[arg(
+        long,
+        global = true,
+        value_name = "WHEN",
+        value_enum,
+        default_value = "auto",
+        hide_default_value = true
+    )]
+    pub color: ColorWhen,
+}
+
+/// When to colour the output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when stderr is a terminal and NO_COLOR is not set.
+    #[default]
+    Auto,
+    /// Always colour, even into a pipe.
+    Always,
+    /// Never colour.
+    Never,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Answer requests until Ctrl-C or SIGTERM
-    #[command(
-        after_help = "Examples:\n  mqttapp serve\n  mqttapp serve --data-dir /var/lib/mqttapp --group workers"
-    )]
+    #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
-    /// Send one request and print the result on stdout
+    /// Send one request and print the result on stdout (no operation: the
+    /// interactive shell)
     #[command(after_help = ASK_HELP)]
     Ask(AskArgs),
     /// List the servers and their state (online/offline, operations, version)
@@ -99,8 +132,10 @@ pub enum Command {
     /// Measure throughput and latency against running servers
     Bench(BenchArgs),
     /// Interactive prompt over one connection (also reads commands from a pipe)
+    #[command(after_help = SHELL_HELP)]
     Shell(ShellArgs),
     /// Print a shell completion script: bash, zsh, fish, powershell, elvish
+    #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
 }
 
@@ -124,15 +159,86 @@ pub struct BenchArgs {}
 
 // ---- shell (issue 7) -------------------------------------------------------
 
-/// `mqttapp shell`
+/// `mqttapp shell`: the same settings as `ask`, many requests.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ShellArgs {}
+pub struct ShellArgs {
+    /// Timeout and output format of each request.
+    #[command(flatten)]
+    pub request: RequestArgs,
+}
 
 // ---- completions (issue 7) -------------------------------------------------
 
 /// `mqttapp completions`
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to write a completion script for
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// Settings of every command that sends requests (`ask`, `shell`).
 #[derive(Debug, Args, Clone, Default)]
-pub struct CompletionsArgs {}
+pub struct RequestArgs {
+    /// Give up after this long without a reply: 5, 2.5, 500ms, 1m
+    /// [env: MQTTAPP_TIMEOUT] [default: 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Print each reply as one JSON object on one line: {"ok":...} or
+    /// {"err":{"code":...,"message":...}}, also for client-side failures
+    /// such as "timeout" [env: none] [default: plain text]
+    #[arg(long)]
+    pub json: bool,
+}
+
+const TOP_HELP: &str = "Examples:
+  make broker && mqttapp serve           a local broker, then the server
+  mqttapp ask calc \"2+3*4\"               prints 14
+  mqttapp ask echo hello                 prints hello
+  mqttapp ask edit --line 3 \"text\"       line 3 of the server's file becomes \"text\"
+  mqttapp ask edit --show                prints the file
+  mqttapp shell                          a prompt: calc 1+1, echo hi, show, help, quit
+  mqttapp completions bash > ~/.local/share/bash-completion/completions/mqttapp
+
+Run `mqttapp help <command>` or `mqttapp <command> --help` for each command's flags.";
+
+const SERVE_HELP: &str = "Examples:
+  mqttapp serve                                  answer on mqtt://localhost:1883
+  mqttapp serve --data-dir /var/lib/mqttapp --group workers
+  MQTTAPP_BROKER=mqtts://broker.example:8883 mqttapp serve --ca-file ca.pem
+
+Several servers with the same --group share the requests (MQTT 5 shared
+subscription); give each its own --server-id.";
+
+const SHELL_HELP: &str = "Commands at the prompt:
+  calc 2+3*4                      evaluate an expression
+  echo hello world                send text back
+  edit --line 3 new text          the same flags as `mqttapp ask edit`
+  show [--file NAME]              print the file (edit --show)
+  help [COMMAND]                  the commands, or one command's flags
+  quit, exit, Ctrl-D              leave
+
+Words are split like a shell's: quote to keep spaces (echo \"a  b\").
+History is kept in $XDG_STATE_HOME/mqttapp/history (~/.local/state/...);
+lines starting with a space and lines that are not valid commands are not
+saved.
+
+When stdin is not a terminal, commands are read without prompts, each
+result goes to stdout (one line per reply with --json) and errors to
+stderr; the exit code is 0 when every command succeeded, else 1.
+
+Examples:
+  mqttapp shell
+  printf 'calc 1+1\\necho hi\\n' | mqttapp shell --json
+  mqttapp shell < commands.txt";
+
+const COMPLETIONS_HELP: &str = "Examples:
+  mqttapp completions bash > ~/.local/share/bash-completion/completions/mqttapp
+  mqttapp completions zsh > ~/.zfunc/_mqttapp          (fpath+=~/.zfunc in .zshrc)
+  mqttapp completions fish > ~/.config/fish/completions/mqttapp.fish
+  mqttapp completions powershell >> $PROFILE
+  mqttapp completions elvish >> ~/.config/elvish/rc.elv";
 
 const ASK_HELP: &str = "Examples:
   mqttapp ask calc \"2+3*4\"             prints 14
@@ -141,6 +247,8 @@ const ASK_HELP: &str = "Examples:
   mqttapp ask edit --append \"last\"     adds a line at the end
   mqttapp ask edit --show              prints the file
   mqttapp ask --json calc 7/2          prints {\"ok\":3.5}
+  mqttapp ask -q calc 1/0 || echo bad  no output; the exit code tells
+  mqttapp ask                          no operation: the interactive shell
 
 Exit codes: 0 ok, 1 the server answered with an error, 2 usage or
 configuration, 3 cannot connect, 4 authentication or authorization refused,
@@ -164,7 +272,8 @@ pub struct ServeArgs {
     pub server_id: Option<String>,
 
     /// Share the load with other servers of this group (MQTT 5 shared
-    /// subscription $share/<group>/...) [env: MQTTAPP_GROUP]
+    /// subscription $share/<group>/...) [env: MQTTAPP_GROUP] [default:
+    /// none, this server takes every request it sees]
     #[arg(long, value_name = "NAME")]
     pub group: Option<String>,
 }
@@ -172,18 +281,13 @@ pub struct ServeArgs {
 /// `mqttapp ask`
 #[derive(Debug, Args)]
 pub struct AskArgs {
-    /// Give up after this long without a reply: 5, 2.5, 500ms, 1m
-    /// [env: MQTTAPP_TIMEOUT] [default: 5s]
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
+    /// Timeout and output format.
+    #[command(flatten)]
+    pub request: RequestArgs,
 
-    /// Print the whole reply as one JSON object ({"ok":...} or {"err":{...}})
-    #[arg(long)]
-    pub json: bool,
-
-    /// The operation and its arguments.
+    /// The operation and its arguments; none opens the interactive shell.
     #[command(subcommand)]
-    pub op: AskOp,
+    pub op: Option<AskOp>,
 }
 
 /// The operations `ask` can send.
@@ -207,6 +311,9 @@ pub enum AskOp {
 }
 
 /// `mqttapp ask edit`: replace (default), insert, append, delete or show.
+///
+/// Besides `--file`, these flags are fields of one request, not settings:
+/// they have no environment variables and default to "not given".
 #[derive(Debug, Args, Clone, Default)]
 pub struct EditArgs {
     /// 1-based line number (replace, insert, delete)
@@ -230,6 +337,7 @@ pub struct EditArgs {
     pub show: bool,
 
     /// File to edit instead of the server's default [env: MQTTAPP_FILE]
+    /// [default: the server's default file, notes.txt]
     #[arg(long, value_name = "NAME")]
     pub file: Option<String>,
 
@@ -241,3 +349,6 @@ pub struct EditArgs {
     #[arg(num_args = 0.., allow_hyphen_values = true, value_name = "TEXT")]
     pub text: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests;

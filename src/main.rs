@@ -2,48 +2,72 @@
 //! print results and errors, and map them to exit codes.
 
 use std::error::Error;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use mqttapp::ask;
-use mqttapp::cli::{AskArgs, Cli, Command};
+use mqttapp::cli::{AskOp, Cli, ColorWhen, Command, RequestArgs};
 use mqttapp::config::{Config, Settings};
 use mqttapp::exit::ExitCode;
-use mqttapp::protocol::{OkValue, Reply, Request};
-use mqttapp::serve;
+use mqttapp::output::{Format, Output};
+use mqttapp::{serve, shell};
 
 fn main() {
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose, cli.global.quiet);
-    let serve_args = match &cli.command {
-        Command::Serve(args) => Some(args),
-        _ => None,
-    };
-    let mut flags = Settings::from_flags(&cli.global, serve_args);
-    if let Command::Ask(args) = &cli.command {
-        flags.timeout = args.timeout.clone();
-    }
-    let config = match Config::resolve(flags, cli.global.config.as_deref(), &|k| {
-        std::env::var(k).ok()
-    }) {
-        Ok(c) => c,
-        Err(e) => fail(&e, ExitCode::Usage),
-    };
+    let colour = colour_on_stderr(cli.global.color);
+    init_tracing(cli.global.verbose, cli.global.quiet, colour);
     let code = match &cli.command {
-        Command::Serve(_) => run_serve(&config),
-        Command::Ask(args) => run_ask(&config, args),
+        Command::Serve(_) => run_serve(&resolve(&cli, None)),
+        Command::Ask(args) => {
+            let config = resolve(&cli, Some(&args.request));
+            let output = output(&cli, &args.request);
+            match &args.op {
+                Some(op) => run_ask(&config, op, &output),
+                None => run_shell(&config, &output),
+            }
+        }
+        Command::Shell(args) => run_shell(
+            &resolve(&cli, Some(&args.request)),
+            &output(&cli, &args.request),
+        ),
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "mqttapp",
+                &mut std::io::stdout(),
+            );
+            ExitCode::Ok
+        }
         Command::Status(_) => not_yet("status"),
         Command::Dlq(_) => not_yet("dlq"),
         Command::Bench(_) => not_yet("bench"),
-        Command::Shell(_) => not_yet("shell"),
-        Command::Completions(_) => not_yet("completions"),
     };
     code.exit()
 }
 
-fn init_tracing(verbose: u8, quiet: bool) {
+/// Sets anstream's global choice (used by every coloured message) and
+/// returns whether stderr gets colour, for the log lines.
+fn colour_on_stderr(when: ColorWhen) -> bool {
+    let choice = match when {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool, colour: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (_, 0) => "info",
@@ -56,8 +80,28 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(colour)
         .init();
+}
+
+/// Flags > environment > config file > defaults, once; a bad setting ends
+/// the process with exit code 2.
+fn resolve(cli: &Cli, request: Option<&RequestArgs>) -> Config {
+    let serve_args = match &cli.command {
+        Command::Serve(args) => Some(args),
+        _ => None,
+    };
+    let mut flags = Settings::from_flags(&cli.global, serve_args);
+    flags.timeout = request.and_then(|r| r.timeout.clone());
+    let env = |k: &str| std::env::var(k).ok();
+    match Config::resolve(flags, cli.global.config.as_deref(), &env) {
+        Ok(config) => config,
+        Err(e) => fail(&e, ExitCode::Usage),
+    }
+}
+
+fn output(cli: &Cli, request: &RequestArgs) -> Output {
+    Output::new(Format::from_flags(request.json, cli.global.quiet))
 }
 
 fn run_serve(config: &Config) -> ExitCode {
@@ -77,52 +121,28 @@ fn run_serve(config: &Config) -> ExitCode {
     }
 }
 
-fn run_ask(config: &Config, args: &AskArgs) -> ExitCode {
-    let result = ask::build_request(&args.op, config.file.as_deref())
+fn run_ask(config: &Config, op: &AskOp, output: &Output) -> ExitCode {
+    let result = ask::build_request(op, config.file.as_deref())
         .and_then(|request| ask::request(config, &request).map(|reply| (request, reply)));
     match result {
-        Ok((request, reply)) => print_reply(&request, &reply, args.json),
+        Ok((request, reply)) => output.reply(&request, &reply),
         Err(e) => {
             let code = ExitCode::of_ask(&e);
-            fail(&e, code)
+            output.failure(code, &e);
+            code
         }
     }
 }
 
-/// Prints the result alone on stdout (or the whole reply as JSON); error
-/// replies go to stderr with exit code 1.
-fn print_reply(request: &Request, reply: &Reply, json: bool) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    if json {
-        // A reply is plain data; serializing it to JSON cannot fail.
-        let text = serde_json::to_string(reply).expect("reply serializes to JSON");
-        let _ = writeln!(out, "{text}");
-        return if matches!(reply, Reply::Ok(_)) {
-            ExitCode::Ok
-        } else {
-            ExitCode::OperationError
-        };
-    }
-    match reply {
-        Reply::Ok(value) => {
-            if let OkValue::Edit(e) = value {
-                if e.content.is_some() {
-                    eprintln!("{}: rev {}, {} lines", e.file, e.rev, e.lines);
-                }
-            }
-            let _ = writeln!(out, "{value}");
-            ExitCode::Ok
-        }
-        Reply::Err(err) => {
-            eprintln!("error: {err}");
-            // A caret under the offending character, for expressions that fit a line.
-            if let (Request::Calc(calc), Some(at)) = (request, err.at) {
-                if calc.expr.len() > 120 || calc.expr.contains('\n') {
-                    return ExitCode::OperationError;
-                }
-                eprintln!("  {}\n  {}^", calc.expr, " ".repeat(at as usize));
-            }
-            ExitCode::OperationError
+/// A failed first connection ends the session with its own exit code
+/// (3, 4, 7, ...); after that, 0 when every command succeeded, else 1.
+fn run_shell(config: &Config, output: &Output) -> ExitCode {
+    match shell::run(config, output) {
+        Ok(summary) => summary.exit_code(),
+        Err(e) => {
+            let code = ExitCode::of_ask(&e);
+            output.failure(code, &e);
+            code
         }
     }
 }
@@ -135,12 +155,6 @@ fn not_yet(name: &str) -> ExitCode {
 
 /// Prints an error with its chain of causes and exits.
 fn fail(e: &dyn Error, code: ExitCode) -> ! {
-    let mut message = format!("error: {e}");
-    let mut source = e.source();
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    eprintln!("{message}");
+    Output::new(Format::Plain).error(&mqttapp::output::chain(e));
     code.exit()
 }
