@@ -8,9 +8,11 @@
 pub mod broker;
 pub mod raw;
 pub mod server;
+pub mod session;
 
 pub use broker::Broker;
 pub use server::Server;
+pub use session::Session;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
