@@ -153,9 +153,48 @@ pub struct DlqArgs {}
 
 // ---- bench (issue 5) -------------------------------------------------------
 
-/// `mqttapp bench`
-#[derive(Debug, Args, Clone, Default)]
-pub struct BenchArgs {}
+/// `mqttapp bench`: a bounded load against running servers.
+#[derive(Debug, Args, Clone)]
+#[command(
+    after_help = "Examples:\n  mqttapp bench                                   20000 calc requests over 4 connections\n  mqttapp bench --ops calc=8,echo=1,edit=1 --count 50000 --json\n  mqttapp bench --connections 100 --window 1000 --count 100000\n\nLost replies and duplicates must be 0; the exit code is 1 when they are not."
+)]
+pub struct BenchArgs {
+    /// Client connections, each with its own MQTT session and response topic
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub connections: usize,
+
+    /// Requests in flight per connection (pipelining window)
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub window: usize,
+
+    /// Total requests to send (split over the connections)
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub count: u64,
+
+    /// Stop sending after this long even if --count is not reached: 10s, 1m
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub duration: String,
+
+    /// Operation mix with weights: calc, or calc=8,echo=1,edit=1
+    #[arg(long, default_value = "calc", value_name = "MIX")]
+    pub ops: String,
+
+    /// Size of echo texts in bytes
+    #[arg(long, default_value_t = 16, value_name = "BYTES")]
+    pub payload_size: usize,
+
+    /// QoS of the requests (0 or 1; replies come at the server's QoS 1)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=1))]
+    pub qos: i32,
+
+    /// Print the results as one JSON object
+    #[arg(long)]
+    pub json: bool,
+
+    /// Do not wait for a server's online status (e.g. against a bare responder)
+    #[arg(long)]
+    pub no_status_check: bool,
+}
 
 // ---- shell (issue 7) -------------------------------------------------------
 
@@ -249,6 +288,7 @@ const ASK_HELP: &str = "Examples:
   mqttapp ask --json calc 7/2          prints {\"ok\":3.5}
   mqttapp ask -q calc 1/0 || echo bad  no output; the exit code tells
   mqttapp ask                          no operation: the interactive shell
+  printf 'calc 1+2\\necho hi\\n' | mqttapp ask --batch   pipelined: prints 3 and hi
 
 Exit codes: 0 ok, 1 the server answered with an error, 2 usage or
 configuration, 3 cannot connect, 4 authentication or authorization refused,
@@ -285,7 +325,14 @@ pub struct AskArgs {
     #[command(flatten)]
     pub request: RequestArgs,
 
-    /// The operation and its arguments; none opens the interactive shell.
+    /// Read one request per line from stdin ("calc 1+2", "echo hi",
+    /// "edit --line 2 x"), send them pipelined over one connection, print
+    /// one result line per request in input order
+    #[arg(long)]
+    pub batch: bool,
+
+    /// The operation and its arguments; none opens the interactive shell
+    /// (or, with --batch, reads requests from stdin).
     #[command(subcommand)]
     pub op: Option<AskOp>,
 }

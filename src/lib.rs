@@ -14,10 +14,12 @@
 //! - [`ask`]: the client.
 //! - [`shell`]: the interactive shell over one connection.
 //! - [`output`]: how results and errors are shown (plain, JSON, quiet, colour).
+//! - [`bench`]: the load generator.
 //! - [`deadletter`]: the persistent dead-letter store.
 //! - [`exit`]: exit codes.
 
 pub mod ask;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod deadletter;

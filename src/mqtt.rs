@@ -157,30 +157,64 @@ pub struct SessionSpec {
     pub connect_timeout: Duration,
 }
 
+/// Publishes paho may queue inside one client before it refuses more with
+/// "max buffered messages" (it counts commands not yet written to the
+/// socket, connected or not). [`publish_waiting`] waits when it is reached.
+pub const MAX_BUFFERED: i32 = 100_000;
+
+/// paho C's return codes for "the queue is full, try again later".
+const MQTTASYNC_MAX_MESSAGES_INFLIGHT: i32 = -4;
+const MQTTASYNC_MAX_BUFFERED_MESSAGES: i32 = -12;
+
 /// Creates a paho client with no file persistence (paho's default writes
 /// into the working directory).
 ///
-/// `offline_buffer`: how many publishes to hold while disconnected (servers
-/// keep replying through a reconnect), or `None` to fail them.
+/// `send_while_disconnected`: hold publishes while the connection is down
+/// and send them after a reconnect (servers keep replying through a broker
+/// restart) instead of failing them.
 ///
 /// # Errors
-/// [`MqttError::BadUri`] or a paho error.
+/// A paho error when the options are refused.
 pub fn create_client(
     uri: &BrokerUri,
     client_id: &str,
-    offline_buffer: Option<i32>,
+    send_while_disconnected: bool,
 ) -> Result<paho::AsyncClient, MqttError> {
-    let mut builder = paho::CreateOptionsBuilder::new()
+    let opts = paho::CreateOptionsBuilder::new()
         .server_uri(&uri.paho)
         .client_id(client_id)
         .persistence(paho::PersistenceType::None)
-        .mqtt_version(paho::MQTT_VERSION_5);
-    if let Some(n) = offline_buffer {
-        builder = builder
-            .send_while_disconnected(true)
-            .max_buffered_messages(n);
+        .mqtt_version(paho::MQTT_VERSION_5)
+        .max_buffered_messages(MAX_BUFFERED)
+        .send_while_disconnected(send_while_disconnected)
+        .finalize();
+    Ok(paho::AsyncClient::new(opts)?)
+}
+
+/// Publishes, waiting (with a growing pause, up to 50 ms) while paho's
+/// in-flight window or buffer is full, so a fast sender slows down
+/// instead of dropping messages.
+///
+/// # Errors
+/// Any other refusal, with the message handed back inside the error.
+pub fn publish_waiting(
+    client: &paho::AsyncClient,
+    mut msg: paho::Message,
+) -> Result<paho::DeliveryToken, paho::Error> {
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match client.try_publish(msg) {
+            Err(paho::Error::Publish(rc, back))
+                if rc == MQTTASYNC_MAX_BUFFERED_MESSAGES
+                    || rc == MQTTASYNC_MAX_MESSAGES_INFLIGHT =>
+            {
+                msg = back;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
-    Ok(paho::AsyncClient::new(builder.finalize())?)
 }
 
 /// Connect options for MQTT 5 with the configured credentials and TLS.
@@ -355,10 +389,21 @@ impl MessageMeta {
     }
 
     /// Builds a QoS 1 message carrying these properties.
+    pub fn message(&self, topic: &str, payload: Vec<u8>, retained: bool) -> paho::Message {
+        self.message_qos(topic, payload, retained, QOS)
+    }
+
+    /// Builds a message with QoS `qos` carrying these properties.
     ///
     /// Property values come from received messages or our own settings;
     /// paho refuses only wrongly typed properties, which cannot happen here.
-    pub fn message(&self, topic: &str, payload: Vec<u8>, retained: bool) -> paho::Message {
+    pub fn message_qos(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        retained: bool,
+        qos: i32,
+    ) -> paho::Message {
         let mut props = paho::Properties::new();
         let typed = "property types match their codes";
         if let Some(t) = &self.response_topic {
@@ -384,7 +429,7 @@ impl MessageMeta {
         paho::MessageBuilder::new()
             .topic(topic)
             .payload(payload)
-            .qos(QOS)
+            .qos(qos)
             .retained(retained)
             .properties(props)
             .finalize()

@@ -59,6 +59,11 @@ impl Output {
         }
     }
 
+    /// The format results are shown in.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     /// Prefixes later error messages with `context` (e.g. "line 3: "), so
     /// a script's author finds the failing command.
     pub fn set_context(&mut self, context: String) {

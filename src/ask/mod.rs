@@ -4,6 +4,9 @@
 //! [`request`] is the library entry point for one request; `main.rs` turns
 //! its result into output and an exit code.
 
+mod batch;
+mod line;
+mod pipeline;
 mod requester;
 
 use std::time::{Duration, Instant};
@@ -15,6 +18,9 @@ use crate::protocol::{
     CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, Op, Reply, Request,
 };
 
+pub use batch::{run_batch, BatchSummary};
+pub use line::parse_line;
+pub use pipeline::{Outcome, Pipeline};
 pub use requester::{random_u64, Received, Requester};
 
 /// Why a request got no reply.
@@ -59,6 +65,19 @@ pub fn request(config: &Config, request: &Request) -> Result<Reply, AskError> {
     let mut requester = Requester::connect(config, Encoding::Cbor)?;
     let reply = call(&mut requester, request, config.timeout);
     requester.close();
+    reply
+}
+
+/// [`request`] for a process that exits right after: skips paho's slow
+/// client teardown (see [`Requester::abandon`]). What makes a one-shot
+/// `mqttapp ask` as fast as `mosquitto_rr`.
+///
+/// # Errors
+/// As [`request`].
+pub fn request_then_exit(config: &Config, request: &Request) -> Result<Reply, AskError> {
+    let mut requester = Requester::connect(config, Encoding::Cbor)?;
+    let reply = call(&mut requester, request, config.timeout);
+    requester.abandon();
     reply
 }
 

@@ -6,7 +6,7 @@ use super::Cli;
 
 /// Subcommands built on other branches; their owners add examples. Empty
 /// this list as they land.
-const EXAMPLES_PENDING: &[&str] = &["status", "dlq", "bench"];
+const EXAMPLES_PENDING: &[&str] = &["status", "dlq"];
 
 /// Flags that are fields of one request rather than settings: they have
 /// no environment variable and default to "not given".
@@ -19,6 +19,9 @@ fn help_of(arg: &clap::Arg) -> String {
         .unwrap_or_default()
 }
 
+/// Subcommands whose value flags are settings (with environment variables).
+const SETTINGS_COMMANDS: &[&str] = &["mqttapp serve", "mqttapp ask", "mqttapp shell"];
+
 fn visit(cmd: &clap::Command, path: &str, problems: &mut Vec<String>) {
     for arg in cmd.get_arguments() {
         let id = arg.get_id().as_str();
@@ -27,10 +30,15 @@ fn visit(cmd: &clap::Command, path: &str, problems: &mut Vec<String>) {
             continue;
         }
         let help = help_of(arg);
-        for needle in ["[env:", "[default:"] {
-            if !help.contains(needle) {
-                problems.push(format!("{path} --{id}: help lacks {needle}: {help:?}"));
-            }
+        let takes_value = arg.get_action().takes_values();
+        let setting = arg.is_global_set() || (takes_value && SETTINGS_COMMANDS.contains(&path));
+        let shown_default =
+            !arg.get_default_values().is_empty() && !arg.is_hide_default_value_set();
+        if setting && !help.contains("[env:") {
+            problems.push(format!("{path} --{id}: help lacks [env: ...]: {help:?}"));
+        }
+        if (setting || takes_value) && !help.contains("[default:") && !shown_default {
+            problems.push(format!("{path} --{id}: help shows no default: {help:?}"));
         }
     }
     for sub in cmd.get_subcommands() {

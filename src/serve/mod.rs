@@ -26,8 +26,6 @@ use replies::{record, ReplySender};
 
 /// How long a graceful shutdown keeps answering what already arrived.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
-/// Replies and statuses held while the broker is away.
-const OFFLINE_BUFFER: i32 = 100_000;
 
 /// Why the server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +59,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
     let topics = Topics::new(&config.prefix);
     let uri = BrokerUri::parse(&config.connection.broker)?;
     let client_id = format!("mqttapp-serve-{}", config.server_id);
-    let client = mqtt::create_client(&uri, &client_id, Some(OFFLINE_BUFFER))?;
+    let client = mqtt::create_client(&uri, &client_id, true)?;
     let events = consume(&client);
     let status_topic = topics.status(&config.server_id);
     let session = SessionSpec {

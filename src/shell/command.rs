@@ -79,15 +79,34 @@ enum LineCommand {
 /// The names a line may start with, for completion on the prompt.
 pub const NAMES: &[&str] = &["calc", "echo", "edit", "show", "help", "quit", "exit"];
 
+/// A line parsed, before it becomes a request.
+enum Parsed {
+    Op(AskOp),
+    Help(Option<String>),
+    Print(String),
+    Quit,
+    Nothing,
+}
+
 /// Parses one line. `default_file` is the configured edit file, as for
 /// `mqttapp ask edit`.
 ///
 /// # Errors
 /// [`LineError`] with a message that says what to type instead.
 pub fn parse(line: &str, default_file: Option<&str>) -> Result<Command, LineError> {
+    Ok(match parse_words(line)? {
+        Parsed::Op(op) => Command::Request(ask::build_request(&op, default_file)?),
+        Parsed::Help(command) => Command::Print(help(command.as_deref())?),
+        Parsed::Print(text) => Command::Print(text),
+        Parsed::Quit => Command::Quit,
+        Parsed::Nothing => Command::Nothing,
+    })
+}
+
+fn parse_words(line: &str) -> Result<Parsed, LineError> {
     let trimmed = line.trim();
     if trimmed.is_empty() || trimmed.starts_with('#') {
-        return Ok(Command::Nothing);
+        return Ok(Parsed::Nothing);
     }
     let words = shell_words::split(trimmed).map_err(|_| LineError::Quote)?;
     let parsed = match Line::try_parse_from(&words) {
@@ -95,32 +114,35 @@ pub fn parse(line: &str, default_file: Option<&str>) -> Result<Command, LineErro
         Err(e) => return clap_outcome(&e, &words),
     };
     Ok(match parsed.command {
-        LineCommand::Op(op) => Command::Request(ask::build_request(&op, default_file)?),
-        LineCommand::Show { file } => {
-            let args = EditArgs {
-                show: true,
-                file,
-                ..EditArgs::default()
-            };
-            Command::Request(ask::build_request(&AskOp::Edit(args), default_file)?)
-        }
-        LineCommand::Help { command } => Command::Print(help(command.as_deref())?),
-        LineCommand::Quit => Command::Quit,
+        LineCommand::Op(op) => Parsed::Op(op),
+        LineCommand::Show { file } => Parsed::Op(AskOp::Edit(EditArgs {
+            show: true,
+            file,
+            ..EditArgs::default()
+        })),
+        LineCommand::Help { command } => Parsed::Help(command),
+        LineCommand::Quit => Parsed::Quit,
     })
 }
 
-/// clap reports `--help` as an "error" too: that one is output.
-fn clap_outcome(e: &clap::Error, words: &[String]) -> Result<Command, LineError> {
+/// clap reports `--help` as an "error" too: that one is output. Errors
+/// become one line (batch output has one line per request): clap's first
+/// line and its usage line.
+fn clap_outcome(e: &clap::Error, words: &[String]) -> Result<Parsed, LineError> {
     use clap::error::ErrorKind;
+    let text = e.render().to_string();
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            Ok(Command::Print(e.render().to_string()))
-        }
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Ok(Parsed::Print(text)),
         ErrorKind::InvalidSubcommand => Err(LineError::Unknown(words[0].clone())),
         _ => {
-            let text = e.render().to_string();
-            let text = text.strip_prefix("error: ").unwrap_or(&text);
-            Err(LineError::Usage(text.trim_end().to_string()))
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or("invalid command");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let usage = lines.find_map(|l| l.strip_prefix("Usage: "));
+            Err(LineError::Usage(match usage {
+                Some(usage) => format!("{first} - usage: {usage}"),
+                None => format!("{first} - see `help {}`", words[0]),
+            }))
         }
     }
 }

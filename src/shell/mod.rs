@@ -42,7 +42,8 @@ impl Summary {
     }
 }
 
-/// Runs a session until `quit`, Ctrl-D or the end of the input.
+/// Runs a session until `quit`, Ctrl-D or the end of the input. Meant
+/// for a process that exits afterwards (see [`Requester::abandon`]).
 ///
 /// # Errors
 /// [`AskError`] only when the first connection fails; later failures are
@@ -85,7 +86,8 @@ pub fn run(config: &Config, output: &Output) -> Result<Summary, AskError> {
         }
     }
     input.close();
-    requester.close();
+    // The CLI exits right after: skip paho's slow teardown.
+    requester.abandon();
     Ok(summary)
 }
 

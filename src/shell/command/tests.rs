@@ -105,3 +105,19 @@ fn every_completion_name_is_a_command() {
         }
     }
 }
+
+#[test]
+fn usage_errors_fit_on_one_line() {
+    let cases = [
+        ("edit --line x hi", "see `help edit`"),
+        ("show --frob", "usage: show [OPTIONS]"),
+    ];
+    for (line, hint) in cases {
+        let Err(e) = parse(line, None) else {
+            panic!("{line} is refused");
+        };
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains(hint), "{text}");
+    }
+}
