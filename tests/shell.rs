@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::session::{command, in_terminal};
-use common::{mqttapp, unique_prefix, Broker, Server, Session};
+use common::session::{command, in_terminal, Session};
+use common::{mqttapp, unique_prefix, Broker, Server};
 use predicates::prelude::*;
 
 const COMMANDS: &str = "calc 2+3*4\necho \"two  spaces\"\n\n# a comment\nedit --line 2 two\nshow\n";

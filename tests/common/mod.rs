@@ -3,7 +3,7 @@
 //!
 //! Nothing here mocks the broker. A missing `mosquitto` fails loudly.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 pub mod broker;
 pub mod raw;
@@ -12,7 +12,6 @@ pub mod session;
 
 pub use broker::Broker;
 pub use server::Server;
-pub use session::Session;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
