@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MOSQUITTO = $(shell command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
 DATA_DIR ?= run/data
 
-.PHONY: help setup build broker broker-stop run test check demo install clean man examples
+.PHONY: help setup build broker broker-stop run test check demo bench install clean man examples
 
 help:
 	@echo "make run     install what is missing, build, start a local broker, run the server"
@@ -16,6 +16,7 @@ help:
 	@echo "make demo    broker + server in the background, four example requests, stop both"
 	@echo "make check   cargo fmt --check, clippy -D warnings, all tests"
 	@echo "make broker / broker-stop   the local Mosquitto (config/mosquitto.conf, state in run/)"
+	@echo "make bench   speed figures as ratios against references measured in the same run (docs/BENCHMARKS.md)"
 	@echo "make install put mqttapp on PATH (cargo install --path .)"
 	@echo "make man     man pages into target/man (man -l target/man/mqttapp.1)"
 	@echo "make examples run every script in examples/ against a real broker and server"
@@ -92,6 +93,11 @@ man:
 # server, each with its own Mosquitto on a free port (tests/examples.rs).
 examples: setup
 	$(CARGO) test --locked --test examples
+
+# Starts its own broker on a free port; about 2-3 minutes.
+bench: setup
+	$(CARGO) build --release --locked --example bare_echo
+	$(CARGO) bench --locked --bench suite
 
 install: build
 	$(CARGO) install --locked --path .

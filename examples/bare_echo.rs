@@ -24,6 +24,7 @@ fn main() -> Result<(), paho::Error> {
         .client_id(format!("bare-echo-{}", std::process::id()))
         .persistence(paho::PersistenceType::None)
         .mqtt_version(paho::MQTT_VERSION_5)
+        .max_buffered_messages(100_000)
         .create_client()?;
     let rx = client.start_consuming();
     let opts = paho::ConnectOptionsBuilder::new_v5()
@@ -59,9 +60,26 @@ fn main() -> Result<(), paho::Error> {
             .qos(1)
             .properties(reply_props)
             .finalize();
-        if tx.send(client.publish(reply)).is_err() {
+        if tx.send(publish(&client, reply)?).is_err() {
             break;
         }
     }
     Ok(())
+}
+
+/// paho refuses a publish with "max buffered messages" (-12) while its
+/// queue is full; a fair reference waits instead of dropping the reply.
+fn publish(
+    client: &paho::AsyncClient,
+    mut msg: paho::Message,
+) -> Result<paho::DeliveryToken, paho::Error> {
+    loop {
+        match client.try_publish(msg) {
+            Err(paho::Error::Publish(-12, back)) => {
+                msg = back;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            other => return other,
+        }
+    }
 }

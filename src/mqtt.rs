@@ -166,6 +166,26 @@ pub const MAX_BUFFERED: i32 = 100_000;
 const MQTTASYNC_MAX_MESSAGES_INFLIGHT: i32 = -4;
 const MQTTASYNC_MAX_BUFFERED_MESSAGES: i32 = -12;
 
+/// Tells paho C, before its first client exists, whether to initialize
+/// OpenSSL. It does so by default even for plain `mqtt://` connections, and
+/// that (loading OpenSSL's configuration and error strings) was a third of
+/// the instructions of a whole one-shot `ask`. Only the first call in a
+/// process counts.
+pub fn init_library(uri: &BrokerUri) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let mut opts = paho_mqtt_sys::MQTTAsync_init_options {
+            struct_id: [b'M' as _, b'Q' as _, b'T' as _, b'G' as _],
+            struct_version: 0,
+            do_openssl_init: i32::from(uri.tls),
+        };
+        // SAFETY: a plain options struct laid out as paho C expects (the
+        // MQTG initializer), passed before any client is created; paho only
+        // reads it during the call.
+        unsafe { paho_mqtt_sys::MQTTAsync_global_init(&mut opts) };
+    });
+}
+
 /// Creates a paho client with no file persistence (paho's default writes
 /// into the working directory).
 ///
@@ -180,6 +200,7 @@ pub fn create_client(
     client_id: &str,
     send_while_disconnected: bool,
 ) -> Result<paho::AsyncClient, MqttError> {
+    init_library(uri);
     let opts = paho::CreateOptionsBuilder::new()
         .server_uri(&uri.paho)
         .client_id(client_id)
