@@ -6,41 +6,39 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use mqttapp::ask;
 use mqttapp::bench;
-use mqttapp::cli::{AskArgs, BenchArgs, Cli, Command};
+use mqttapp::cli::{AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, RequestArgs};
 use mqttapp::config::{Config, Settings};
 use mqttapp::exit::ExitCode;
-use mqttapp::protocol::{OkValue, Reply, Request};
-use mqttapp::serve;
+use mqttapp::output::{Format, Output};
+use mqttapp::{serve, shell};
 
 fn main() {
     pin_timezone();
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose, cli.global.quiet);
-    let serve_args = match &cli.command {
-        Command::Serve(args) => Some(args),
-        _ => None,
-    };
-    let mut flags = Settings::from_flags(&cli.global, serve_args);
-    if let Command::Ask(args) = &cli.command {
-        flags.timeout = args.timeout.clone();
-    }
-    let config = match Config::resolve(flags, cli.global.config.as_deref(), &|k| {
-        std::env::var(k).ok()
-    }) {
-        Ok(c) => c,
-        Err(e) => fail(&e, ExitCode::Usage),
-    };
+    let colour = colour_on_stderr(cli.global.color);
+    init_tracing(cli.global.verbose, cli.global.quiet, colour);
     let code = match &cli.command {
-        Command::Serve(_) => run_serve(&config),
-        Command::Ask(args) => run_ask(&config, args),
+        Command::Serve(_) => run_serve(&resolve(&cli, None)),
+        Command::Ask(args) => run_ask(&cli, args),
+        Command::Shell(args) => run_shell(
+            &resolve(&cli, Some(&args.request)),
+            &output(&cli, &args.request),
+        ),
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "mqttapp",
+                &mut std::io::stdout(),
+            );
+            ExitCode::Ok
+        }
         Command::Status(_) => not_yet("status"),
         Command::Dlq(_) => not_yet("dlq"),
-        Command::Bench(args) => run_bench(&config, args),
-        Command::Shell(_) => not_yet("shell"),
-        Command::Completions(_) => not_yet("completions"),
+        Command::Bench(args) => run_bench(&resolve(&cli, None), args),
     };
     code.exit()
 }
@@ -56,7 +54,26 @@ fn pin_timezone() {
     }
 }
 
-fn init_tracing(verbose: u8, quiet: bool) {
+/// Sets anstream's global choice (used by every coloured message) and
+/// returns whether stderr gets colour, for the log lines.
+fn colour_on_stderr(when: ColorWhen) -> bool {
+    let choice = match when {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool, colour: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (_, 0) => "info",
@@ -69,8 +86,28 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(colour)
         .init();
+}
+
+/// Flags > environment > config file > defaults, once; a bad setting ends
+/// the process with exit code 2.
+fn resolve(cli: &Cli, request: Option<&RequestArgs>) -> Config {
+    let serve_args = match &cli.command {
+        Command::Serve(args) => Some(args),
+        _ => None,
+    };
+    let mut flags = Settings::from_flags(&cli.global, serve_args);
+    flags.timeout = request.and_then(|r| r.timeout.clone());
+    let env = |k: &str| std::env::var(k).ok();
+    match Config::resolve(flags, cli.global.config.as_deref(), &env) {
+        Ok(config) => config,
+        Err(e) => fail(&e, ExitCode::Usage),
+    }
+}
+
+fn output(cli: &Cli, request: &RequestArgs) -> Output {
+    Output::new(Format::from_flags(request.json, cli.global.quiet))
 }
 
 fn run_serve(config: &Config) -> ExitCode {
@@ -90,46 +127,59 @@ fn run_serve(config: &Config) -> ExitCode {
     }
 }
 
-fn run_ask(config: &Config, args: &AskArgs) -> ExitCode {
-    let Some(op) = &args.op else {
-        return if args.batch {
-            run_batch(config, args.json)
-        } else {
-            not_yet("ask (interactive)")
-        };
-    };
-    if args.batch {
-        eprintln!("error: --batch reads its requests from stdin; give no operation with it");
-        return ExitCode::Usage;
-    }
-    let result = ask::build_request(op, config.file.as_deref())
-        .and_then(|request| ask::request_then_exit(config, &request).map(|reply| (request, reply)));
-    match result {
-        Ok((request, reply)) => print_reply(&request, &reply, args.json),
-        Err(e) => {
-            let code = ExitCode::of_ask(&e);
-            fail(&e, code)
+/// One request, the interactive shell (no operation), or a batch.
+fn run_ask(cli: &Cli, args: &AskArgs) -> ExitCode {
+    let config = resolve(cli, Some(&args.request));
+    let output = output(cli, &args.request);
+    match (&args.op, args.batch) {
+        (Some(op), false) => run_one(&config, op, &output),
+        (None, false) => run_shell(&config, &output),
+        (None, true) => run_batch(&config, &output, args.request.json),
+        (Some(_), true) => {
+            output.error("--batch reads its requests from stdin; give no operation with it");
+            ExitCode::Usage
         }
     }
 }
 
-fn run_batch(config: &Config, json: bool) -> ExitCode {
+fn run_one(config: &Config, op: &AskOp, output: &Output) -> ExitCode {
+    let result = ask::build_request(op, config.file.as_deref())
+        .and_then(|request| ask::request_then_exit(config, &request).map(|reply| (request, reply)));
+    match result {
+        Ok((request, reply)) => output.reply(&request, &reply),
+        Err(e) => {
+            let code = ExitCode::of_ask(&e);
+            output.failure(code, &e);
+            code
+        }
+    }
+}
+
+/// `--quiet` batches write their result lines nowhere.
+fn run_batch(config: &Config, output: &Output, json: bool) -> ExitCode {
     let stdin = std::io::stdin().lock();
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let sink: Box<dyn Write> = if output.format() == Format::Quiet {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
+    let mut stdout = std::io::BufWriter::new(sink);
     match ask::run_batch(config, stdin, &mut stdout, json) {
         Ok(summary) => {
             let _ = stdout.flush();
             if summary.failed == 0 {
                 ExitCode::Ok
             } else {
-                eprintln!("{} of {} requests failed", summary.failed, summary.total);
+                let (failed, total) = (summary.failed, summary.total);
+                output.error(&format!("{failed} of {total} requests failed"));
                 ExitCode::OperationError
             }
         }
         Err(e) => {
             let _ = stdout.flush();
             let code = ExitCode::of_ask(&e);
-            fail(&e, code)
+            output.failure(code, &e);
+            code
         }
     }
 }
@@ -164,40 +214,15 @@ fn run_bench(config: &Config, args: &BenchArgs) -> ExitCode {
     }
 }
 
-/// Prints the result alone on stdout (or the whole reply as JSON); error
-/// replies go to stderr with exit code 1.
-fn print_reply(request: &Request, reply: &Reply, json: bool) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    if json {
-        // A reply is plain data; serializing it to JSON cannot fail.
-        let text = serde_json::to_string(reply).expect("reply serializes to JSON");
-        let _ = writeln!(out, "{text}");
-        return if matches!(reply, Reply::Ok(_)) {
-            ExitCode::Ok
-        } else {
-            ExitCode::OperationError
-        };
-    }
-    match reply {
-        Reply::Ok(value) => {
-            if let OkValue::Edit(e) = value {
-                if e.content.is_some() {
-                    eprintln!("{}: rev {}, {} lines", e.file, e.rev, e.lines);
-                }
-            }
-            let _ = writeln!(out, "{value}");
-            ExitCode::Ok
-        }
-        Reply::Err(err) => {
-            eprintln!("error: {err}");
-            // A caret under the offending character, for expressions that fit a line.
-            if let (Request::Calc(calc), Some(at)) = (request, err.at) {
-                if calc.expr.len() > 120 || calc.expr.contains('\n') {
-                    return ExitCode::OperationError;
-                }
-                eprintln!("  {}\n  {}^", calc.expr, " ".repeat(at as usize));
-            }
-            ExitCode::OperationError
+/// A failed first connection ends the session with its own exit code
+/// (3, 4, 7, ...); after that, 0 when every command succeeded, else 1.
+fn run_shell(config: &Config, output: &Output) -> ExitCode {
+    match shell::run(config, output) {
+        Ok(summary) => summary.exit_code(),
+        Err(e) => {
+            let code = ExitCode::of_ask(&e);
+            output.failure(code, &e);
+            code
         }
     }
 }
@@ -210,12 +235,6 @@ fn not_yet(name: &str) -> ExitCode {
 
 /// Prints an error with its chain of causes and exits.
 fn fail(e: &dyn Error, code: ExitCode) -> ! {
-    let mut message = format!("error: {e}");
-    let mut source = e.source();
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    eprintln!("{message}");
+    Output::new(Format::Plain).error(&mqttapp::output::chain(e));
     code.exit()
 }

@@ -16,7 +16,7 @@ use crate::config::Connection;
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
     /// The broker URI cannot be used.
-    #[error("invalid broker URI {uri:?}: {reason}")]
+    #[error("invalid broker URI {uri:?}: {reason} - set --broker or MQTTAPP_BROKER to e.g. mqtt://localhost:1883")]
     BadUri {
         /// The URI as configured.
         uri: String,
@@ -24,7 +24,7 @@ pub enum MqttError {
         reason: String,
     },
     /// Nothing answers at the broker's address.
-    #[error("cannot connect to {uri} ({reason}) - is a broker running? try `make broker`")]
+    #[error("cannot connect to {uri} ({reason}) - {}", unreachable_hint(.uri))]
     Unreachable {
         /// The broker URI.
         uri: String,
@@ -32,9 +32,7 @@ pub enum MqttError {
         reason: String,
     },
     /// The broker refused the credentials or the client.
-    #[error(
-        "the broker at {uri} refused the connection: {reason} - check --username and the password"
-    )]
+    #[error("the broker at {uri} refused the connection: {reason} - check --username (MQTTAPP_USERNAME) and the password (--password-file or MQTTAPP_PASSWORD)")]
     AuthRefused {
         /// The broker URI.
         uri: String,
@@ -42,7 +40,7 @@ pub enum MqttError {
         reason: String,
     },
     /// The broker refused a subscription or publish (ACL).
-    #[error("the broker refused access to {topic}: {reason} - check the broker's ACL")]
+    #[error("the broker refused access to {topic}: {reason} - check --prefix, and that the broker's ACL lets this user use that topic")]
     NotAuthorized {
         /// The topic or filter.
         topic: String,
@@ -58,7 +56,7 @@ pub enum MqttError {
         reason: String,
     },
     /// A TLS file named in the settings cannot be used.
-    #[error("cannot use TLS file {path}: {reason}")]
+    #[error("cannot use TLS file {path}: {reason} - check the path given to --ca-file, --cert-file or --key-file (or MQTTAPP_CA_FILE, MQTTAPP_CERT_FILE, MQTTAPP_KEY_FILE)")]
     TlsFile {
         /// The file.
         path: String,
@@ -66,8 +64,22 @@ pub enum MqttError {
         reason: String,
     },
     /// The connection dropped or another client error happened.
-    #[error("MQTT error: {0}")]
+    #[error("MQTT error: {0} - the connection to the broker failed; run again with -v for details and check the broker's log")]
     Client(#[from] paho::Error),
+}
+
+/// What to try when nothing answers at `uri`: on this machine, start the
+/// local broker; elsewhere, check the address and the network.
+fn unreachable_hint(uri: &str) -> &'static str {
+    let local = ["://localhost", "://127.", "://[::1]"]
+        .iter()
+        .any(|l| uri.contains(l))
+        || !uri.contains("://") && (uri.starts_with("localhost") || uri.starts_with("127."));
+    if local {
+        "is a broker running? try `make broker`"
+    } else {
+        "check the host name and port in --broker or MQTTAPP_BROKER, and that no firewall blocks it"
+    }
 }
 
 /// QoS of every request and reply: at least once, never silently lost.

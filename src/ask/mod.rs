@@ -149,13 +149,13 @@ fn edit_request(args: &EditArgs, default_file: Option<&str>) -> Result<EditReque
     match (needs_text, &text) {
         (true, None) => {
             return Err(AskError::Usage(format!(
-                "edit {} needs TEXT",
+                "edit {} needs TEXT, e.g. edit --line 3 \"new text\"",
                 action.as_str()
             )))
         }
         (false, Some(_)) => {
             return Err(AskError::Usage(format!(
-                "edit {} takes no TEXT",
+                "edit {0} takes no TEXT - drop the text, or drop --{0} to replace a line",
                 action.as_str()
             )))
         }
@@ -163,7 +163,7 @@ fn edit_request(args: &EditArgs, default_file: Option<&str>) -> Result<EditReque
     }
     if action == EditAction::Replace && args.line.is_none() {
         return Err(AskError::Usage(
-            "edit needs --line N (or --append, --show)".into(),
+            "edit needs --line N to replace a line (edit --line 3 \"new text\"), or --append TEXT, or --show".into(),
         ));
     }
     Ok(EditRequest {

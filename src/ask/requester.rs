@@ -217,6 +217,12 @@ impl Requester {
         Ok(())
     }
 
+    /// True while the connection to the broker is up (the shell checks
+    /// between commands, which may be minutes apart).
+    pub fn is_connected(&self) -> bool {
+        self.client.is_connected()
+    }
+
     /// Reconnects after a dropped connection and subscribes again.
     ///
     /// # Errors

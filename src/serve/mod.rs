@@ -34,7 +34,7 @@ pub enum ServeError {
     #[error(transparent)]
     Mqtt(#[from] MqttError),
     /// The data directory or default file cannot be used.
-    #[error("cannot open the data directory: {0}")]
+    #[error("cannot open the data directory: {0} - check --data-dir (MQTTAPP_DATA_DIR) and its permissions")]
     Store(#[from] EditError),
 }
 
