@@ -164,7 +164,7 @@ fn run_batch(config: &Config, output: &Output, json: bool) -> ExitCode {
         Box::new(std::io::stdout().lock())
     };
     let mut stdout = std::io::BufWriter::new(sink);
-    match ask::run_batch(config, stdin, &mut stdout, json) {
+    match shell::run_batch(config, stdin, &mut stdout, json) {
         Ok(summary) => {
             let _ = stdout.flush();
             if summary.failed == 0 {

@@ -17,7 +17,7 @@ fn batch_prints_one_result_per_line_in_input_order() {
         .write_stdin(input)
         .assert()
         .code(1)
-        .stdout("3\ntwo  words\nnotes.txt: rev 1, 2 lines\nerror: usage: unrecognized subcommand 'bogus'\nerror: math: division by zero (at character 1)\nnotes.txt: rev 2, 3 lines\n")
+        .stdout("3\ntwo  words\nnotes.txt: rev 1, 2 lines\nerror: usage: unknown command `bogus` - type `help` for the commands\nerror: math: division by zero (at character 1)\nnotes.txt: rev 2, 3 lines\n")
         .stderr(predicate::str::contains("2 of 6 requests failed"));
     assert_eq!(
         std::fs::read_to_string(server.data_dir().join("notes.txt")).unwrap(),
@@ -50,7 +50,7 @@ fn batch_json_gives_one_object_per_line() {
         .write_stdin("calc 7/2\nnope\n")
         .assert()
         .code(1)
-        .stdout("{\"ok\":3.5}\n{\"err\":{\"code\":\"usage\",\"message\":\"unrecognized subcommand 'nope'\"}}\n");
+        .stdout("{\"ok\":3.5}\n{\"err\":{\"code\":\"usage\",\"message\":\"unknown command `nope` - type `help` for the commands\"}}\n");
 }
 
 #[test]

@@ -4,8 +4,6 @@
 //! [`request`] is the library entry point for one request; `main.rs` turns
 //! its result into output and an exit code.
 
-mod batch;
-mod line;
 mod pipeline;
 mod requester;
 
@@ -18,8 +16,6 @@ use crate::protocol::{
     CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, Op, Reply, Request,
 };
 
-pub use batch::{run_batch, BatchSummary};
-pub use line::parse_line;
 pub use pipeline::{Outcome, Pipeline};
 pub use requester::{random_u64, Received, Requester};
 

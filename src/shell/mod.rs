@@ -7,6 +7,7 @@
 //! by [`Output`]. A failed command is shown and the session goes on; a
 //! dropped connection is re-opened before the next command.
 
+mod batch;
 pub mod command;
 mod input;
 
@@ -17,6 +18,7 @@ use crate::config::Config;
 use crate::exit::ExitCode;
 use crate::output::Output;
 use crate::protocol::{Encoding, Request};
+pub use batch::{run_batch, BatchSummary};
 use command::Command;
 pub use input::history_path;
 use input::Input;

@@ -1,13 +1,13 @@
-//! `ask --batch`: one request per input line, pipelined over one
-//! connection, results printed in input order (one line each).
+//! `ask --batch`: one request per input line (the shell's grammar, see
+//! [`super::command`]), pipelined over one connection, results printed in
+//! input order (one line each).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
-use super::{
-    build_request, parse_line, retry_interval, status_grace, AskError, Outcome, Pipeline, Requester,
-};
+use super::command::{self, Command};
+use crate::ask::{retry_interval, status_grace, AskError, Outcome, Pipeline, Requester};
 use crate::config::Config;
 use crate::protocol::{Encoding, Op, Reply};
 
@@ -57,10 +57,14 @@ pub fn run_batch(
     };
     for line in input.lines() {
         let line = line.map_err(|e| AskError::Usage(format!("cannot read input: {e}")))?;
-        let request = match parse_line(&line) {
-            Ok(None) => continue,
-            Ok(Some(op)) => build_request(&op, config.file.as_deref()).map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+        let request = match command::parse(&line, config.file.as_deref()) {
+            Ok(Command::Nothing) => continue,
+            Ok(Command::Quit) => break,
+            Ok(Command::Request(request)) => Ok(request),
+            Ok(Command::Print(_)) => {
+                Err("help is for the interactive shell; --batch takes requests".to_string())
+            }
+            Err(e) => Err(e.to_string()),
         };
         let index = batch.summary.total;
         batch.summary.total += 1;
