@@ -13,10 +13,14 @@
 //! - [`operations`]: calc, echo, edit; no MQTT in there.
 //! - [`serve`]: the server loop.
 //! - [`ask`]: the client.
+//! - [`shell`]: the interactive shell over one connection.
+//! - [`output`]: how results and errors are shown (plain, JSON, quiet, colour).
+//! - [`bench`]: the load generator.
 //! - [`deadletter`]: the persistent dead-letter store.
 //! - [`exit`]: exit codes.
 
 pub mod ask;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod deadletter;
@@ -25,6 +29,8 @@ pub mod limits;
 pub mod logging;
 pub mod mqtt;
 pub mod operations;
+pub mod output;
 pub mod protocol;
 pub mod serve;
+pub mod shell;
 pub mod version;

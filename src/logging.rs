@@ -9,8 +9,6 @@
 //! stderr. The same check also keeps paho C's own trace switched off: paho
 //! turns it on only when its `paho_mqtt_c` target is enabled.
 
-use std::io::IsTerminal;
-
 use tracing::{Level, Metadata};
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
 use tracing_subscriber::layer::SubscriberExt;
@@ -21,10 +19,11 @@ use tracing_subscriber::Layer;
 /// `paho_mqtt_c`, `paho_mqtt_sys` all start with this).
 const SECRET_BEARING_TARGET: &str = "paho_mqtt";
 
-/// Starts logging to stderr: `quiet` shows errors only, `verbose` 0/1/2+
-/// shows info/debug/trace; `RUST_LOG` overrides both, except that paho's
-/// records below WARN are always dropped (see the module docs).
-pub fn init(verbose: u8, quiet: bool) {
+/// Starts logging to stderr (in colour when `colour`): `quiet` shows
+/// errors only, `verbose` 0/1/2+ shows info/debug/trace; `RUST_LOG`
+/// overrides both, except that paho's records below WARN are always
+/// dropped (see the module docs).
+pub fn init(verbose: u8, quiet: bool, colour: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (_, 0) => "info",
@@ -35,7 +34,7 @@ pub fn init(verbose: u8, quiet: bool) {
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(colour)
         .with_filter(env.and(filter_fn(allowed)));
     // A second init (only possible in tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(layer).try_init();

@@ -2,35 +2,93 @@
 //! print results and errors, and map them to exit codes.
 
 use std::error::Error;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use mqttapp::ask;
-use mqttapp::cli::{AskArgs, Cli, Command};
+use mqttapp::bench;
+use mqttapp::cli::{AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, RequestArgs};
 use mqttapp::config::{self, Config, Settings};
 use mqttapp::exit::ExitCode;
-use mqttapp::protocol::{OkValue, Reply, Request};
-use mqttapp::serve;
+use mqttapp::output::{Format, Output};
+use mqttapp::{serve, shell};
 
 fn main() {
+    pin_timezone();
     let cli = Cli::parse();
-    mqttapp::logging::init(cli.global.verbose, cli.global.quiet);
+    let colour = colour_on_stderr(cli.global.color);
+    mqttapp::logging::init(cli.global.verbose, cli.global.quiet, colour);
+    let code = match &cli.command {
+        Command::Serve(_) => run_serve(&resolve(&cli, None)),
+        Command::Ask(args) => run_ask(&cli, args),
+        Command::Shell(args) => run_shell(
+            &resolve(&cli, Some(&args.request)),
+            &output(&cli, &args.request),
+        ),
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "mqttapp",
+                &mut std::io::stdout(),
+            );
+            ExitCode::Ok
+        }
+        Command::Status(_) => not_yet("status"),
+        Command::Dlq(_) => not_yet("dlq"),
+        Command::Bench(args) => run_bench(&resolve(&cli, None), args),
+    };
+    code.exit()
+}
+
+/// Paho C asks for the local time on every message it handles; with `TZ`
+/// unset, glibc then re-reads `/etc/localtime` each time (31 `stat` calls
+/// per request, measured with `strace -c`). Naming the same zone file
+/// explicitly keeps local time and lets glibc cache it. Runs before any
+/// thread exists, as changing the environment requires.
+fn pin_timezone() {
+    if std::env::var_os("TZ").is_none() {
+        std::env::set_var("TZ", ":/etc/localtime");
+    }
+}
+
+/// Sets anstream's global choice (used by every coloured message) and
+/// returns whether stderr gets colour, for the log lines.
+fn colour_on_stderr(when: ColorWhen) -> bool {
+    let choice = match when {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+/// Flags > environment > config file > defaults, once; a bad setting ends
+/// the process with exit code 2.
+fn resolve(cli: &Cli, request: Option<&RequestArgs>) -> Config {
     let serve_args = match &cli.command {
         Command::Serve(args) => Some(args),
         _ => None,
     };
     let mut flags = Settings::from_flags(&cli.global, serve_args);
-    if let Command::Ask(args) = &cli.command {
-        flags.timeout = args.timeout.clone();
-    }
-    let mut config = match Config::resolve(flags, cli.global.config.as_deref(), &|k| {
-        std::env::var(k).ok()
-    }) {
-        Ok(c) => c,
+    flags.timeout = request.and_then(|r| r.timeout.clone());
+    let env = |k: &str| std::env::var(k).ok();
+    let mut config = match Config::resolve(flags, cli.global.config.as_deref(), &env) {
+        Ok(config) => config,
         Err(e) => fail(&e, ExitCode::Usage),
     };
+    // Asked last, once the user name and broker are known; beats every
+    // other source of the password.
     if cli.global.password_prompt {
         let conn = &config.connection;
         match config::prompt_password(conn.username.as_deref(), &conn.broker) {
@@ -38,16 +96,11 @@ fn main() {
             Err(e) => fail(&e, ExitCode::Usage),
         }
     }
-    let code = match &cli.command {
-        Command::Serve(_) => run_serve(&config),
-        Command::Ask(args) => run_ask(&config, args),
-        Command::Status(_) => not_yet("status"),
-        Command::Dlq(_) => not_yet("dlq"),
-        Command::Bench(_) => not_yet("bench"),
-        Command::Shell(_) => not_yet("shell"),
-        Command::Completions(_) => not_yet("completions"),
-    };
-    code.exit()
+    config
+}
+
+fn output(cli: &Cli, request: &RequestArgs) -> Output {
+    Output::new(Format::from_flags(request.json, cli.global.quiet))
 }
 
 fn run_serve(config: &Config) -> ExitCode {
@@ -67,52 +120,102 @@ fn run_serve(config: &Config) -> ExitCode {
     }
 }
 
-fn run_ask(config: &Config, args: &AskArgs) -> ExitCode {
-    let result = ask::build_request(&args.op, config.file.as_deref())
+/// One request, the interactive shell (no operation), or a batch.
+fn run_ask(cli: &Cli, args: &AskArgs) -> ExitCode {
+    let config = resolve(cli, Some(&args.request));
+    let output = output(cli, &args.request);
+    match (&args.op, args.batch) {
+        (Some(op), false) => run_one(&config, op, &output),
+        (None, false) => run_shell(&config, &output),
+        (None, true) => run_batch(&config, &output, args.request.json),
+        (Some(_), true) => {
+            output.error("--batch reads its requests from stdin; give no operation with it");
+            ExitCode::Usage
+        }
+    }
+}
+
+fn run_one(config: &Config, op: &AskOp, output: &Output) -> ExitCode {
+    let result = ask::build_request(op, config.file.as_deref())
         .and_then(|request| ask::request_then_exit(config, &request).map(|reply| (request, reply)));
     match result {
-        Ok((request, reply)) => print_reply(&request, &reply, args.json),
+        Ok((request, reply)) => output.reply(&request, &reply),
         Err(e) => {
+            let code = ExitCode::of_ask(&e);
+            output.failure(code, &e);
+            code
+        }
+    }
+}
+
+/// `--quiet` batches write their result lines nowhere.
+fn run_batch(config: &Config, output: &Output, json: bool) -> ExitCode {
+    let stdin = std::io::stdin().lock();
+    let sink: Box<dyn Write> = if output.format() == Format::Quiet {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
+    let mut stdout = std::io::BufWriter::new(sink);
+    match shell::run_batch(config, stdin, &mut stdout, json) {
+        Ok(summary) => {
+            let _ = stdout.flush();
+            if summary.failed == 0 {
+                ExitCode::Ok
+            } else {
+                let (failed, total) = (summary.failed, summary.total);
+                output.error(&format!("{failed} of {total} requests failed"));
+                ExitCode::OperationError
+            }
+        }
+        Err(e) => {
+            let _ = stdout.flush();
+            let code = ExitCode::of_ask(&e);
+            output.failure(code, &e);
+            code
+        }
+    }
+}
+
+fn run_bench(config: &Config, args: &BenchArgs) -> ExitCode {
+    match bench::run(config, args) {
+        Ok(report) => {
+            if args.json {
+                // Plain numbers and strings: serializing cannot fail.
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("report serializes")
+                );
+            } else {
+                print!("{}", bench::table(&report));
+            }
+            if report.is_clean() {
+                ExitCode::Ok
+            } else {
+                eprintln!(
+                    "error: {} lost, {} duplicated, {} publish errors",
+                    report.lost, report.duplicates, report.publish_errors
+                );
+                ExitCode::OperationError
+            }
+        }
+        Err(bench::BenchError::Usage(e)) => fail(&bench::BenchError::Usage(e), ExitCode::Usage),
+        Err(bench::BenchError::Ask(e)) => {
             let code = ExitCode::of_ask(&e);
             fail(&e, code)
         }
     }
 }
 
-/// Prints the result alone on stdout (or the whole reply as JSON); error
-/// replies go to stderr with exit code 1.
-fn print_reply(request: &Request, reply: &Reply, json: bool) -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    if json {
-        // A reply is plain data; serializing it to JSON cannot fail.
-        let text = serde_json::to_string(reply).expect("reply serializes to JSON");
-        let _ = writeln!(out, "{text}");
-        return if matches!(reply, Reply::Ok(_)) {
-            ExitCode::Ok
-        } else {
-            ExitCode::OperationError
-        };
-    }
-    match reply {
-        Reply::Ok(value) => {
-            if let OkValue::Edit(e) = value {
-                if e.content.is_some() {
-                    eprintln!("{}: rev {}, {} lines", e.file, e.rev, e.lines);
-                }
-            }
-            let _ = writeln!(out, "{value}");
-            ExitCode::Ok
-        }
-        Reply::Err(err) => {
-            eprintln!("error: {err}");
-            // A caret under the offending character, for expressions that fit a line.
-            if let (Request::Calc(calc), Some(at)) = (request, err.at) {
-                if calc.expr.len() > 120 || calc.expr.contains('\n') {
-                    return ExitCode::OperationError;
-                }
-                eprintln!("  {}\n  {}^", calc.expr, " ".repeat(at as usize));
-            }
-            ExitCode::OperationError
+/// A failed first connection ends the session with its own exit code
+/// (3, 4, 7, ...); after that, 0 when every command succeeded, else 1.
+fn run_shell(config: &Config, output: &Output) -> ExitCode {
+    match shell::run(config, output) {
+        Ok(summary) => summary.exit_code(),
+        Err(e) => {
+            let code = ExitCode::of_ask(&e);
+            output.failure(code, &e);
+            code
         }
     }
 }
@@ -125,17 +228,6 @@ fn not_yet(name: &str) -> ExitCode {
 
 /// Prints an error with its chain of causes and exits.
 fn fail(e: &dyn Error, code: ExitCode) -> ! {
-    let mut message = format!("error: {e}");
-    let mut source = e.source();
-    while let Some(cause) = source {
-        // Many messages already include their cause (`#[from]` wrappers,
-        // "...: {source}"); print each text once.
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(&format!(": {text}"));
-        }
-        source = cause.source();
-    }
-    eprintln!("{message}");
+    Output::new(Format::Plain).error(&mqttapp::output::chain(e));
     code.exit()
 }

@@ -19,6 +19,9 @@ use super::AskError;
 pub enum Received {
     /// A reply to the request with this correlation data.
     Reply(Vec<u8>, Reply),
+    /// A reply with this correlation data that is not a reply map (e.g.
+    /// from a bare echo responder).
+    Undecodable(Vec<u8>),
     /// A status change (servers going online or offline).
     Status,
     /// The connection dropped.
@@ -36,6 +39,7 @@ pub struct Requester {
     servers: HashMap<String, Status>,
     nonce: u64,
     counter: u64,
+    qos: i32,
 }
 
 /// 64 random bits from the OS-seeded hasher keys: enough to keep client ids
@@ -55,7 +59,7 @@ impl Requester {
     pub fn connect(config: &Config, encoding: Encoding) -> Result<Requester, AskError> {
         let uri = BrokerUri::parse(&config.connection.broker)?;
         let client_id = format!("mqttapp-ask-{:016x}", random_u64());
-        let client = mqtt::create_client(&uri, &client_id, None)?;
+        let client = mqtt::create_client(&uri, &client_id, false)?;
         let events = client.start_consuming();
         let session = SessionSpec {
             clean_start: true,
@@ -77,6 +81,7 @@ impl Requester {
             servers: HashMap::new(),
             nonce: random_u64(),
             counter: 0,
+            qos: mqtt::QOS,
             topics,
         };
         requester.subscribe()?;
@@ -111,22 +116,14 @@ impl Requester {
     /// # Errors
     /// [`AskError::Mqtt`] when the broker refuses or the connection is gone.
     pub fn publish(&self, request: &Request, correlation: &[u8]) -> Result<(), AskError> {
-        let meta = MessageMeta {
-            response_topic: Some(self.response_topic.clone()),
-            correlation: Some(correlation.to_vec()),
-            content_type: Some(self.encoding.content_type().to_string()),
-            expiry_secs: Some(self.expiry_secs),
-        };
         let topic = self.topics.request(request.op());
-        let msg = meta.message(&topic, encode_request(request, self.encoding), false);
-        self.client
-            .publish(msg)
+        self.publish_nowait(request, correlation)
             .wait()
             .map_err(|e| publish_error(&topic, e))
     }
 
     /// Publishes without waiting for the broker's acknowledgement; the
-    /// returned token must be checked (pipelined batches).
+    /// returned token must be checked (pipelined batches and benchmarks).
     pub fn publish_nowait(&self, request: &Request, correlation: &[u8]) -> paho::DeliveryToken {
         let meta = MessageMeta {
             response_topic: Some(self.response_topic.clone()),
@@ -135,8 +132,18 @@ impl Requester {
             expiry_secs: Some(self.expiry_secs),
         };
         let topic = self.topics.request(request.op());
-        self.client
-            .publish(meta.message(&topic, encode_request(request, self.encoding), false))
+        let payload = encode_request(request, self.encoding);
+        let msg = meta.message_qos(&topic, payload, false, self.qos);
+        match mqtt::publish_waiting(&self.client, msg) {
+            Ok(token) => token,
+            Err(paho::Error::Publish(rc, msg)) => paho::DeliveryToken::from_error(msg, rc),
+            Err(_) => paho::DeliveryToken::from_error(paho::Message::default(), -1),
+        }
+    }
+
+    /// Requests at QoS 0 instead of 1 (benchmarks only: QoS 0 can be lost).
+    pub fn set_qos(&mut self, qos: i32) {
+        self.qos = qos;
     }
 
     /// Waits until `deadline` for the next reply, status or loss.
@@ -165,7 +172,10 @@ impl Requester {
             let encoding = Encoding::detect(meta.content_type.as_deref(), msg.payload());
             match (meta.correlation, decode_reply(encoding, msg.payload())) {
                 (Some(c), Ok(reply)) => return Some(Received::Reply(c, reply)),
-                (_, Err(e)) => tracing::warn!(error = %e, "ignoring an undecodable reply"),
+                (Some(c), Err(e)) => {
+                    tracing::warn!(error = %e, "undecodable reply");
+                    return Some(Received::Undecodable(c));
+                }
                 (None, _) => tracing::warn!("ignoring a reply without correlation data"),
             }
         }
@@ -187,7 +197,7 @@ impl Requester {
             match self.next(deadline) {
                 Some(Received::Status) => {}
                 Some(Received::Lost) => self.reconnect(deadline)?,
-                Some(Received::Reply(..)) => {}
+                Some(Received::Reply(..) | Received::Undecodable(_)) => {}
                 None => {
                     return Err(AskError::NoServer {
                         op,
@@ -197,6 +207,12 @@ impl Requester {
             }
         }
         Ok(())
+    }
+
+    /// True while the connection to the broker is up (the shell checks
+    /// between commands, which may be minutes apart).
+    pub fn is_connected(&self) -> bool {
+        self.client.is_connected()
     }
 
     /// Reconnects after a dropped connection and subscribes again.

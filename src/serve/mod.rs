@@ -28,8 +28,6 @@ use replies::{record, ReplySender};
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// How long to wait for the broker to acknowledge the "online" status.
 const STATUS_ACK_TIMEOUT: Duration = Duration::from_secs(10);
-/// Replies and statuses held while the broker is away.
-const OFFLINE_BUFFER: i32 = 100_000;
 
 /// Why the server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +36,7 @@ pub enum ServeError {
     #[error(transparent)]
     Mqtt(#[from] MqttError),
     /// The data directory or default file cannot be used.
-    #[error("cannot open the data directory: {0}")]
+    #[error("cannot open the data directory: {0} - check --data-dir (MQTTAPP_DATA_DIR) and its permissions")]
     Store(#[from] EditError),
 }
 
@@ -63,7 +61,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
     let topics = Topics::new(&config.prefix);
     let uri = BrokerUri::parse(&config.connection.broker)?;
     let client_id = format!("mqttapp-serve-{}", config.server_id);
-    let client = mqtt::create_client(&uri, &client_id, Some(OFFLINE_BUFFER))?;
+    let client = mqtt::create_client(&uri, &client_id, true)?;
     let events = consume(&client);
     let status_topic = topics.status(&config.server_id);
     let session = SessionSpec {

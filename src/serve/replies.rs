@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
 use crossbeam_channel::{bounded, Sender};
 use paho_mqtt as paho;
@@ -18,10 +17,6 @@ use crate::deadletter::{DeadLetters, Original, Reason};
 
 /// Replies published but not yet acknowledged, at most.
 const MAX_UNACKED: usize = 4096;
-
-/// paho C's return codes for "try again later".
-const MQTTASYNC_MAX_MESSAGES_INFLIGHT: i32 = -4;
-const MQTTASYNC_MAX_BUFFERED_MESSAGES: i32 = -12;
 
 /// Publishes replies and checks every result.
 pub struct ReplySender {
@@ -65,42 +60,32 @@ impl ReplySender {
 
     /// Publishes `msg`, waiting while paho's window or buffer is full.
     /// A publish paho refuses outright becomes a dead letter.
-    pub fn send(&self, mut msg: paho::Message, dead_letters: &DeadLetters) {
-        let mut backoff = Duration::from_micros(200);
-        loop {
-            match self.client.try_publish(msg) {
-                Ok(token) => {
-                    if let Some(tx) = &self.pending {
-                        // Blocks when MAX_UNACKED replies await their PUBACK.
-                        if tx.send(token).is_err() {
-                            tracing::error!(
-                                "reply checker stopped; delivery of this reply is unchecked"
-                            );
-                        }
+    pub fn send(&self, msg: paho::Message, dead_letters: &DeadLetters) {
+        match crate::mqtt::publish_waiting(&self.client, msg) {
+            Ok(token) => {
+                if let Some(tx) = &self.pending {
+                    // Blocks when MAX_UNACKED replies await their PUBACK.
+                    if tx.send(token).is_err() {
+                        tracing::error!(
+                            "reply checker stopped; delivery of this reply is unchecked"
+                        );
                     }
-                    return;
                 }
-                Err(paho::Error::Publish(rc, back)) if is_full(rc) => {
-                    msg = back;
-                    thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_millis(50));
-                }
-                Err(e) => {
-                    let original = match &e {
-                        paho::Error::Publish(_, m) => original_of(m),
-                        _ => Original::default(),
-                    };
-                    tracing::error!(error = %e, topic = %original.topic, "reply publish refused");
-                    let max = self.max_deadletter_bytes;
-                    record(
-                        dead_letters,
-                        max,
-                        Reason::ReplyFailed,
-                        &e.to_string(),
-                        &original,
-                    );
-                    return;
-                }
+            }
+            Err(e) => {
+                let original = match &e {
+                    paho::Error::Publish(_, m) => original_of(m),
+                    _ => Original::default(),
+                };
+                tracing::error!(error = %e, topic = %original.topic, "reply publish refused");
+                let max = self.max_deadletter_bytes;
+                record(
+                    dead_letters,
+                    max,
+                    Reason::ReplyFailed,
+                    &e.to_string(),
+                    &original,
+                );
             }
         }
     }
@@ -112,10 +97,6 @@ impl ReplySender {
             let _ = checker.join();
         }
     }
-}
-
-fn is_full(rc: i32) -> bool {
-    rc == MQTTASYNC_MAX_MESSAGES_INFLIGHT || rc == MQTTASYNC_MAX_BUFFERED_MESSAGES
 }
 
 /// A reply, kept as the dead letter's "original" when it cannot be delivered.

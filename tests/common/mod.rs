@@ -3,13 +3,14 @@
 //!
 //! Nothing here mocks the broker. A missing `mosquitto` fails loudly.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 pub mod auth;
 pub mod broker;
 pub mod pki;
 pub mod raw;
 pub mod server;
+pub mod session;
 
 pub use broker::Broker;
 pub use server::Server;
