@@ -52,7 +52,8 @@ pub struct GlobalArgs {
     pub password_file: Option<PathBuf>,
 
     /// Ask for the broker password on the terminal (not echoed); overrides
-    /// --password-file and MQTTAPP_PASSWORD
+    /// --password-file and MQTTAPP_PASSWORD. Needs a terminal
+    /// [env: none, on purpose] [default: off]
     #[arg(long, global = true)]
     pub password_prompt: bool,
 

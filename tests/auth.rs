@@ -108,7 +108,7 @@ fn a_wrong_or_missing_password_is_refused_with_exit_4() {
         .stdout("")
         .stderr(
             predicate::str::contains("authentication refused by the broker").and(
-                predicate::str::contains("check --username and the password"),
+                predicate::str::contains("check --username (MQTTAPP_USERNAME) and the password"),
             ),
         );
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
