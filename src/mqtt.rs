@@ -12,7 +12,9 @@ use paho_mqtt as paho;
 
 use crate::config::Connection;
 
+mod refusal;
 mod tls;
+pub use refusal::{check_granted, classify_refusal};
 pub use tls::explain;
 
 /// Why talking to the broker failed, classified for the user.
@@ -164,40 +166,6 @@ impl BrokerUri {
             host_port,
             tls,
         })
-    }
-}
-
-/// Classifies a failed publish or subscribe to `topic`: with MQTT 5 a
-/// refused QoS 1 publish comes back as a PUBACK reason code, a refused
-/// subscription as a SUBACK reason code (Mosquitto's ACL answers 0x87 Not
-/// authorized), which paho reports as [`paho::Error::ReasonCode`].
-pub fn classify_refusal(topic: &str, err: paho::Error) -> MqttError {
-    match err {
-        paho::Error::ReasonCode(rc, _) => refused(topic, rc),
-        other => MqttError::Client(other),
-    }
-}
-
-/// Checks the SUBACK codes of a subscription to `filters`: a code of 0x80
-/// or more is a refusal (0x87: the ACL does not allow the filter).
-///
-/// # Errors
-/// [`MqttError::NotAuthorized`] or [`MqttError::Refused`] naming the filter.
-pub fn check_granted(filters: &[String], codes: &[i32]) -> Result<(), MqttError> {
-    match filters.iter().zip(codes).find(|(_, c)| **c >= 0x80) {
-        Some((filter, &code)) => {
-            let rc = paho::ReasonCode::from(u32::try_from(code).unwrap_or(0x80));
-            Err(refused(filter, rc))
-        }
-        None => Ok(()),
-    }
-}
-
-fn refused(topic: &str, rc: paho::ReasonCode) -> MqttError {
-    let (topic, reason) = (topic.to_string(), rc.to_string());
-    match rc {
-        paho::ReasonCode::NotAuthorized => MqttError::NotAuthorized { topic, reason },
-        _ => MqttError::Refused { topic, reason },
     }
 }
 
