@@ -234,7 +234,29 @@ pub fn create_client(
         .max_buffered_messages(MAX_BUFFERED)
         .send_while_disconnected(send_while_disconnected)
         .finalize();
-    Ok(paho::AsyncClient::new(opts)?)
+    let client = paho::AsyncClient::new(opts)?;
+    silence_c_trace();
+    Ok(client)
+}
+
+/// paho-mqtt hands paho C a trace callback when its first client is
+/// created (whenever the `log` facade would accept `paho_mqtt_c` records),
+/// and paho C then formats a time-stamped line (`localtime`, `strftime`,
+/// `vsnprintf`) for every traced event, only for our logging filter to
+/// drop it (see `logging.rs`: paho's records below WARN never print).
+/// That formatting was visible in profiles of the hot path; errors are
+/// reported through the operation tokens instead, so the trace is off.
+fn silence_c_trace() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: a null callback and the highest level are the documented way
+    // to stop paho C's trace (below FATAL it still `vsnprintf`s each
+    // message); both calls only store a value under paho's log lock.
+    ONCE.call_once(|| unsafe {
+        paho_mqtt_sys::MQTTAsync_setTraceCallback(None);
+        paho_mqtt_sys::MQTTAsync_setTraceLevel(
+            paho_mqtt_sys::MQTTASYNC_TRACE_LEVELS_MQTTASYNC_TRACE_FATAL,
+        );
+    });
 }
 
 /// Publishes, waiting (with a growing pause, up to 50 ms) while paho's
