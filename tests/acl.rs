@@ -89,6 +89,24 @@ fn a_client_without_permission_to_an_operation_is_refused_not_timed_out() {
 }
 
 #[test]
+fn a_batch_line_the_acl_refuses_fails_at_once_and_the_others_are_answered() {
+    let (_dir, broker, prefix, server) = setup("acl-batch");
+    // A 60 s timeout: the refused line must not wait it out.
+    ask_as(&broker, &prefix, "guest")
+        .args(["ask", "--timeout", "60", "--batch"])
+        .write_stdin("calc 1+1\nedit --append x\necho hi\n")
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::starts_with("2\nerror: auth: the broker refused access to ")
+                .and(predicate::str::ends_with("\nhi\n")),
+        );
+    let notes = std::fs::read_to_string(server.data_dir().join("notes.txt")).unwrap_or_default();
+    assert_eq!(notes, "", "the refused edit never reached the server");
+}
+
+#[test]
 fn a_user_the_acl_does_not_know_cannot_even_listen_for_servers() {
     let (_dir, broker, prefix, _server) = setup("acl-unknown");
     // mallory may read replies and statuses (pattern lines) but publish nothing.

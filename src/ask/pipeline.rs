@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use paho_mqtt as paho;
 
 use super::{AskError, Received, Requester};
+use crate::mqtt::{self, MessageMeta, MqttError};
 use crate::protocol::{Reply, Request};
 
 /// What happened to a request sent through the pipeline.
@@ -24,6 +25,9 @@ pub enum Outcome<K> {
     Answered(K, Option<Reply>, Duration),
     /// No reply within the timeout, re-sends included.
     Lost(K),
+    /// The broker refused the request (e.g. its ACL: PUBACK "not
+    /// authorized"); re-sending would not help.
+    Refused(K, String),
     /// A reply for a request that was already answered or given up.
     Duplicate,
 }
@@ -45,7 +49,30 @@ pub struct Pipeline<K> {
     tokens: Option<Sender<paho::DeliveryToken>>,
     checker: Option<JoinHandle<()>>,
     publish_errors: Arc<AtomicU64>,
+    refusals: Receiver<(Vec<u8>, String)>,
     resent: u64,
+}
+
+/// Waits for one publish result. A refusal by the broker is reported back
+/// to the pipeline (by correlation data) so the request fails at once
+/// instead of waiting out the timeout; other failures (a dropped
+/// connection) are left to the re-send.
+fn check(token: paho::DeliveryToken, errors: &AtomicU64, refused: &Sender<(Vec<u8>, String)>) {
+    let kept = token.clone();
+    let Err(e) = token.wait() else { return };
+    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+        tracing::warn!(error = %e, "a request was not acknowledged by the broker");
+    }
+    let msg = kept.message();
+    let refusal = mqtt::classify_refusal(msg.topic(), e);
+    if matches!(
+        refusal,
+        MqttError::NotAuthorized { .. } | MqttError::Refused { .. }
+    ) {
+        if let Some(correlation) = MessageMeta::of(msg).correlation {
+            let _ = refused.send((correlation, refusal.to_string()));
+        }
+    }
 }
 
 impl<K> Pipeline<K> {
@@ -59,13 +86,10 @@ impl<K> Pipeline<K> {
         let publish_errors = Arc::new(AtomicU64::new(0));
         let (tokens, checked) = bounded::<paho::DeliveryToken>(window.max(1) * 2);
         let errors = publish_errors.clone();
+        let (refused, refusals) = unbounded();
         let checker = std::thread::spawn(move || {
             for token in checked {
-                if let Err(e) = token.wait() {
-                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                        tracing::warn!(error = %e, "a request was not acknowledged by the broker; it will be re-sent");
-                    }
-                }
+                check(token, &errors, &refused);
             }
         });
         Pipeline {
@@ -77,6 +101,7 @@ impl<K> Pipeline<K> {
             tokens: Some(tokens),
             checker: Some(checker),
             publish_errors,
+            refusals,
             resent: 0,
         }
     }
@@ -131,6 +156,11 @@ impl<K> Pipeline<K> {
                 Some(p) => Outcome::Answered(p.key, reply, p.first_sent.elapsed()),
                 None => Outcome::Duplicate,
             });
+        }
+        for (correlation, message) in self.refusals.try_iter() {
+            if let Some(p) = self.pending.remove(&correlation) {
+                out.push(Outcome::Refused(p.key, message));
+            }
         }
         if Instant::now() >= self.next_check {
             self.resend_or_give_up(out);

@@ -123,6 +123,8 @@ impl Tally {
                 }
                 progress.inc(1);
             }
+            // Already counted in publish_errors by the pipeline's checker.
+            Outcome::Refused((), _) => {}
             Outcome::Lost(()) => self.lost += 1,
             Outcome::Duplicate => self.duplicates += 1,
         }

@@ -128,6 +128,7 @@ impl Batch {
                 Outcome::Answered(i, None, _) => {
                     self.finish_line(i, Err(("bad_reply", "the reply is not a reply map".into())))
                 }
+                Outcome::Refused(i, message) => self.finish_line(i, Err(("auth", message))),
                 Outcome::Lost(i) => self.finish_line(
                     i,
                     Err(("timeout", format!("no reply within {:?}", self.timeout))),
