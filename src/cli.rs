@@ -93,8 +93,10 @@ pub enum Command {
     #[command(after_help = ASK_HELP)]
     Ask(AskArgs),
     /// List the servers and their state (online/offline, operations, version)
+    #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
     /// Dead letters: requests a server could not answer (list, replay, purge)
+    #[command(after_help = DLQ_HELP)]
     Dlq(DlqArgs),
     /// Measure throughput and latency against running servers
     Bench(BenchArgs),
@@ -106,15 +108,61 @@ pub enum Command {
 
 // ---- status (issue 4) ------------------------------------------------------
 
-/// `mqttapp status`
+/// `mqttapp status`: the retained status of every server under the prefix.
 #[derive(Debug, Args, Clone, Default)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    /// Print a JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Wait at most this long for the statuses: 3, 500ms [default: 3s]
+    #[arg(long, value_name = "DURATION")]
+    pub wait: Option<String>,
+}
 
 // ---- dlq (issue 4) ---------------------------------------------------------
 
-/// `mqttapp dlq`
-#[derive(Debug, Args, Clone, Default)]
-pub struct DlqArgs {}
+/// `mqttapp dlq`: the dead letters in a server's data directory. Runs on
+/// the server's host (it reads and rewrites the local store).
+#[derive(Debug, Args, Clone)]
+pub struct DlqArgs {
+    /// The server's data directory [env: MQTTAPP_DATA_DIR] [default: ~/.local/share/mqttapp]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// What to do with the dead letters.
+    #[command(subcommand)]
+    pub action: DlqAction,
+}
+
+/// The `dlq` actions.
+#[derive(Debug, Subcommand, Clone)]
+pub enum DlqAction {
+    /// List the dead letters, oldest first
+    List {
+        /// Print a JSON array of the stored records instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish dead letters again to their original topic with their
+    /// original properties; each is removed once the broker acknowledged it
+    Replay(DlqSelection),
+    /// Delete dead letters for good
+    Purge(DlqSelection),
+}
+
+/// Which dead letters: the named ones, or all.
+#[derive(Debug, Args, Clone)]
+#[group(required = true, multiple = false)]
+pub struct DlqSelection {
+    /// Ids as shown by `mqttapp dlq list`
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+
+    /// Every dead letter in the store
+    #[arg(long)]
+    pub all: bool,
+}
 
 // ---- bench (issue 5) -------------------------------------------------------
 
@@ -133,6 +181,23 @@ pub struct ShellArgs {}
 /// `mqttapp completions`
 #[derive(Debug, Args, Clone, Default)]
 pub struct CompletionsArgs {}
+
+const STATUS_HELP: &str = "Examples:
+  mqttapp status
+  mqttapp status --json
+
+Exit codes: 0 at least one server is online, 6 none is, 3 cannot connect,
+4 refused. A server that crashed shows \"offline\" (its MQTT will).";
+
+const DLQ_HELP: &str = "Examples (on the server's host, with its data directory):
+  mqttapp dlq list
+  mqttapp dlq --data-dir /var/lib/mqttapp list --json
+  mqttapp dlq replay srv1-1714550000000-0
+  mqttapp dlq replay --all
+  mqttapp dlq purge --all
+
+Exit codes: 0 done, 2 unknown id, 3 cannot connect, 6 no server online
+(replay), 10 the store cannot be read or written.";
 
 const ASK_HELP: &str = "Examples:
   mqttapp ask calc \"2+3*4\"             prints 14
@@ -167,6 +232,11 @@ pub struct ServeArgs {
     /// subscription $share/<group>/...) [env: MQTTAPP_GROUP]
     #[arg(long, value_name = "NAME")]
     pub group: Option<String>,
+
+    /// How long the broker keeps this server's session (and queues requests)
+    /// while it is stopped: 24h, 30m, 90 [env: MQTTAPP_SESSION_EXPIRY] [default: 24h]
+    #[arg(long, value_name = "DURATION")]
+    pub session_expiry: Option<String>,
 }
 
 /// `mqttapp ask`

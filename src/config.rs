@@ -157,6 +157,7 @@ impl Settings {
             file: serve.file,
             server_id: serve.server_id,
             group: serve.group,
+            session_expiry: serve.session_expiry,
             ..Settings::default()
         }
     }
@@ -175,6 +176,7 @@ impl Settings {
             timeout: var("MQTTAPP_TIMEOUT"),
             server_id: var("MQTTAPP_SERVER_ID"),
             group: var("MQTTAPP_GROUP"),
+            session_expiry: var("MQTTAPP_SESSION_EXPIRY"),
             ca_file: var("MQTTAPP_CA_FILE").map(PathBuf::from),
             cert_file: var("MQTTAPP_CERT_FILE").map(PathBuf::from),
             key_file: var("MQTTAPP_KEY_FILE").map(PathBuf::from),

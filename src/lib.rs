@@ -12,17 +12,21 @@
 //! - [`operations`]: calc, echo, edit; no MQTT in there.
 //! - [`serve`]: the server loop.
 //! - [`ask`]: the client.
+//! - [`status`]: `mqttapp status`, the servers' retained statuses.
 //! - [`deadletter`]: the persistent dead-letter store.
+//! - [`dlq`]: `mqttapp dlq`, listing, replaying and purging dead letters.
 //! - [`exit`]: exit codes.
 
 pub mod ask;
 pub mod cli;
 pub mod config;
 pub mod deadletter;
+pub mod dlq;
 pub mod exit;
 pub mod limits;
 pub mod mqtt;
 pub mod operations;
 pub mod protocol;
 pub mod serve;
+pub mod status;
 pub mod version;

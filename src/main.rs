@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use clap::Parser;
 use mqttapp::ask;
-use mqttapp::cli::{AskArgs, Cli, Command};
+use mqttapp::cli::{AskArgs, Cli, Command, DlqAction, DlqArgs, StatusArgs};
 use mqttapp::config::{Config, Settings};
 use mqttapp::exit::ExitCode;
 use mqttapp::protocol::{OkValue, Reply, Request};
-use mqttapp::serve;
+use mqttapp::{dlq, serve, status};
 
 fn main() {
     let cli = Cli::parse();
@@ -22,8 +22,10 @@ fn main() {
         _ => None,
     };
     let mut flags = Settings::from_flags(&cli.global, serve_args);
-    if let Command::Ask(args) = &cli.command {
-        flags.timeout = args.timeout.clone();
+    match &cli.command {
+        Command::Ask(args) => flags.timeout = args.timeout.clone(),
+        Command::Dlq(args) => flags.data_dir = args.data_dir.clone(),
+        _ => {}
     }
     let config = match Config::resolve(flags, cli.global.config.as_deref(), &|k| {
         std::env::var(k).ok()
@@ -34,8 +36,8 @@ fn main() {
     let code = match &cli.command {
         Command::Serve(_) => run_serve(&config),
         Command::Ask(args) => run_ask(&config, args),
-        Command::Status(_) => not_yet("status"),
-        Command::Dlq(_) => not_yet("dlq"),
+        Command::Status(args) => run_status(&config, args),
+        Command::Dlq(args) => run_dlq(&config, args),
         Command::Bench(_) => not_yet("bench"),
         Command::Shell(_) => not_yet("shell"),
         Command::Completions(_) => not_yet("completions"),
@@ -84,6 +86,72 @@ fn run_ask(config: &Config, args: &AskArgs) -> ExitCode {
         Ok((request, reply)) => print_reply(&request, &reply, args.json),
         Err(e) => {
             let code = ExitCode::of_ask(&e);
+            fail(&e, code)
+        }
+    }
+}
+
+/// Prints the servers' statuses; exit 0 when one is online, else 6.
+fn run_status(config: &Config, args: &StatusArgs) -> ExitCode {
+    let wait =
+        match mqttapp::config::parse_duration("wait", args.wait.as_deref(), status::DEFAULT_WAIT) {
+            Ok(w) => w,
+            Err(e) => fail(&e, ExitCode::Usage),
+        };
+    let rows = match status::collect(config, wait) {
+        Ok(rows) => rows,
+        Err(e) => {
+            let code = ExitCode::of_mqtt(&e);
+            fail(&e, code)
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        // Plain rows of strings and numbers always serialize.
+        let text = serde_json::to_string(&rows).expect("status rows serialize to JSON");
+        let _ = writeln!(out, "{text}");
+    } else if !rows.is_empty() {
+        let _ = write!(out, "{}", status::table(&rows));
+    }
+    if rows.iter().any(|r| r.is_online()) {
+        return ExitCode::Ok;
+    }
+    eprintln!(
+        "no server online under {}/v1/status/ ({} known)",
+        config.prefix,
+        rows.len()
+    );
+    ExitCode::NoServer
+}
+
+/// Runs a `dlq` action on the local store.
+fn run_dlq(config: &Config, args: &DlqArgs) -> ExitCode {
+    let result = match &args.action {
+        DlqAction::List { json } => dlq::list(config).map(|letters| {
+            let mut out = std::io::stdout().lock();
+            if *json {
+                // Records of strings and numbers always serialize.
+                let text = serde_json::to_string(&letters).expect("dead letters serialize");
+                let _ = writeln!(out, "{text}");
+            } else if letters.is_empty() {
+                eprintln!("no dead letters in {}", config.data_dir.display());
+            } else {
+                let _ = write!(out, "{}", dlq::table(&letters));
+            }
+        }),
+        DlqAction::Replay(which) => {
+            let ids = (!which.all).then_some(which.ids.as_slice());
+            dlq::replay(config, ids).map(|n| eprintln!("replayed {n} dead letter(s)"))
+        }
+        DlqAction::Purge(which) => {
+            let ids = (!which.all).then_some(which.ids.as_slice());
+            dlq::purge(config, ids).map(|n| eprintln!("purged {n} dead letter(s)"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::Ok,
+        Err(e) => {
+            let code = ExitCode::of_dlq(&e);
             fail(&e, code)
         }
     }

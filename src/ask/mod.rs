@@ -78,7 +78,18 @@ pub fn call(
     let correlation = requester.next_correlation();
     let retry = retry_interval(timeout);
     loop {
-        requester.publish(request, &correlation)?;
+        match requester.publish_by(request, &correlation, deadline, timeout) {
+            Ok(()) => {}
+            // The connection dropped under the publish: reconnect and send
+            // it again (same correlation data, so a replay is harmless).
+            Err(AskError::Mqtt(MqttError::Client(e))) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "publish failed; reconnecting");
+                std::thread::sleep(Duration::from_millis(50));
+                requester.reconnect(deadline)?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         let resend_at = (Instant::now() + retry).min(deadline);
         loop {
             match requester.next(resend_at) {

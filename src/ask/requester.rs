@@ -119,18 +119,35 @@ impl Requester {
     /// # Errors
     /// [`AskError::Mqtt`] when the broker refuses or the connection is gone.
     pub fn publish(&self, request: &Request, correlation: &[u8]) -> Result<(), AskError> {
-        let meta = MessageMeta {
-            response_topic: Some(self.response_topic.clone()),
-            correlation: Some(correlation.to_vec()),
-            content_type: Some(self.encoding.content_type().to_string()),
-            expiry_secs: Some(self.expiry_secs),
-        };
         let topic = self.topics.request(request.op());
-        let msg = meta.message(&topic, encode_request(request, self.encoding), false);
-        self.client
-            .publish(msg)
+        self.publish_nowait(request, correlation)
             .wait()
             .map_err(|e| publish_error(&topic, e))
+    }
+
+    /// Like [`Requester::publish`], but waits for the broker's
+    /// acknowledgement only until `deadline`.
+    ///
+    /// # Errors
+    /// [`AskError::Timeout`] (carrying `timeout`) when no acknowledgement
+    /// came in time, else as [`Requester::publish`].
+    pub fn publish_by(
+        &self,
+        request: &Request,
+        correlation: &[u8],
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), AskError> {
+        let topic = self.topics.request(request.op());
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self
+            .publish_nowait(request, correlation)
+            .wait_for(left.max(Duration::from_millis(1)))
+        {
+            Ok(_) => Ok(()),
+            Err(paho::Error::Timeout) => Err(AskError::Timeout(timeout)),
+            Err(e) => Err(publish_error(&topic, e)),
+        }
     }
 
     /// Publishes without waiting for the broker's acknowledgement; the
@@ -212,6 +229,9 @@ impl Requester {
     /// # Errors
     /// [`AskError::Mqtt`] when the broker stays away until `deadline`.
     pub fn reconnect(&mut self, deadline: Instant) -> Result<(), AskError> {
+        if self.client.is_connected() {
+            return Ok(());
+        }
         let mut last = None;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.client.reconnect().wait_for(left) {
