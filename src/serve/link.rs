@@ -35,6 +35,8 @@ pub struct Link {
     group: Option<String>,
     lost: Receiver<()>,
     taken_over: Arc<AtomicBool>,
+    /// The broker still had this server's session at the first connect.
+    pub resumed: bool,
 }
 
 impl Link {
@@ -63,6 +65,7 @@ impl Link {
             group: config.group.clone(),
             lost,
             taken_over,
+            resumed: false,
         };
         let session = SessionSpec {
             clean_start: false,

@@ -71,7 +71,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
     let topics = Topics::new(&config.prefix);
     let (events_tx, events) = unbounded();
     let link = Link::open(config, events_tx, OFFLINE_BUFFER)?;
-    tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, "serving");
+    tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, "serving");
     let store = DeadLetters::new(&config.data_dir, &config.server_id);
     let letters = Arc::new(DeadLetterSink::start(
         store,

@@ -21,8 +21,11 @@ use paho_mqtt as paho;
 use super::letters::DeadLetterSink;
 use crate::deadletter::{Original, Reason};
 
-/// Replies published but not yet acknowledged, at most.
-const MAX_UNACKED: usize = 4096;
+/// Replies published but not yet acknowledged, at most. Small on purpose:
+/// paho C scans every pending publish when it assigns a message id or
+/// matches a PUBACK, so a long queue costs CPU on every reply, while a few
+/// hundred in flight already saturate a loopback or LAN link.
+const MAX_UNACKED: usize = 256;
 /// A reply not acknowledged this long after it was published counts as
 /// failed (it is kept as a dead letter). Generous: replies wait in paho's
 /// buffer while the broker restarts.

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod broker;
+pub mod load;
 pub mod raw;
 pub mod server;
 

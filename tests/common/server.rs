@@ -141,10 +141,49 @@ impl Server {
         );
     }
 
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`) without waiting.
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid();
+        assert!(pid != 0, "the server is not running");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// Waits for the process to end by itself; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        panic!(
+            "mqttapp serve did not exit within {within:?}:\n{}",
+            self.log()
+        );
+    }
+
     /// Starts it again with the same settings and data directory.
     pub fn restart(&mut self) {
         self.kill();
         self.launch();
+    }
+
+    /// Starts it again after it stopped (terminate, wait_exit), keeping the
+    /// log of the earlier run.
+    pub fn start_again(&mut self) {
+        let before = self.log();
+        self.kill();
+        self.launch();
+        let mut log = self.log.lock().unwrap();
+        log.insert_str(0, &before);
     }
 }
 
