@@ -78,9 +78,8 @@ impl Link {
         let resumed = response
             .connect_response()
             .is_some_and(|c| c.session_present);
-        tracing::debug!(resumed, "connected");
         link.go_online()?;
-        Ok(link)
+        Ok(Link { resumed, ..link })
     }
 
     /// The broker as the user wrote it, for logs.

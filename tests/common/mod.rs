@@ -8,7 +8,9 @@
 pub mod broker;
 pub mod load;
 pub mod raw;
+pub mod resend;
 pub mod server;
+pub mod workload;
 
 pub use broker::Broker;
 pub use server::Server;

@@ -16,6 +16,8 @@ pub struct Server {
     args: Vec<String>,
     broker_url: String,
     prefix: String,
+    /// Where the current run's part of the log starts.
+    run_start: usize,
 }
 
 impl Server {
@@ -38,6 +40,7 @@ impl Server {
             args: args.iter().map(|s| s.to_string()).collect(),
             broker_url: broker.url(),
             prefix: prefix.to_string(),
+            run_start: 0,
         };
         server.launch();
         server
@@ -61,7 +64,9 @@ impl Server {
             .spawn()
             .expect("start mqttapp serve");
         let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
+        // Keep the earlier runs' log: restarts are what these tests are about.
+        let log = Arc::new(Mutex::new(self.log()));
+        self.run_start = log.lock().unwrap().len();
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -75,11 +80,12 @@ impl Server {
         self.wait_for_log("serving", Duration::from_secs(15));
     }
 
-    /// Waits until the log contains `needle`; panics with the log otherwise.
+    /// Waits until the current run's log contains `needle`; panics with the
+    /// log otherwise.
     pub fn wait_for_log(&mut self, needle: &str, within: Duration) {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if self.log().contains(needle) {
+            if self.log()[self.run_start..].contains(needle) {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
@@ -170,20 +176,11 @@ impl Server {
         );
     }
 
-    /// Starts it again with the same settings and data directory.
+    /// Starts it again with the same settings and data directory (kill -9
+    /// first if it still runs). The log keeps the earlier runs.
     pub fn restart(&mut self) {
         self.kill();
         self.launch();
-    }
-
-    /// Starts it again after it stopped (terminate, wait_exit), keeping the
-    /// log of the earlier run.
-    pub fn start_again(&mut self) {
-        let before = self.log();
-        self.kill();
-        self.launch();
-        let mut log = self.log.lock().unwrap();
-        log.insert_str(0, &before);
     }
 }
 
