@@ -55,7 +55,13 @@ pub const CLEARED_ENV: &[&str] = &[
 /// The `mqttapp` binary under test, set up for `broker` and `prefix`, run
 /// in an empty directory so no config file is picked up.
 pub fn mqttapp(broker: &Broker, prefix: &str) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_mqttapp"));
+    assert_cmd::Command::from_std(mqttapp_std(broker, prefix))
+}
+
+/// The same as [`mqttapp`], as a `std::process::Command` (to spawn it and
+/// act while it runs).
+pub fn mqttapp_std(broker: &Broker, prefix: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mqttapp"));
     for var in CLEARED_ENV {
         cmd.env_remove(var);
     }
@@ -65,4 +71,26 @@ pub fn mqttapp(broker: &Broker, prefix: &str) -> assert_cmd::Command {
         .env("NO_COLOR", "1")
         .current_dir(broker.dir());
     cmd
+}
+
+/// Waits (bounded) for a spawned child to exit; returns its output.
+pub fn wait_output(
+    child: std::process::Child,
+    within: std::time::Duration,
+) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(within) {
+        Ok(out) => out.expect("child output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .arg("-9")
+                .arg(pid.to_string())
+                .status();
+            panic!("process {pid} did not exit within {within:?}");
+        }
+    }
 }
