@@ -7,19 +7,11 @@ mod common;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::resend::{client_config, resending};
 use common::workload::{check_mixed, mixed};
-use common::{mqttapp, mqttapp_std, unique_prefix, wait_output, Broker, Server};
-
-fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{mqttapp, mqttapp_std, unique_prefix, wait_output, wait_until, Broker, Server};
 
 #[test]
 fn the_server_recovers_by_itself_after_a_broker_kill_and_pending_requests_complete() {

@@ -94,3 +94,30 @@ pub fn wait_output(
         }
     }
 }
+
+/// Takes the edit store's lock on `file` in `data_dir`, as a server does
+/// while it changes the file: a server that gets an edit for it blocks
+/// until the returned handle is dropped, and its other requests wait
+/// behind that edit. Lets tests keep requests queued inside a server.
+pub fn hold_edit_lock(data_dir: &std::path::Path, file: &str) -> std::fs::File {
+    let path = data_dir.join(".mqttapp").join(format!("{file}.lock"));
+    let lock = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .expect("open the edit lock file");
+    lock.lock().expect("take the edit lock");
+    lock
+}
+
+/// Waits (bounded) until `check` holds.
+pub fn wait_until(what: &str, within: std::time::Duration, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

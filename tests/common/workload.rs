@@ -10,7 +10,7 @@ use super::resend::Outcome;
 /// Request `i` of client `c`: even ones append the line `c<c>-<i>` to the
 /// default file, odd ones compute `c*1000+i`.
 pub fn mixed(c: usize, i: usize) -> Request {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         Request::Edit(EditRequest {
             action: EditAction::Append,
             line: None,
