@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MOSQUITTO = $(shell command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
 DATA_DIR ?= run/data
 
-.PHONY: help setup build broker broker-stop run test check demo install clean
+.PHONY: help setup build broker broker-stop run test check demo bench install clean man examples
 
 help:
 	@echo "make run     install what is missing, build, start a local broker, run the server"
@@ -16,7 +16,10 @@ help:
 	@echo "make demo    broker + server in the background, four example requests, stop both"
 	@echo "make check   cargo fmt --check, clippy -D warnings, all tests"
 	@echo "make broker / broker-stop   the local Mosquitto (config/mosquitto.conf, state in run/)"
+	@echo "make bench   speed figures as ratios against references measured in the same run (docs/BENCHMARKS.md)"
 	@echo "make install put mqttapp on PATH (cargo install --path .)"
+	@echo "make man     man pages into target/man (man -l target/man/mqttapp.1)"
+	@echo "make examples run every script in examples/ against a real broker and server"
 
 # Debian packages: cmake builds the bundled Paho C, libssl-dev gives it TLS,
 # mosquitto is the broker, mosquitto-clients has mosquitto_rr for interop tests.
@@ -28,11 +31,20 @@ setup:
 	[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
 	command -v mosquitto_rr >/dev/null || missing="$$missing mosquitto-clients"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
+	@# examples/python_client.py: paho-mqtt and cbor2 from PyPI (Debian's
+	@# python marks itself externally managed: then --break-system-packages).
+	@python3 -c 'import paho.mqtt.client, cbor2' 2>/dev/null || { \
+		echo "installing python packages: paho-mqtt cbor2"; \
+		export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore; \
+		python3 -m pip install -q paho-mqtt cbor2 2>/dev/null \
+		|| python3 -m pip install -q --break-system-packages paho-mqtt cbor2; }
 
 build: setup
 	$(CARGO) build --release --locked
@@ -72,6 +84,20 @@ demo: build broker
 	$(BIN) ask echo hello; \
 	$(BIN) ask edit --line 3 "text"; \
 	$(BIN) ask edit --show
+
+# Man pages from the clap definitions (examples/gen_man.rs), never committed.
+man:
+	$(CARGO) run --locked --quiet --example gen_man -- target/man
+
+# examples/*.sh and examples/python_client.py against a real broker and
+# server, each with its own Mosquitto on a free port (tests/examples.rs).
+examples: setup
+	$(CARGO) test --locked --test examples
+
+# Starts its own broker on a free port; about 2-3 minutes.
+bench: setup
+	$(CARGO) build --release --locked --example bare_echo
+	$(CARGO) bench --locked --bench suite
 
 install: build
 	$(CARGO) install --locked --path .

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod help;
+use help::{ASK_HELP, COMPLETIONS_HELP, DLQ_HELP, SERVE_HELP, SHELL_HELP, STATUS_HELP, TOP_HELP};
+
 /// Request/response over MQTT 5: calc, echo and edit, done properly.
 ///
 /// Settings come from flags, then MQTTAPP_* environment variables, then the
@@ -17,9 +20,7 @@ use clap::{Args, Parser, Subcommand};
 /// honoured as a fallback.
 #[derive(Debug, Parser)]
 #[command(name = "mqttapp", version = crate::version::LONG, propagate_version = true)]
-#[command(
-    after_help = "Examples:\n  mqttapp serve\n  mqttapp ask calc \"2+3*4\"\n  mqttapp ask echo hello\n  mqttapp ask edit --line 3 \"text\"\n  mqttapp ask edit --show"
-)]
+#[command(after_help = TOP_HELP)]
 pub struct Cli {
     /// Connection and output settings shared by every subcommand.
     #[command(flatten)]
@@ -33,16 +34,20 @@ pub struct Cli {
 #[derive(Debug, Args, Default, Clone)]
 pub struct GlobalArgs {
     /// Broker URI: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt
-    /// [env: MQTTAPP_BROKER] [default: mqtt://localhost:1883]
+    /// [env: MQTTAPP_BROKER, or the seed app's BROKER + PORT]
+    /// [default: mqtt://localhost:1883]
     #[arg(long, global = true, value_name = "URI")]
     pub broker: Option<String>,
 
-    /// User name for the broker [env: MQTTAPP_USERNAME]
+    /// User name for the broker
+    /// [env: MQTTAPP_USERNAME, or the seed app's USERNAME + PASSWORD pair]
+    /// [default: none, connect anonymously]
     #[arg(long, global = true, value_name = "NAME")]
     pub username: Option<String>,
 
     /// Read the broker password from this file (first line), so it never
-    /// appears on a command line [env: MQTTAPP_PASSWORD holds the password itself]
+    /// appears on a command line [env: MQTTAPP_PASSWORD holds the password
+    /// itself] [default: none]
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
@@ -51,45 +56,76 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PREFIX")]
     pub prefix: Option<String>,
 
-    /// Config file (TOML) [env: MQTTAPP_CONFIG] [default: config/mqttapp.toml if present]
+    /// Config file (TOML) [env: MQTTAPP_CONFIG] [default:
+    /// config/mqttapp.toml if present]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// CA certificate(s) (PEM) to verify an mqtts:// broker [env: MQTTAPP_CA_FILE]
+    /// CA certificate(s) (PEM) to verify an mqtts:// broker
+    /// [env: MQTTAPP_CA_FILE] [default: the system's CA store]
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
-    /// Client certificate (PEM) for brokers that require one [env: MQTTAPP_CERT_FILE]
+    /// Client certificate (PEM) for brokers that require one
+    /// [env: MQTTAPP_CERT_FILE] [default: none]
     #[arg(long, global = true, value_name = "FILE")]
     pub cert_file: Option<PathBuf>,
 
     /// Private key (PEM) of the client certificate [env: MQTTAPP_KEY_FILE]
+    /// [default: none]
     #[arg(long, global = true, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
     /// Do not verify the broker's TLS certificate or host name (testing
     /// with self-signed certificates only; logged as a warning)
+    /// [env: none, on purpose; config: insecure = true] [default: off]
     #[arg(long, global = true)]
     pub insecure: bool,
 
-    /// More log output on stderr (-v: debug, -vv: trace); RUST_LOG overrides
+    /// More log output on stderr (-v: debug, -vv: trace)
+    /// [env: RUST_LOG overrides, e.g. RUST_LOG=debug] [default: info]
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Only errors on stderr
+    /// Quiet: logs show errors only; `ask` and `shell` print no results
+    /// (the exit code tells), error messages still go to stderr
+    /// [env: none] [default: off]
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Colour on stderr: auto (only on a terminal, never when NO_COLOR is
+    /// set), always, never [env: NO_COLOR=1 turns it off] [default: auto]
+    #[arg(
+        long,
+        global = true,
+        value_name = "WHEN",
+        value_enum,
+        default_value = "auto",
+        hide_default_value = true
+    )]
+    pub color: ColorWhen,
+}
+
+/// When to colour the output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// Colour when stderr is a terminal and NO_COLOR is not set.
+    #[default]
+    Auto,
+    /// Always colour, even into a pipe.
+    Always,
+    /// Never colour.
+    Never,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Answer requests until Ctrl-C or SIGTERM
-    #[command(
-        after_help = "Examples:\n  mqttapp serve\n  mqttapp serve --data-dir /var/lib/mqttapp --group workers"
-    )]
+    #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
-    /// Send one request and print the result on stdout
+    /// Send one request and print the result on stdout (no operation: the
+    /// interactive shell)
     #[command(after_help = ASK_HELP)]
     Ask(AskArgs),
     /// List the servers and their state (online/offline, operations, version)
@@ -101,8 +137,10 @@ pub enum Command {
     /// Measure throughput and latency against running servers
     Bench(BenchArgs),
     /// Interactive prompt over one connection (also reads commands from a pipe)
+    #[command(after_help = SHELL_HELP)]
     Shell(ShellArgs),
     /// Print a shell completion script: bash, zsh, fish, powershell, elvish
+    #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
 }
 
@@ -166,50 +204,83 @@ pub struct DlqSelection {
 
 // ---- bench (issue 5) -------------------------------------------------------
 
-/// `mqttapp bench`
-#[derive(Debug, Args, Clone, Default)]
-pub struct BenchArgs {}
+/// `mqttapp bench`: a bounded load against running servers.
+#[derive(Debug, Args, Clone)]
+#[command(
+    after_help = "Examples:\n  mqttapp bench                                   20000 calc requests over 4 connections\n  mqttapp bench --ops calc=8,echo=1,edit=1 --count 50000 --json\n  mqttapp bench --connections 100 --window 1000 --count 100000\n\nLost replies and duplicates must be 0; the exit code is 1 when they are not."
+)]
+pub struct BenchArgs {
+    /// Client connections, each with its own MQTT session and response topic
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub connections: usize,
+
+    /// Requests in flight per connection (pipelining window)
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub window: usize,
+
+    /// Total requests to send (split over the connections)
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub count: u64,
+
+    /// Stop sending after this long even if --count is not reached: 10s, 1m
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub duration: String,
+
+    /// Operation mix with weights: calc, or calc=8,echo=1,edit=1
+    #[arg(long, default_value = "calc", value_name = "MIX")]
+    pub ops: String,
+
+    /// Size of echo texts in bytes
+    #[arg(long, default_value_t = 16, value_name = "BYTES")]
+    pub payload_size: usize,
+
+    /// QoS of the requests (0 or 1; replies come at the server's QoS 1)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..=1))]
+    pub qos: i32,
+
+    /// Print the results as one JSON object
+    #[arg(long)]
+    pub json: bool,
+
+    /// Do not wait for a server's online status (e.g. against a bare responder)
+    #[arg(long)]
+    pub no_status_check: bool,
+}
 
 // ---- shell (issue 7) -------------------------------------------------------
 
-/// `mqttapp shell`
+/// `mqttapp shell`: the same settings as `ask`, many requests.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ShellArgs {}
+pub struct ShellArgs {
+    /// Timeout and output format of each request.
+    #[command(flatten)]
+    pub request: RequestArgs,
+}
 
 // ---- completions (issue 7) -------------------------------------------------
 
 /// `mqttapp completions`
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to write a completion script for
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// Settings of every command that sends requests (`ask`, `shell`).
 #[derive(Debug, Args, Clone, Default)]
-pub struct CompletionsArgs {}
+pub struct RequestArgs {
+    /// Give up after this long without a reply: 5, 2.5, 500ms, 1m
+    /// [env: MQTTAPP_TIMEOUT] [default: 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
 
-const STATUS_HELP: &str = "Examples:
-  mqttapp status
-  mqttapp status --json
-
-Exit codes: 0 at least one server is online, 6 none is, 3 cannot connect,
-4 refused. A server that crashed shows \"offline\" (its MQTT will).";
-
-const DLQ_HELP: &str = "Examples (on the server's host, with its data directory):
-  mqttapp dlq list
-  mqttapp dlq --data-dir /var/lib/mqttapp list --json
-  mqttapp dlq replay srv1-1714550000000-0
-  mqttapp dlq replay --all
-  mqttapp dlq purge --all
-
-Exit codes: 0 done, 2 unknown id, 3 cannot connect, 6 no server online
-(replay), 10 the store cannot be read or written.";
-
-const ASK_HELP: &str = "Examples:
-  mqttapp ask calc \"2+3*4\"             prints 14
-  mqttapp ask echo hello world         prints hello world
-  mqttapp ask edit --line 3 \"text\"     line 3 of the server's file becomes \"text\"
-  mqttapp ask edit --append \"last\"     adds a line at the end
-  mqttapp ask edit --show              prints the file
-  mqttapp ask --json calc 7/2          prints {\"ok\":3.5}
-
-Exit codes: 0 ok, 1 the server answered with an error, 2 usage or
-configuration, 3 cannot connect, 4 authentication or authorization refused,
-5 timeout, 6 no server online, 7 TLS failure.";
+    /// Print each reply as one JSON object on one line: {"ok":...} or
+    /// {"err":{"code":...,"message":...}}, also for client-side failures
+    /// such as "timeout" [env: none] [default: plain text]
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// `mqttapp serve`
 #[derive(Debug, Args, Default, Clone)]
@@ -229,7 +300,8 @@ pub struct ServeArgs {
     pub server_id: Option<String>,
 
     /// Share the load with other servers of this group (MQTT 5 shared
-    /// subscription $share/<group>/...) [env: MQTTAPP_GROUP]
+    /// subscription $share/<group>/...) [env: MQTTAPP_GROUP] [default:
+    /// none, this server takes every request it sees]
     #[arg(long, value_name = "NAME")]
     pub group: Option<String>,
 
@@ -242,18 +314,20 @@ pub struct ServeArgs {
 /// `mqttapp ask`
 #[derive(Debug, Args)]
 pub struct AskArgs {
-    /// Give up after this long without a reply: 5, 2.5, 500ms, 1m
-    /// [env: MQTTAPP_TIMEOUT] [default: 5s]
-    #[arg(long, value_name = "DURATION")]
-    pub timeout: Option<String>,
+    /// Timeout and output format.
+    #[command(flatten)]
+    pub request: RequestArgs,
 
-    /// Print the whole reply as one JSON object ({"ok":...} or {"err":{...}})
+    /// Read one request per line from stdin ("calc 1+2", "echo hi",
+    /// "edit --line 2 x"), send them pipelined over one connection, print
+    /// one result line per request in input order
     #[arg(long)]
-    pub json: bool,
+    pub batch: bool,
 
-    /// The operation and its arguments.
+    /// The operation and its arguments; none opens the interactive shell
+    /// (or, with --batch, reads requests from stdin).
     #[command(subcommand)]
-    pub op: AskOp,
+    pub op: Option<AskOp>,
 }
 
 /// The operations `ask` can send.
@@ -277,6 +351,9 @@ pub enum AskOp {
 }
 
 /// `mqttapp ask edit`: replace (default), insert, append, delete or show.
+///
+/// Besides `--file`, these flags are fields of one request, not settings:
+/// they have no environment variables and default to "not given".
 #[derive(Debug, Args, Clone, Default)]
 pub struct EditArgs {
     /// 1-based line number (replace, insert, delete)
@@ -300,6 +377,7 @@ pub struct EditArgs {
     pub show: bool,
 
     /// File to edit instead of the server's default [env: MQTTAPP_FILE]
+    /// [default: the server's default file, notes.txt]
     #[arg(long, value_name = "NAME")]
     pub file: Option<String>,
 
@@ -311,3 +389,6 @@ pub struct EditArgs {
     #[arg(num_args = 0.., allow_hyphen_values = true, value_name = "TEXT")]
     pub text: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests;

@@ -34,7 +34,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "config/mqttapp.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {source} - check the path given to --config or MQTTAPP_CONFIG")]
     Read {
         /// The file.
         path: PathBuf,
@@ -43,7 +43,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The config file is not valid TOML or has unknown keys.
-    #[error("invalid config file {path}: {message}")]
+    #[error("invalid config file {path}: {message}\n(config/mqttapp.toml lists every key with its default)")]
     Parse {
         /// The file.
         path: PathBuf,
@@ -51,7 +51,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A setting has a value that cannot work.
-    #[error("invalid {setting} {value:?}: {reason}")]
+    #[error("invalid {setting} {value:?}: {reason} - {}", where_set(.setting))]
     Invalid {
         /// The setting's name, as in the config file.
         setting: &'static str,
@@ -61,7 +61,7 @@ pub enum ConfigError {
         reason: String,
     },
     /// The password file could not be read.
-    #[error("cannot read password file {path}: {source}")]
+    #[error("cannot read password file {path}: {source} - check --password-file (its first line is the password)")]
     PasswordFile {
         /// The file.
         path: PathBuf,
@@ -69,6 +69,17 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Where a setting can have come from, so the user knows what to fix.
+fn where_set(setting: &str) -> String {
+    let flag = setting.replace('_', "-");
+    let env = setting.to_ascii_uppercase();
+    match setting {
+        // `status --wait` is a flag only.
+        "wait" => "fix --wait".to_string(),
+        _ => format!("fix --{flag}, MQTTAPP_{env} or `{setting}` in the config file"),
+    }
 }
 
 /// One layer of settings; every field optional. The TOML file has exactly

@@ -33,6 +33,23 @@ impl ExitCode {
         std::process::exit(self as i32)
     }
 
+    /// A stable name for `--json` output of failures that got no reply
+    /// (`{"err":{"code":"timeout",...}}`); distinct from the wire's
+    /// error codes (`parse`, `math`, ...), which come from the server.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitCode::Ok => "ok",
+            ExitCode::OperationError => "operation",
+            ExitCode::Usage => "usage",
+            ExitCode::Connect => "connect",
+            ExitCode::Auth => "auth",
+            ExitCode::Timeout => "timeout",
+            ExitCode::NoServer => "no_server",
+            ExitCode::Tls => "tls",
+            ExitCode::Failure => "failure",
+        }
+    }
+
     /// The code for a connection-level error.
     pub fn of_mqtt(e: &MqttError) -> ExitCode {
         match e {

@@ -13,11 +13,15 @@
 //! - [`serve`]: the server loop.
 //! - [`ask`]: the client.
 //! - [`status`]: `mqttapp status`, the servers' retained statuses.
+//! - [`shell`]: the interactive shell over one connection.
+//! - [`output`]: how results and errors are shown (plain, JSON, quiet, colour).
+//! - [`bench`]: the load generator.
 //! - [`deadletter`]: the persistent dead-letter store.
 //! - [`dlq`]: `mqttapp dlq`, listing, replaying and purging dead letters.
 //! - [`exit`]: exit codes.
 
 pub mod ask;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod deadletter;
@@ -26,7 +30,9 @@ pub mod exit;
 pub mod limits;
 pub mod mqtt;
 pub mod operations;
+pub mod output;
 pub mod protocol;
 pub mod serve;
+pub mod shell;
 pub mod status;
 pub mod version;

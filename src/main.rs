@@ -6,46 +6,77 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use mqttapp::ask;
-use mqttapp::cli::{AskArgs, Cli, Command, DlqAction, DlqArgs, StatusArgs};
+use mqttapp::bench;
+use mqttapp::cli::{
+    AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, DlqAction, DlqArgs, DlqSelection,
+    RequestArgs, StatusArgs,
+};
 use mqttapp::config::{Config, Settings};
 use mqttapp::exit::ExitCode;
-use mqttapp::protocol::{OkValue, Reply, Request};
-use mqttapp::{dlq, serve, status};
+use mqttapp::output::{Format, Output};
+use mqttapp::{dlq, serve, shell, status};
 
 fn main() {
+    pin_timezone();
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose, cli.global.quiet);
-    let serve_args = match &cli.command {
-        Command::Serve(args) => Some(args),
-        _ => None,
-    };
-    let mut flags = Settings::from_flags(&cli.global, serve_args);
-    match &cli.command {
-        Command::Ask(args) => flags.timeout = args.timeout.clone(),
-        Command::Dlq(args) => flags.data_dir = args.data_dir.clone(),
-        _ => {}
-    }
-    let config = match Config::resolve(flags, cli.global.config.as_deref(), &|k| {
-        std::env::var(k).ok()
-    }) {
-        Ok(c) => c,
-        Err(e) => fail(&e, ExitCode::Usage),
-    };
+    let colour = colour_on_stderr(cli.global.color);
+    init_tracing(cli.global.verbose, cli.global.quiet, colour);
     let code = match &cli.command {
-        Command::Serve(_) => run_serve(&config),
-        Command::Ask(args) => run_ask(&config, args),
-        Command::Status(args) => run_status(&config, args),
-        Command::Dlq(args) => run_dlq(&config, args),
-        Command::Bench(_) => not_yet("bench"),
-        Command::Shell(_) => not_yet("shell"),
-        Command::Completions(_) => not_yet("completions"),
+        Command::Serve(_) => run_serve(&resolve(&cli, None)),
+        Command::Ask(args) => run_ask(&cli, args),
+        Command::Shell(args) => run_shell(
+            &resolve(&cli, Some(&args.request)),
+            &output(&cli, &args.request),
+        ),
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "mqttapp",
+                &mut std::io::stdout(),
+            );
+            ExitCode::Ok
+        }
+        Command::Status(args) => run_status(&resolve(&cli, None), args),
+        Command::Dlq(args) => run_dlq(&resolve(&cli, None), args),
+        Command::Bench(args) => run_bench(&resolve(&cli, None), args),
     };
     code.exit()
 }
 
-fn init_tracing(verbose: u8, quiet: bool) {
+/// Paho C asks for the local time on every message it handles; with `TZ`
+/// unset, glibc then re-reads `/etc/localtime` each time (31 `stat` calls
+/// per request, measured with `strace -c`). Naming the same zone file
+/// explicitly keeps local time and lets glibc cache it. Runs before any
+/// thread exists, as changing the environment requires.
+fn pin_timezone() {
+    if std::env::var_os("TZ").is_none() {
+        std::env::set_var("TZ", ":/etc/localtime");
+    }
+}
+
+/// Sets anstream's global choice (used by every coloured message) and
+/// returns whether stderr gets colour, for the log lines.
+fn colour_on_stderr(when: ColorWhen) -> bool {
+    let choice = match when {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool, colour: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (_, 0) => "info",
@@ -58,8 +89,31 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(colour)
         .init();
+}
+
+/// Flags > environment > config file > defaults, once; a bad setting ends
+/// the process with exit code 2.
+fn resolve(cli: &Cli, request: Option<&RequestArgs>) -> Config {
+    let serve_args = match &cli.command {
+        Command::Serve(args) => Some(args),
+        _ => None,
+    };
+    let mut flags = Settings::from_flags(&cli.global, serve_args);
+    flags.timeout = request.and_then(|r| r.timeout.clone());
+    if let Command::Dlq(args) = &cli.command {
+        flags.data_dir = args.data_dir.clone();
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    match Config::resolve(flags, cli.global.config.as_deref(), &env) {
+        Ok(config) => config,
+        Err(e) => fail(&e, ExitCode::Usage),
+    }
+}
+
+fn output(cli: &Cli, request: &RequestArgs) -> Output {
+    Output::new(Format::from_flags(request.json, cli.global.quiet))
 }
 
 fn run_serve(config: &Config) -> ExitCode {
@@ -79,136 +133,162 @@ fn run_serve(config: &Config) -> ExitCode {
     }
 }
 
-fn run_ask(config: &Config, args: &AskArgs) -> ExitCode {
-    let result = ask::build_request(&args.op, config.file.as_deref())
-        .and_then(|request| ask::request(config, &request).map(|reply| (request, reply)));
+/// One request, the interactive shell (no operation), or a batch.
+fn run_ask(cli: &Cli, args: &AskArgs) -> ExitCode {
+    let config = resolve(cli, Some(&args.request));
+    let output = output(cli, &args.request);
+    match (&args.op, args.batch) {
+        (Some(op), false) => run_one(&config, op, &output),
+        (None, false) => run_shell(&config, &output),
+        (None, true) => run_batch(&config, &output, args.request.json),
+        (Some(_), true) => {
+            output.error("--batch reads its requests from stdin; give no operation with it");
+            ExitCode::Usage
+        }
+    }
+}
+
+fn run_one(config: &Config, op: &AskOp, output: &Output) -> ExitCode {
+    let result = ask::build_request(op, config.file.as_deref())
+        .and_then(|request| ask::request_then_exit(config, &request).map(|reply| (request, reply)));
     match result {
-        Ok((request, reply)) => print_reply(&request, &reply, args.json),
+        Ok((request, reply)) => output.reply(&request, &reply),
         Err(e) => {
+            let code = ExitCode::of_ask(&e);
+            output.failure(code, &e);
+            code
+        }
+    }
+}
+
+/// `--quiet` batches write their result lines nowhere.
+fn run_batch(config: &Config, output: &Output, json: bool) -> ExitCode {
+    let stdin = std::io::stdin().lock();
+    let sink: Box<dyn Write> = if output.format() == Format::Quiet {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
+    let mut stdout = std::io::BufWriter::new(sink);
+    match shell::run_batch(config, stdin, &mut stdout, json) {
+        Ok(summary) => {
+            let _ = stdout.flush();
+            if summary.failed == 0 {
+                ExitCode::Ok
+            } else {
+                let (failed, total) = (summary.failed, summary.total);
+                output.error(&format!("{failed} of {total} requests failed"));
+                ExitCode::OperationError
+            }
+        }
+        Err(e) => {
+            let _ = stdout.flush();
+            let code = ExitCode::of_ask(&e);
+            output.failure(code, &e);
+            code
+        }
+    }
+}
+
+fn run_bench(config: &Config, args: &BenchArgs) -> ExitCode {
+    match bench::run(config, args) {
+        Ok(report) => {
+            if args.json {
+                // Plain numbers and strings: serializing cannot fail.
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("report serializes")
+                );
+            } else {
+                print!("{}", bench::table(&report));
+            }
+            if report.is_clean() {
+                ExitCode::Ok
+            } else {
+                eprintln!(
+                    "error: {} lost, {} duplicated, {} publish errors",
+                    report.lost, report.duplicates, report.publish_errors
+                );
+                ExitCode::OperationError
+            }
+        }
+        Err(bench::BenchError::Usage(e)) => fail(&bench::BenchError::Usage(e), ExitCode::Usage),
+        Err(bench::BenchError::Ask(e)) => {
             let code = ExitCode::of_ask(&e);
             fail(&e, code)
         }
     }
 }
 
-/// Prints the servers' statuses; exit 0 when one is online, else 6.
+/// Prints the servers' statuses (table or JSON); exit 0 when one is
+/// online, else 6.
 fn run_status(config: &Config, args: &StatusArgs) -> ExitCode {
-    let wait =
-        match mqttapp::config::parse_duration("wait", args.wait.as_deref(), status::DEFAULT_WAIT) {
-            Ok(w) => w,
-            Err(e) => fail(&e, ExitCode::Usage),
-        };
-    let rows = match status::collect(config, wait) {
-        Ok(rows) => rows,
-        Err(e) => {
-            let code = ExitCode::of_mqtt(&e);
-            fail(&e, code)
-        }
-    };
+    let wait = mqttapp::config::parse_duration("wait", args.wait.as_deref(), status::DEFAULT_WAIT)
+        .unwrap_or_else(|e| fail(&e, ExitCode::Usage));
+    let rows = status::collect(config, wait).unwrap_or_else(|e| fail(&e, ExitCode::of_mqtt(&e)));
     let mut out = std::io::stdout().lock();
-    if args.json {
+    let _ = match args.json {
         // Plain rows of strings and numbers always serialize.
-        let text = serde_json::to_string(&rows).expect("status rows serialize to JSON");
-        let _ = writeln!(out, "{text}");
-    } else if !rows.is_empty() {
-        let _ = write!(out, "{}", status::table(&rows));
-    }
+        true => writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&rows).expect("rows are JSON")
+        ),
+        false => write!(out, "{}", status::table(&rows)),
+    };
     if rows.iter().any(|r| r.is_online()) {
         return ExitCode::Ok;
     }
-    eprintln!(
-        "no server online under {}/v1/status/ ({} known)",
-        config.prefix,
-        rows.len()
-    );
+    let (prefix, known) = (&config.prefix, rows.len());
+    eprintln!("no server online under {prefix}/v1/status/ ({known} known)");
     ExitCode::NoServer
 }
 
-/// Runs a `dlq` action on the local store.
+/// Runs a `dlq` action on the local store; counts go to stderr.
 fn run_dlq(config: &Config, args: &DlqArgs) -> ExitCode {
-    let result = match &args.action {
-        DlqAction::List { json } => dlq::list(config).map(|letters| {
-            let mut out = std::io::stdout().lock();
-            if *json {
-                // Records of strings and numbers always serialize.
-                let text = serde_json::to_string(&letters).expect("dead letters serialize");
-                let _ = writeln!(out, "{text}");
-            } else if letters.is_empty() {
-                eprintln!("no dead letters in {}", config.data_dir.display());
-            } else {
-                let _ = write!(out, "{}", dlq::table(&letters));
-            }
-        }),
-        DlqAction::Replay(which) => {
-            let ids = (!which.all).then_some(which.ids.as_slice());
-            dlq::replay(config, ids).map(|n| eprintln!("replayed {n} dead letter(s)"))
-        }
-        DlqAction::Purge(which) => {
-            let ids = (!which.all).then_some(which.ids.as_slice());
-            dlq::purge(config, ids).map(|n| eprintln!("purged {n} dead letter(s)"))
-        }
-    };
+    let ids = |w: &DlqSelection| (!w.all).then_some(w.ids.clone());
+    let result =
+        match &args.action {
+            DlqAction::List { json } => dlq::list(config).map(|l| print_letters(&l, *json)),
+            DlqAction::Replay(w) => dlq::replay(config, ids(w).as_deref())
+                .map(|n| eprintln!("replayed {n} dead letter(s)")),
+            DlqAction::Purge(w) => dlq::purge(config, ids(w).as_deref())
+                .map(|n| eprintln!("purged {n} dead letter(s)")),
+        };
     match result {
         Ok(()) => ExitCode::Ok,
-        Err(e) => {
-            let code = ExitCode::of_dlq(&e);
-            fail(&e, code)
-        }
+        Err(e) => fail(&e, ExitCode::of_dlq(&e)),
     }
 }
 
-/// Prints the result alone on stdout (or the whole reply as JSON); error
-/// replies go to stderr with exit code 1.
-fn print_reply(request: &Request, reply: &Reply, json: bool) -> ExitCode {
+fn print_letters(letters: &[mqttapp::deadletter::DeadLetter], json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
-        // A reply is plain data; serializing it to JSON cannot fail.
-        let text = serde_json::to_string(reply).expect("reply serializes to JSON");
+        // Records of strings and numbers always serialize.
+        let text = serde_json::to_string(letters).expect("dead letters are JSON");
         let _ = writeln!(out, "{text}");
-        return if matches!(reply, Reply::Ok(_)) {
-            ExitCode::Ok
-        } else {
-            ExitCode::OperationError
-        };
-    }
-    match reply {
-        Reply::Ok(value) => {
-            if let OkValue::Edit(e) = value {
-                if e.content.is_some() {
-                    eprintln!("{}: rev {}, {} lines", e.file, e.rev, e.lines);
-                }
-            }
-            let _ = writeln!(out, "{value}");
-            ExitCode::Ok
-        }
-        Reply::Err(err) => {
-            eprintln!("error: {err}");
-            // A caret under the offending character, for expressions that fit a line.
-            if let (Request::Calc(calc), Some(at)) = (request, err.at) {
-                if calc.expr.len() > 120 || calc.expr.contains('\n') {
-                    return ExitCode::OperationError;
-                }
-                eprintln!("  {}\n  {}^", calc.expr, " ".repeat(at as usize));
-            }
-            ExitCode::OperationError
-        }
+    } else if letters.is_empty() {
+        eprintln!("no dead letters");
+    } else {
+        let _ = write!(out, "{}", dlq::table(letters));
     }
 }
 
-/// Placeholder while a subcommand is being built on its own branch.
-fn not_yet(name: &str) -> ExitCode {
-    eprintln!("error: `mqttapp {name}` is not available in this build");
-    ExitCode::Failure
+/// A failed first connection ends the session with its own exit code
+/// (3, 4, 7, ...); after that, 0 when every command succeeded, else 1.
+fn run_shell(config: &Config, output: &Output) -> ExitCode {
+    match shell::run(config, output) {
+        Ok(summary) => summary.exit_code(),
+        Err(e) => {
+            let code = ExitCode::of_ask(&e);
+            output.failure(code, &e);
+            code
+        }
+    }
 }
 
 /// Prints an error with its chain of causes and exits.
 fn fail(e: &dyn Error, code: ExitCode) -> ! {
-    let mut message = format!("error: {e}");
-    let mut source = e.source();
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    eprintln!("{message}");
+    Output::new(Format::Plain).error(&mqttapp::output::chain(e));
     code.exit()
 }

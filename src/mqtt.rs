@@ -16,7 +16,7 @@ use crate::config::Connection;
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
     /// The broker URI cannot be used.
-    #[error("invalid broker URI {uri:?}: {reason}")]
+    #[error("invalid broker URI {uri:?}: {reason} - set --broker or MQTTAPP_BROKER to e.g. mqtt://localhost:1883")]
     BadUri {
         /// The URI as configured.
         uri: String,
@@ -24,7 +24,7 @@ pub enum MqttError {
         reason: String,
     },
     /// Nothing answers at the broker's address.
-    #[error("cannot connect to {uri} ({reason}) - is a broker running? try `make broker`")]
+    #[error("cannot connect to {uri} ({reason}) - {}", unreachable_hint(.uri))]
     Unreachable {
         /// The broker URI.
         uri: String,
@@ -32,9 +32,7 @@ pub enum MqttError {
         reason: String,
     },
     /// The broker refused the credentials or the client.
-    #[error(
-        "the broker at {uri} refused the connection: {reason} - check --username and the password"
-    )]
+    #[error("the broker at {uri} refused the connection: {reason} - check --username (MQTTAPP_USERNAME) and the password (--password-file or MQTTAPP_PASSWORD)")]
     AuthRefused {
         /// The broker URI.
         uri: String,
@@ -42,7 +40,7 @@ pub enum MqttError {
         reason: String,
     },
     /// The broker refused a subscription or publish (ACL).
-    #[error("the broker refused access to {topic}: {reason} - check the broker's ACL")]
+    #[error("the broker refused access to {topic}: {reason} - check --prefix, and that the broker's ACL lets this user use that topic")]
     NotAuthorized {
         /// The topic or filter.
         topic: String,
@@ -58,7 +56,7 @@ pub enum MqttError {
         reason: String,
     },
     /// A TLS file named in the settings cannot be used.
-    #[error("cannot use TLS file {path}: {reason}")]
+    #[error("cannot use TLS file {path}: {reason} - check the path given to --ca-file, --cert-file or --key-file (or MQTTAPP_CA_FILE, MQTTAPP_CERT_FILE, MQTTAPP_KEY_FILE)")]
     TlsFile {
         /// The file.
         path: String,
@@ -66,8 +64,22 @@ pub enum MqttError {
         reason: String,
     },
     /// The connection dropped or another client error happened.
-    #[error("MQTT error: {0}")]
+    #[error("MQTT error: {0} - the connection to the broker failed; run again with -v for details and check the broker's log")]
     Client(#[from] paho::Error),
+}
+
+/// What to try when nothing answers at `uri`: on this machine, start the
+/// local broker; elsewhere, check the address and the network.
+fn unreachable_hint(uri: &str) -> &'static str {
+    let local = ["://localhost", "://127.", "://[::1]"]
+        .iter()
+        .any(|l| uri.contains(l))
+        || !uri.contains("://") && (uri.starts_with("localhost") || uri.starts_with("127."));
+    if local {
+        "is a broker running? try `make broker`"
+    } else {
+        "check the host name and port in --broker or MQTTAPP_BROKER, and that no firewall blocks it"
+    }
 }
 
 /// QoS of every request and reply: at least once, never silently lost.
@@ -145,30 +157,85 @@ pub struct SessionSpec {
     pub connect_timeout: Duration,
 }
 
+/// Publishes paho may queue inside one client before it refuses more with
+/// "max buffered messages" (it counts commands not yet written to the
+/// socket, connected or not). [`publish_waiting`] waits when it is reached.
+pub const MAX_BUFFERED: i32 = 100_000;
+
+/// paho C's return codes for "the queue is full, try again later".
+const MQTTASYNC_MAX_MESSAGES_INFLIGHT: i32 = -4;
+const MQTTASYNC_MAX_BUFFERED_MESSAGES: i32 = -12;
+
+/// Tells paho C, before its first client exists, whether to initialize
+/// OpenSSL. It does so by default even for plain `mqtt://` connections, and
+/// that (loading OpenSSL's configuration and error strings) was a third of
+/// the instructions of a whole one-shot `ask`. Only the first call in a
+/// process counts.
+pub fn init_library(uri: &BrokerUri) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let mut opts = paho_mqtt_sys::MQTTAsync_init_options {
+            struct_id: [b'M' as _, b'Q' as _, b'T' as _, b'G' as _],
+            struct_version: 0,
+            do_openssl_init: i32::from(uri.tls),
+        };
+        // SAFETY: a plain options struct laid out as paho C expects (the
+        // MQTG initializer), passed before any client is created; paho only
+        // reads it during the call.
+        unsafe { paho_mqtt_sys::MQTTAsync_global_init(&mut opts) };
+    });
+}
+
 /// Creates a paho client with no file persistence (paho's default writes
 /// into the working directory).
 ///
-/// `offline_buffer`: how many publishes to hold while disconnected (servers
-/// keep replying through a reconnect), or `None` to fail them.
+/// `send_while_disconnected`: hold publishes while the connection is down
+/// and send them after a reconnect (servers keep replying through a broker
+/// restart) instead of failing them.
 ///
 /// # Errors
-/// [`MqttError::BadUri`] or a paho error.
+/// A paho error when the options are refused.
 pub fn create_client(
     uri: &BrokerUri,
     client_id: &str,
-    offline_buffer: Option<i32>,
+    send_while_disconnected: bool,
 ) -> Result<paho::AsyncClient, MqttError> {
-    let mut builder = paho::CreateOptionsBuilder::new()
+    init_library(uri);
+    let opts = paho::CreateOptionsBuilder::new()
         .server_uri(&uri.paho)
         .client_id(client_id)
         .persistence(paho::PersistenceType::None)
-        .mqtt_version(paho::MQTT_VERSION_5);
-    if let Some(n) = offline_buffer {
-        builder = builder
-            .send_while_disconnected(true)
-            .max_buffered_messages(n);
+        .mqtt_version(paho::MQTT_VERSION_5)
+        .max_buffered_messages(MAX_BUFFERED)
+        .send_while_disconnected(send_while_disconnected)
+        .finalize();
+    Ok(paho::AsyncClient::new(opts)?)
+}
+
+/// Publishes, waiting (with a growing pause, up to 50 ms) while paho's
+/// in-flight window or buffer is full, so a fast sender slows down
+/// instead of dropping messages.
+///
+/// # Errors
+/// Any other refusal, with the message handed back inside the error.
+pub fn publish_waiting(
+    client: &paho::AsyncClient,
+    mut msg: paho::Message,
+) -> Result<paho::DeliveryToken, paho::Error> {
+    let mut pause = Duration::from_micros(100);
+    loop {
+        match client.try_publish(msg) {
+            Err(paho::Error::Publish(rc, back))
+                if rc == MQTTASYNC_MAX_BUFFERED_MESSAGES
+                    || rc == MQTTASYNC_MAX_MESSAGES_INFLIGHT =>
+            {
+                msg = back;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
-    Ok(paho::AsyncClient::new(builder.finalize())?)
 }
 
 /// Connect options for MQTT 5 with the configured credentials and TLS.
@@ -278,7 +345,7 @@ pub fn connect_oneshot(
     connect_timeout: Duration,
 ) -> Result<paho::AsyncClient, MqttError> {
     let uri = BrokerUri::parse(&conn.broker)?;
-    let client = create_client(&uri, client_id, None)?;
+    let client = create_client(&uri, client_id, false)?;
     let session = SessionSpec {
         clean_start: true,
         session_expiry: Duration::ZERO,
@@ -365,10 +432,21 @@ impl MessageMeta {
     }
 
     /// Builds a QoS 1 message carrying these properties.
+    pub fn message(&self, topic: &str, payload: Vec<u8>, retained: bool) -> paho::Message {
+        self.message_qos(topic, payload, retained, QOS)
+    }
+
+    /// Builds a message with QoS `qos` carrying these properties.
     ///
     /// Property values come from received messages or our own settings;
     /// paho refuses only wrongly typed properties, which cannot happen here.
-    pub fn message(&self, topic: &str, payload: Vec<u8>, retained: bool) -> paho::Message {
+    pub fn message_qos(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        retained: bool,
+        qos: i32,
+    ) -> paho::Message {
         let mut props = paho::Properties::new();
         let typed = "property types match their codes";
         if let Some(t) = &self.response_topic {
@@ -394,7 +472,7 @@ impl MessageMeta {
         paho::MessageBuilder::new()
             .topic(topic)
             .payload(payload)
-            .qos(QOS)
+            .qos(qos)
             .retained(retained)
             .properties(props)
             .finalize()

@@ -124,8 +124,11 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
     Ok(rows.into_values().collect())
 }
 
-/// The rows as an aligned table with a header.
+/// The rows as an aligned table with a header (nothing when there are none).
 pub fn table(rows: &[ServerRow]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
     let header = ["ID", "STATE", "OPS", "VERSION", "SINCE", "GROUP"].map(String::from);
     let mut lines = vec![header];
     for r in rows {

@@ -4,6 +4,7 @@
 //! [`request`] is the library entry point for one request; `main.rs` turns
 //! its result into output and an exit code.
 
+mod pipeline;
 mod requester;
 
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use crate::protocol::{
     CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, Op, Reply, Request,
 };
 
+pub use pipeline::{Outcome, Pipeline};
 pub use requester::{random_u64, Received, Requester};
 
 /// Why a request got no reply.
@@ -59,6 +61,19 @@ pub fn request(config: &Config, request: &Request) -> Result<Reply, AskError> {
     let mut requester = Requester::connect(config, Encoding::Cbor)?;
     let reply = call(&mut requester, request, config.timeout);
     requester.close();
+    reply
+}
+
+/// [`request`] for a process that exits right after: skips paho's slow
+/// client teardown (see [`Requester::abandon`]). What makes a one-shot
+/// `mqttapp ask` as fast as `mosquitto_rr`.
+///
+/// # Errors
+/// As [`request`].
+pub fn request_then_exit(config: &Config, request: &Request) -> Result<Reply, AskError> {
+    let mut requester = Requester::connect(config, Encoding::Cbor)?;
+    let reply = call(&mut requester, request, config.timeout);
+    requester.abandon();
     reply
 }
 
@@ -161,13 +176,13 @@ fn edit_request(args: &EditArgs, default_file: Option<&str>) -> Result<EditReque
     match (needs_text, &text) {
         (true, None) => {
             return Err(AskError::Usage(format!(
-                "edit {} needs TEXT",
+                "edit {} needs TEXT, e.g. edit --line 3 \"new text\"",
                 action.as_str()
             )))
         }
         (false, Some(_)) => {
             return Err(AskError::Usage(format!(
-                "edit {} takes no TEXT",
+                "edit {0} takes no TEXT - drop the text, or drop --{0} to replace a line",
                 action.as_str()
             )))
         }
@@ -175,7 +190,7 @@ fn edit_request(args: &EditArgs, default_file: Option<&str>) -> Result<EditReque
     }
     if action == EditAction::Replace && args.line.is_none() {
         return Err(AskError::Usage(
-            "edit needs --line N (or --append, --show)".into(),
+            "edit needs --line N to replace a line (edit --line 3 \"new text\"), or --append TEXT, or --show".into(),
         ));
     }
     Ok(EditRequest {

@@ -19,6 +19,9 @@ use super::AskError;
 pub enum Received {
     /// A reply to the request with this correlation data.
     Reply(Vec<u8>, Reply),
+    /// A reply with this correlation data that is not a reply map (e.g.
+    /// from a bare echo responder).
+    Undecodable(Vec<u8>),
     /// A status change (servers going online or offline).
     Status,
     /// The connection dropped.
@@ -36,6 +39,7 @@ pub struct Requester {
     servers: HashMap<String, Status>,
     nonce: u64,
     counter: u64,
+    qos: i32,
 }
 
 /// 64 random bits from the OS-seeded hasher keys: enough to keep client ids
@@ -55,7 +59,7 @@ impl Requester {
     pub fn connect(config: &Config, encoding: Encoding) -> Result<Requester, AskError> {
         let uri = BrokerUri::parse(&config.connection.broker)?;
         let client_id = format!("mqttapp-ask-{:016x}", random_u64());
-        let client = mqtt::create_client(&uri, &client_id, None)?;
+        let client = mqtt::create_client(&uri, &client_id, false)?;
         let events = client.start_consuming();
         let session = SessionSpec {
             clean_start: true,
@@ -79,6 +83,7 @@ impl Requester {
             servers: HashMap::new(),
             nonce: random_u64(),
             counter: 0,
+            qos: mqtt::QOS,
             topics,
         };
         requester.subscribe()?;
@@ -151,7 +156,7 @@ impl Requester {
     }
 
     /// Publishes without waiting for the broker's acknowledgement; the
-    /// returned token must be checked (pipelined batches).
+    /// returned token must be checked (pipelined batches and benchmarks).
     pub fn publish_nowait(&self, request: &Request, correlation: &[u8]) -> paho::DeliveryToken {
         let meta = MessageMeta {
             response_topic: Some(self.response_topic.clone()),
@@ -160,8 +165,18 @@ impl Requester {
             expiry_secs: Some(self.expiry_secs),
         };
         let topic = self.topics.request(request.op());
-        self.client
-            .publish(meta.message(&topic, encode_request(request, self.encoding), false))
+        let payload = encode_request(request, self.encoding);
+        let msg = meta.message_qos(&topic, payload, false, self.qos);
+        match mqtt::publish_waiting(&self.client, msg) {
+            Ok(token) => token,
+            Err(paho::Error::Publish(rc, msg)) => paho::DeliveryToken::from_error(msg, rc),
+            Err(_) => paho::DeliveryToken::from_error(paho::Message::default(), -1),
+        }
+    }
+
+    /// Requests at QoS 0 instead of 1 (benchmarks only: QoS 0 can be lost).
+    pub fn set_qos(&mut self, qos: i32) {
+        self.qos = qos;
     }
 
     /// Waits until `deadline` for the next reply, status or loss.
@@ -190,7 +205,10 @@ impl Requester {
             let encoding = Encoding::detect(meta.content_type.as_deref(), msg.payload());
             match (meta.correlation, decode_reply(encoding, msg.payload())) {
                 (Some(c), Ok(reply)) => return Some(Received::Reply(c, reply)),
-                (_, Err(e)) => tracing::warn!(error = %e, "ignoring an undecodable reply"),
+                (Some(c), Err(e)) => {
+                    tracing::warn!(error = %e, "undecodable reply");
+                    return Some(Received::Undecodable(c));
+                }
                 (None, _) => tracing::warn!("ignoring a reply without correlation data"),
             }
         }
@@ -212,7 +230,7 @@ impl Requester {
             match self.next(deadline) {
                 Some(Received::Status) => {}
                 Some(Received::Lost) => self.reconnect(deadline)?,
-                Some(Received::Reply(..)) => {}
+                Some(Received::Reply(..) | Received::Undecodable(_)) => {}
                 None => {
                     return Err(AskError::NoServer {
                         op,
@@ -222,6 +240,12 @@ impl Requester {
             }
         }
         Ok(())
+    }
+
+    /// True while the connection to the broker is up (the shell checks
+    /// between commands, which may be minutes apart).
+    pub fn is_connected(&self) -> bool {
+        self.client.is_connected()
     }
 
     /// Reconnects after a dropped connection and subscribes again.
@@ -243,17 +267,31 @@ impl Requester {
         Err(MqttError::from(last.unwrap_or(paho::Error::Disconnected)).into())
     }
 
-    /// Disconnects promptly. paho's client teardown can take up to a second
-    /// (joining its threads); a one-shot process skips it by exiting right
-    /// after this.
+    /// Disconnects and frees the client. paho's teardown joins its threads,
+    /// which can take up to a second.
     pub fn close(self) {
         let opts = paho::DisconnectOptionsBuilder::new()
-            .timeout(Duration::from_millis(100))
+            .timeout(Duration::ZERO)
             .finalize();
         let _ = self
             .client
             .disconnect(opts)
             .wait_for(Duration::from_millis(500));
+    }
+
+    /// Sends DISCONNECT without waiting and deliberately leaks the client,
+    /// skipping paho's teardown (up to a second of thread joins and sleeps,
+    /// more than the whole request takes).
+    ///
+    /// Only for a process that exits right after: the leaked client's
+    /// threads live until then. Nothing is lost by not waiting: the reply
+    /// has arrived, and the session is clean and expires at once.
+    pub fn abandon(self) {
+        let opts = paho::DisconnectOptionsBuilder::new()
+            .timeout(Duration::ZERO)
+            .finalize();
+        drop(self.client.disconnect(opts));
+        std::mem::forget(self);
     }
 }
 

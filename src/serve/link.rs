@@ -48,12 +48,11 @@ impl Link {
     pub fn open(
         config: &Config,
         events: crossbeam_channel::Sender<Event>,
-        offline_buffer: i32,
     ) -> Result<Link, MqttError> {
         let topics = Topics::new(&config.prefix);
         let uri = BrokerUri::parse(&config.connection.broker)?;
         let client_id = format!("mqttapp-serve-{}", config.server_id);
-        let client = mqtt::create_client(&uri, &client_id, Some(offline_buffer))?;
+        let client = mqtt::create_client(&uri, &client_id, true)?;
         let (lost_tx, lost) = unbounded();
         let taken_over = Arc::new(AtomicBool::new(false));
         route_callbacks(&client, events, lost_tx, taken_over.clone());

@@ -34,8 +34,6 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 const DRAIN_QUIET: Duration = Duration::from_millis(300);
 /// How long a graceful shutdown waits for its replies' acknowledgements.
 const FINISH_LIMIT: Duration = Duration::from_secs(10);
-/// Replies and statuses held while the broker is away.
-const OFFLINE_BUFFER: i32 = 100_000;
 
 /// Why the server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +42,7 @@ pub enum ServeError {
     #[error(transparent)]
     Mqtt(#[from] MqttError),
     /// The data directory or default file cannot be used.
-    #[error("cannot open the data directory: {0}")]
+    #[error("cannot open the data directory: {0} - check --data-dir (MQTTAPP_DATA_DIR) and its permissions")]
     Store(#[from] EditError),
     /// Another client connected with this server's client id.
     #[error("another server connected with id {0:?} and took over this one's session - give each server its own --server-id")]
@@ -70,7 +68,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
     let ops = Operations::open(&config.data_dir, default_file, config.limits)?;
     let topics = Topics::new(&config.prefix);
     let (events_tx, events) = unbounded();
-    let link = Link::open(config, events_tx, OFFLINE_BUFFER)?;
+    let link = Link::open(config, events_tx)?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, "serving");
     let store = DeadLetters::new(&config.data_dir, &config.server_id);
     let letters = Arc::new(DeadLetterSink::start(

@@ -31,10 +31,6 @@ const MAX_UNACKED: usize = 256;
 /// buffer while the broker restarts.
 const ACK_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// paho C's return codes for "try again later".
-const MQTTASYNC_MAX_MESSAGES_INFLIGHT: i32 = -4;
-const MQTTASYNC_MAX_BUFFERED_MESSAGES: i32 = -12;
-
 /// Publishes replies and checks every result.
 pub struct ReplySender {
     client: paho::AsyncClient,
@@ -71,37 +67,25 @@ impl ReplySender {
 
     /// Publishes `msg`, waiting while paho's window or buffer is full.
     /// A publish paho refuses outright becomes a dead letter.
-    pub fn send(&self, mut msg: paho::Message) {
-        let mut backoff = Duration::from_micros(200);
-        loop {
-            match self.client.try_publish(msg) {
-                Ok(token) => {
-                    match &self.pending {
-                        // Blocks when MAX_UNACKED replies await their PUBACK.
-                        Some(tx) => {
-                            if tx.send((token, Instant::now())).is_err() {
-                                tracing::error!("reply checker stopped; this reply is unchecked");
-                            }
-                        }
-                        None => check(token, Instant::now(), &self.letters),
+    pub fn send(&self, msg: paho::Message) {
+        match crate::mqtt::publish_waiting(&self.client, msg) {
+            Ok(token) => match &self.pending {
+                // Blocks when MAX_UNACKED replies await their PUBACK.
+                Some(tx) => {
+                    if tx.send((token, Instant::now())).is_err() {
+                        tracing::error!("reply checker stopped; this reply is unchecked");
                     }
-                    return;
                 }
-                Err(paho::Error::Publish(rc, back)) if is_full(rc) => {
-                    msg = back;
-                    thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_millis(50));
-                }
-                Err(e) => {
-                    let original = match &e {
-                        paho::Error::Publish(_, m) => original_of(m),
-                        _ => Original::default(),
-                    };
-                    tracing::error!(error = %e, topic = %original.topic, "reply publish refused");
-                    self.letters
-                        .record(Reason::ReplyFailed, &e.to_string(), &original);
-                    return;
-                }
+                None => check(token, Instant::now(), &self.letters),
+            },
+            Err(e) => {
+                let original = match &e {
+                    paho::Error::Publish(_, m) => original_of(m),
+                    _ => Original::default(),
+                };
+                tracing::error!(error = %e, topic = %original.topic, "reply publish refused");
+                self.letters
+                    .record(Reason::ReplyFailed, &e.to_string(), &original);
             }
         }
     }
@@ -131,10 +115,6 @@ fn check(token: paho::DeliveryToken, sent: Instant, letters: &DeadLetterSink) {
         tracing::error!(topic = %original.topic, error = %e, "reply was not delivered");
         letters.record(Reason::ReplyFailed, &e.to_string(), &original);
     }
-}
-
-fn is_full(rc: i32) -> bool {
-    rc == MQTTASYNC_MAX_MESSAGES_INFLIGHT || rc == MQTTASYNC_MAX_BUFFERED_MESSAGES
 }
 
 /// A reply, kept as the dead letter's "original" when it cannot be delivered.

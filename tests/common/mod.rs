@@ -3,13 +3,14 @@
 //!
 //! Nothing here mocks the broker. A missing `mosquitto` fails loudly.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
 pub mod broker;
 pub mod load;
 pub mod raw;
 pub mod resend;
 pub mod server;
+pub mod session;
 pub mod workload;
 
 pub use broker::Broker;

@@ -57,6 +57,10 @@ impl Server {
             .env("MQTTAPP_BROKER", &self.broker_url)
             .env("MQTTAPP_PREFIX", &self.prefix)
             .env("MQTTAPP_DATA_DIR", &self.data_dir)
+            // One session per test prefix: servers of different tests (or
+            // benchmark phases) on one broker must not resume each other's
+            // sessions. A --server-id flag in `args` still wins.
+            .env("MQTTAPP_SERVER_ID", server_id_for(&self.prefix))
             .env("NO_COLOR", "1")
             .current_dir(self.data_dir.parent().unwrap_or(Path::new("/")))
             .stdout(Stdio::null())
@@ -182,6 +186,21 @@ impl Server {
         self.kill();
         self.launch();
     }
+}
+
+/// A valid server id derived from a test prefix.
+pub fn server_id_for(prefix: &str) -> String {
+    prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect()
 }
 
 impl Drop for Server {

@@ -1,0 +1,209 @@
+//! `mqttapp bench`: a bounded, pipelined load against running servers,
+//! reporting throughput, latency percentiles, and every request that was
+//! not answered exactly once.
+
+mod mix;
+mod worker;
+
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::ask::{status_grace, AskError, Requester};
+use crate::cli::BenchArgs;
+use crate::config::{parse_duration, Config};
+use crate::protocol::Encoding;
+pub use mix::Mix;
+use worker::{Plan, Tally};
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Bad flags.
+    #[error("{0}")]
+    Usage(String),
+    /// Connection problems or no server.
+    #[error(transparent)]
+    Ask(#[from] AskError),
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// The results of a run. Field names are stable (`--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Connections used.
+    pub connections: usize,
+    /// In-flight window per connection.
+    pub window: usize,
+    /// The operation mix.
+    pub ops: String,
+    /// Requests sent (re-sends not counted).
+    pub sent: u64,
+    /// Replies received for sent requests.
+    pub replies: u64,
+    /// Replies with `ok`.
+    pub ok: u64,
+    /// Replies with `err`.
+    pub errors: u64,
+    /// Replies that were not reply maps.
+    pub undecodable: u64,
+    /// Requests never answered: must be 0.
+    pub lost: u64,
+    /// Replies to requests already answered: must be 0 without re-sends.
+    pub duplicates: u64,
+    /// Re-sends of requests unanswered within the retry interval.
+    pub resent: u64,
+    /// Publishes the broker did not acknowledge: must be 0.
+    pub publish_errors: u64,
+    /// Wall time, seconds.
+    pub elapsed_s: f64,
+    /// Replies per second.
+    pub throughput_rps: f64,
+    /// Latency from first send to reply.
+    pub latency_ms: Latency,
+}
+
+impl BenchReport {
+    /// True when every request was answered exactly once.
+    pub fn is_clean(&self) -> bool {
+        self.lost == 0 && self.duplicates == 0 && self.publish_errors == 0
+    }
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// [`BenchError`] for bad flags, connection failures or no server online.
+pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError> {
+    let mix = Mix::parse(&args.ops, args.payload_size).map_err(BenchError::Usage)?;
+    let duration = parse_duration("--duration", Some(&args.duration), Duration::from_secs(60))
+        .map_err(|e| BenchError::Usage(e.to_string()))?;
+    if args.connections == 0 || args.connections > 1000 || args.window == 0 || args.window > 65_535
+    {
+        return Err(BenchError::Usage(
+            "--connections must be 1-1000 and --window 1-65535".into(),
+        ));
+    }
+    if !args.no_status_check {
+        wait_for_servers(config, &mix)?;
+    }
+    let progress = progress_bar(args);
+    let start = Instant::now();
+    let stop_sending = start + duration;
+    let per_worker = args.count / args.connections as u64;
+    let extra = args.count % args.connections as u64;
+    let tallies: Vec<Result<Tally, AskError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..args.connections)
+            .map(|w| {
+                let plan = Plan {
+                    worker: w,
+                    count: per_worker + u64::from((w as u64) < extra),
+                    window: args.window,
+                    stop_sending,
+                    mix: mix.clone(),
+                    qos: args.qos,
+                    retry: config.timeout.max(Duration::from_secs(2)),
+                    timeout: config.timeout.max(Duration::from_secs(10)),
+                };
+                let progress = progress.clone();
+                scope.spawn(move || worker::run(config, &plan, &progress))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or(Err(AskError::Usage("a worker panicked".into())))
+            })
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    progress.finish_and_clear();
+    let mut total = Tally::empty();
+    for tally in tallies {
+        total.merge(&tally?);
+    }
+    Ok(report(args, &total, elapsed))
+}
+
+/// Fails fast when no server is online for one of the mix's operations.
+fn wait_for_servers(config: &Config, mix: &Mix) -> Result<(), AskError> {
+    let mut requester = Requester::connect(config, Encoding::Cbor)?;
+    let deadline = Instant::now() + status_grace(config.timeout).max(Duration::from_secs(1));
+    for op in mix.ops() {
+        requester.wait_for_server(op, deadline)?;
+    }
+    requester.close();
+    Ok(())
+}
+
+fn progress_bar(args: &BenchArgs) -> ProgressBar {
+    use std::io::IsTerminal;
+    if args.json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(args.count), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} replies  {per_sec}  eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn report(args: &BenchArgs, t: &Tally, elapsed: Duration) -> BenchReport {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let h = &t.latency_us;
+    let replies = t.ok + t.errors + t.undecodable;
+    BenchReport {
+        connections: args.connections,
+        window: args.window,
+        ops: args.ops.clone(),
+        sent: t.sent,
+        replies,
+        ok: t.ok,
+        errors: t.errors,
+        undecodable: t.undecodable,
+        lost: t.lost,
+        duplicates: t.duplicates,
+        resent: t.resent,
+        publish_errors: t.publish_errors,
+        elapsed_s: elapsed.as_secs_f64(),
+        throughput_rps: replies as f64 / elapsed.as_secs_f64().max(1e-9),
+        latency_ms: Latency {
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+            mean: h.mean() / 1000.0,
+        },
+    }
+}
+
+/// The report as a table for people.
+pub fn table(r: &BenchReport) -> String {
+    let l = &r.latency_ms;
+    format!(
+        "connections     {}\nwindow          {}\nops             {}\nsent            {}\n\
+         replies         {} (ok {}, error {}, not a reply map {})\nlost            {}\n\
+         duplicates      {}\nre-sent         {}\npublish errors  {}\nelapsed         {:.2} s\n\
+         throughput      {:.0} requests/s\nlatency ms      p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}\n",
+        r.connections, r.window, r.ops, r.sent, r.replies, r.ok, r.errors, r.undecodable, r.lost,
+        r.duplicates, r.resent, r.publish_errors, r.elapsed_s, r.throughput_rps, l.p50, l.p90, l.p99, l.max, l.mean
+    )
+}

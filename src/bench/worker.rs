@@ -1,0 +1,143 @@
+//! One benchmark connection: keeps a window of requests in flight through
+//! an [`ask::Pipeline`](crate::ask::Pipeline) and counts everything.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::ProgressBar;
+
+use crate::ask::{AskError, Outcome, Pipeline, Requester};
+use crate::config::Config;
+use crate::protocol::{Encoding, Reply};
+
+use super::mix::Mix;
+
+/// What one worker does.
+pub struct Plan {
+    /// Which worker this is (varies the requests).
+    pub worker: usize,
+    /// Requests to send.
+    pub count: u64,
+    /// Requests in flight at most.
+    pub window: usize,
+    /// Stop sending at this moment.
+    pub stop_sending: Instant,
+    /// What to send.
+    pub mix: Mix,
+    /// QoS of the requests.
+    pub qos: i32,
+    /// Re-send a request unanswered for this long.
+    pub retry: Duration,
+    /// Give a request up as lost after this long.
+    pub timeout: Duration,
+}
+
+/// What one worker counted.
+pub struct Tally {
+    /// Requests sent (not counting re-sends).
+    pub sent: u64,
+    /// Replies that were reply maps with `ok`.
+    pub ok: u64,
+    /// Replies that were reply maps with `err`.
+    pub errors: u64,
+    /// Replies that were not reply maps (e.g. a bare echo responder).
+    pub undecodable: u64,
+    /// Requests never answered within the timeout.
+    pub lost: u64,
+    /// Replies for requests already answered (or given up).
+    pub duplicates: u64,
+    /// Re-sends of unanswered requests.
+    pub resent: u64,
+    /// Publishes the broker did not acknowledge.
+    pub publish_errors: u64,
+    /// Latency from first send to reply, microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+/// Runs one worker to completion.
+///
+/// # Errors
+/// [`AskError`] when the connection cannot be made or comes back.
+pub fn run(config: &Config, plan: &Plan, progress: &ProgressBar) -> Result<Tally, AskError> {
+    let mut requester = Requester::connect(config, Encoding::Cbor)?;
+    requester.set_qos(plan.qos);
+    let mut pipeline = Pipeline::new(requester, plan.window, plan.retry, plan.timeout);
+    let mut tally = Tally::empty();
+    let mut outcomes = Vec::new();
+    let mut i = 0;
+    loop {
+        while pipeline.in_flight() < plan.window
+            && i < plan.count
+            && Instant::now() < plan.stop_sending
+        {
+            pipeline.send((), plan.mix.request(plan.worker, i));
+            tally.sent += 1;
+            i += 1;
+        }
+        if pipeline.in_flight() == 0 && (i >= plan.count || Instant::now() >= plan.stop_sending) {
+            break;
+        }
+        pipeline.poll(Duration::from_millis(20), &mut outcomes)?;
+        for outcome in outcomes.drain(..) {
+            tally.count(outcome, progress);
+        }
+    }
+    let (resent, publish_errors, requester) = pipeline.finish();
+    tally.resent = resent;
+    tally.publish_errors = publish_errors;
+    // `mqttapp bench` exits right after; paho's teardown (up to a second)
+    // would otherwise count as benchmark time.
+    requester.abandon();
+    Ok(tally)
+}
+
+impl Tally {
+    /// An empty tally.
+    pub fn empty() -> Tally {
+        Tally {
+            sent: 0,
+            ok: 0,
+            errors: 0,
+            undecodable: 0,
+            lost: 0,
+            duplicates: 0,
+            resent: 0,
+            publish_errors: 0,
+            // 1 µs to 1 hour at 3 significant digits: valid bounds, cannot fail.
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("valid histogram bounds"),
+        }
+    }
+
+    fn count(&mut self, outcome: Outcome<()>, progress: &ProgressBar) {
+        match outcome {
+            Outcome::Answered((), reply, latency) => {
+                let micros = u64::try_from(latency.as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                self.latency_us.saturating_record(micros);
+                match reply {
+                    Some(Reply::Ok(_)) => self.ok += 1,
+                    Some(Reply::Err(_)) => self.errors += 1,
+                    None => self.undecodable += 1,
+                }
+                progress.inc(1);
+            }
+            Outcome::Lost(()) => self.lost += 1,
+            Outcome::Duplicate => self.duplicates += 1,
+        }
+    }
+
+    /// Adds another worker's counts to this one.
+    pub fn merge(&mut self, other: &Tally) {
+        self.sent += other.sent;
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.undecodable += other.undecodable;
+        self.lost += other.lost;
+        self.duplicates += other.duplicates;
+        self.resent += other.resent;
+        self.publish_errors += other.publish_errors;
+        let _ = self.latency_us.add(&other.latency_us);
+    }
+}

@@ -1,0 +1,82 @@
+//! The long texts of `--help`: examples and exit codes for each command.
+//! Kept apart so that `cli.rs` reads as the list of flags.
+
+pub(super) const TOP_HELP: &str = "Examples:
+  make broker && mqttapp serve           a local broker, then the server
+  mqttapp ask calc \"2+3*4\"               prints 14
+  mqttapp ask echo hello                 prints hello
+  mqttapp ask edit --line 3 \"text\"       line 3 of the server's file becomes \"text\"
+  mqttapp ask edit --show                prints the file
+  mqttapp shell                          a prompt: calc 1+1, echo hi, show, help, quit
+  mqttapp completions bash > ~/.local/share/bash-completion/completions/mqttapp
+
+Run `mqttapp help <command>` or `mqttapp <command> --help` for each command's flags.";
+
+pub(super) const SERVE_HELP: &str = "Examples:
+  mqttapp serve                                  answer on mqtt://localhost:1883
+  mqttapp serve --data-dir /var/lib/mqttapp --group workers
+  MQTTAPP_BROKER=mqtts://broker.example:8883 mqttapp serve --ca-file ca.pem
+
+Several servers with the same --group share the requests (MQTT 5 shared
+subscription); give each its own --server-id.";
+
+pub(super) const SHELL_HELP: &str = "Commands at the prompt:
+  calc 2+3*4                      evaluate an expression
+  echo hello world                send text back
+  edit --line 3 new text          the same flags as `mqttapp ask edit`
+  show [--file NAME]              print the file (edit --show)
+  help [COMMAND]                  the commands, or one command's flags
+  quit, exit, Ctrl-D              leave
+
+Words are split like a shell's: quote to keep spaces (echo \"a  b\").
+History is kept in $XDG_STATE_HOME/mqttapp/history (~/.local/state/...);
+lines starting with a space and lines that are not valid commands are not
+saved.
+
+When stdin is not a terminal, commands are read without prompts, each
+result goes to stdout (one line per reply with --json) and errors to
+stderr; the exit code is 0 when every command succeeded, else 1.
+
+Examples:
+  mqttapp shell
+  printf 'calc 1+1\\necho hi\\n' | mqttapp shell --json
+  mqttapp shell < commands.txt";
+
+pub(super) const COMPLETIONS_HELP: &str = "Examples:
+  mqttapp completions bash > ~/.local/share/bash-completion/completions/mqttapp
+  mqttapp completions zsh > ~/.zfunc/_mqttapp          (fpath+=~/.zfunc in .zshrc)
+  mqttapp completions fish > ~/.config/fish/completions/mqttapp.fish
+  mqttapp completions powershell >> $PROFILE
+  mqttapp completions elvish >> ~/.config/elvish/rc.elv";
+
+pub(super) const ASK_HELP: &str = "Examples:
+  mqttapp ask calc \"2+3*4\"             prints 14
+  mqttapp ask echo hello world         prints hello world
+  mqttapp ask edit --line 3 \"text\"     line 3 of the server's file becomes \"text\"
+  mqttapp ask edit --append \"last\"     adds a line at the end
+  mqttapp ask edit --show              prints the file
+  mqttapp ask --json calc 7/2          prints {\"ok\":3.5}
+  mqttapp ask -q calc 1/0 || echo bad  no output; the exit code tells
+  mqttapp ask                          no operation: the interactive shell
+  printf 'calc 1+2\\necho hi\\n' | mqttapp ask --batch   pipelined: prints 3 and hi
+
+Exit codes: 0 ok, 1 the server answered with an error, 2 usage or
+configuration, 3 cannot connect, 4 authentication or authorization refused,
+5 timeout, 6 no server online, 7 TLS failure.";
+
+pub(super) const STATUS_HELP: &str = "Examples:
+  mqttapp status
+  mqttapp status --json
+
+Exit codes: 0 at least one server is online, 6 none is, 3 cannot connect,
+4 refused. A server that crashed shows \"offline\" (its MQTT will).";
+
+pub(super) const DLQ_HELP: &str = "Examples (on the server's host, with its data directory):
+  mqttapp dlq list
+  mqttapp dlq --data-dir /var/lib/mqttapp list --json
+  mqttapp dlq replay srv1-1714550000000-0
+  mqttapp dlq replay --all
+  mqttapp dlq purge --all
+
+Exit codes: 0 done, 2 unknown id, 3 cannot connect, 6 no server online
+(replay), 10 the store cannot be read or written.";

@@ -1,0 +1,184 @@
+//! How `ask` and `shell` show what happened: the result alone on stdout
+//! (plain), one JSON object per line (`--json`), or nothing (`--quiet`);
+//! diagnostics on stderr, in colour only where colour is wanted.
+//!
+//! Colour goes through `anstream`, which drops the escape codes when
+//! stderr is not a terminal, when `NO_COLOR` is set, or with
+//! `--color never` (`main.rs` sets the global choice once).
+
+use std::error::Error;
+use std::io::Write;
+
+use anstyle::{AnsiColor, Style};
+
+use crate::exit::ExitCode;
+use crate::protocol::{OkValue, Reply, Request};
+
+/// Red and bold: the word "error" and the caret under a parse error.
+const ERROR: Style = AnsiColor::Red.on_default().bold();
+/// Dimmed: side information such as a shown file's revision.
+const NOTE: Style = Style::new().dimmed();
+
+/// What goes to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The result alone, as a person or `x=$(...)` wants it.
+    Plain,
+    /// One JSON object per request on one line: `{"ok":...}` or `{"err":{...}}`.
+    Json,
+    /// Nothing on stdout; the exit code tells. Errors still go to stderr.
+    Quiet,
+}
+
+impl Format {
+    /// `--json` wins over `--quiet`: asking for JSON is asking for output,
+    /// and `-q` then still quiets the logs.
+    pub fn from_flags(json: bool, quiet: bool) -> Format {
+        match (json, quiet) {
+            (true, _) => Format::Json,
+            (false, true) => Format::Quiet,
+            (false, false) => Format::Plain,
+        }
+    }
+}
+
+/// Shows replies and failures in one [`Format`].
+#[derive(Debug, Clone)]
+pub struct Output {
+    format: Format,
+    /// Put before every stderr message, e.g. "line 3: " in piped shells.
+    context: String,
+}
+
+impl Output {
+    /// An output in `format`.
+    pub fn new(format: Format) -> Output {
+        Output {
+            format,
+            context: String::new(),
+        }
+    }
+
+    /// The format results are shown in.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Prefixes later error messages with `context` (e.g. "line 3: "), so
+    /// a script's author finds the failing command.
+    pub fn set_context(&mut self, context: String) {
+        self.context = context;
+    }
+
+    /// Shows a reply and returns the exit code it stands for: [`ExitCode::Ok`]
+    /// or [`ExitCode::OperationError`].
+    pub fn reply(&self, request: &Request, reply: &Reply) -> ExitCode {
+        let code = match reply {
+            Reply::Ok(_) => ExitCode::Ok,
+            Reply::Err(_) => ExitCode::OperationError,
+        };
+        match (self.format, reply) {
+            (Format::Json, _) => {
+                // A reply is plain data (strings, numbers, maps with string
+                // keys); serializing it to JSON cannot fail.
+                let text = serde_json::to_string(reply).expect("reply serializes to JSON");
+                self.stdout(&text);
+            }
+            (Format::Plain, Reply::Ok(value)) => {
+                self.note_for(value);
+                self.stdout(&value.to_string());
+            }
+            (Format::Quiet, Reply::Ok(_)) => {}
+            (_, Reply::Err(err)) => {
+                self.error(&err.to_string());
+                if let (Request::Calc(calc), Some(at)) = (request, err.at) {
+                    caret(&calc.expr, at);
+                }
+            }
+        }
+        code
+    }
+
+    /// Shows a failure that produced no reply (usage, connection, timeout):
+    /// its message on stderr and, with `--json`, `{"err":{"code":...}}` on
+    /// stdout so that every request still has its one line there.
+    pub fn failure(&self, code: ExitCode, error: &dyn Error) {
+        let message = chain(error);
+        if self.format == Format::Json {
+            let object = serde_json::json!({"err": {"code": code.as_str(), "message": message}});
+            self.stdout(&object.to_string());
+        }
+        self.error(&message);
+    }
+
+    /// Shows an error message on stderr: "error: ..." with "error" in red.
+    pub fn error(&self, message: &str) {
+        let context = &self.context;
+        anstream::eprintln!("{context}{ERROR}error:{ERROR:#} {message}");
+    }
+
+    /// `show` prints the file on stdout; its name and revision go to stderr.
+    fn note_for(&self, value: &OkValue) {
+        if let OkValue::Edit(e) = value {
+            if e.content.is_some() {
+                let (file, rev, lines) = (&e.file, e.rev, e.lines);
+                anstream::eprintln!("{NOTE}{file}: rev {rev}, {lines} lines{NOTE:#}");
+            }
+        }
+    }
+
+    fn stdout(&self, text: &str) {
+        // A closed stdout (`| head`) is not worth a second error message.
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    }
+}
+
+/// A caret under the offending character, for expressions that fit a line.
+fn caret(expr: &str, at: u64) {
+    if expr.chars().count() > 120 || expr.contains('\n') {
+        return;
+    }
+    let pad = " ".repeat(usize::try_from(at).unwrap_or(0));
+    anstream::eprintln!("  {expr}\n  {pad}{ERROR}^{ERROR:#}");
+}
+
+/// An error and its causes on one line: "a: b: c".
+pub fn chain(error: &dyn Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Some errors repeat their cause in their own message.
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_wins_over_quiet() {
+        assert_eq!(Format::from_flags(true, true), Format::Json);
+        assert_eq!(Format::from_flags(false, true), Format::Quiet);
+        assert_eq!(Format::from_flags(false, false), Format::Plain);
+    }
+
+    #[test]
+    fn chain_does_not_repeat_a_cause_already_in_the_message() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Repeats(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Chains(#[source] std::io::Error);
+        let io = || std::io::Error::other("inner");
+        assert_eq!(chain(&Repeats(io())), "outer: inner");
+        assert_eq!(chain(&Chains(io())), "outer: inner");
+    }
+}

@@ -1,0 +1,164 @@
+//! `ask --batch`: one request per input line (the shell's grammar, see
+//! [`super::command`]), pipelined over one connection, results printed in
+//! input order (one line each).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+use super::command::{self, Command};
+use crate::ask::{retry_interval, status_grace, AskError, Outcome, Pipeline, Requester};
+use crate::config::Config;
+use crate::protocol::{Encoding, Op, Reply};
+
+/// Requests in flight at once in a batch.
+const WINDOW: usize = 1000;
+
+/// How a batch went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchSummary {
+    /// Requests read (blank and comment lines not counted).
+    pub total: u64,
+    /// Requests that did not succeed (bad line, error reply, no reply).
+    pub failed: u64,
+}
+
+/// Reads requests from `input`, writes one result line per request to
+/// `out` in input order: the value, or `error: <code>: <message>`
+/// (`--json`: one `{"ok":...}` / `{"err":{...}}` object per line).
+///
+/// Meant for a process that exits afterwards: the connection is abandoned,
+/// not torn down (see [`Requester::abandon`]).
+///
+/// # Errors
+/// [`AskError`] for connection failures and when no server is online;
+/// failures of single requests are counted in the summary instead.
+pub fn run_batch(
+    config: &Config,
+    input: impl BufRead,
+    out: &mut impl Write,
+    json: bool,
+) -> Result<BatchSummary, AskError> {
+    let requester = Requester::connect(config, Encoding::Cbor)?;
+    let mut batch = Batch {
+        pipeline: Pipeline::new(
+            requester,
+            WINDOW,
+            retry_interval(config.timeout),
+            config.timeout,
+        ),
+        done: BTreeMap::new(),
+        next_out: 0,
+        ops_seen: HashSet::new(),
+        summary: BatchSummary::default(),
+        json,
+        grace: status_grace(config.timeout),
+        timeout: config.timeout,
+    };
+    for line in input.lines() {
+        let line = line.map_err(|e| AskError::Usage(format!("cannot read input: {e}")))?;
+        let request = match command::parse(&line, config.file.as_deref()) {
+            Ok(Command::Nothing) => continue,
+            Ok(Command::Quit) => break,
+            Ok(Command::Request(request)) => Ok(request),
+            Ok(Command::Print(_)) => {
+                Err("help is for the interactive shell; --batch takes requests".to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let index = batch.summary.total;
+        batch.summary.total += 1;
+        match request {
+            Ok(request) => {
+                batch.ensure_server(request.op())?;
+                batch.pipeline.send(index, request);
+            }
+            Err(message) => batch.finish_line(index, Err(("usage", message))),
+        }
+        while batch.pipeline.in_flight() >= WINDOW {
+            batch.poll()?;
+        }
+        batch.flush(out)?;
+    }
+    while batch.pipeline.in_flight() > 0 {
+        batch.poll()?;
+    }
+    batch.flush(out)?;
+    let summary = batch.summary;
+    let (_, _, requester) = batch.pipeline.finish();
+    // The CLI exits right after: skip paho's slow teardown.
+    requester.abandon();
+    Ok(summary)
+}
+
+struct Batch {
+    pipeline: Pipeline<u64>,
+    done: BTreeMap<u64, String>,
+    next_out: u64,
+    ops_seen: HashSet<Op>,
+    summary: BatchSummary,
+    json: bool,
+    grace: Duration,
+    timeout: Duration,
+}
+
+impl Batch {
+    /// Fails fast, before sending, when no server offers `op`.
+    fn ensure_server(&mut self, op: Op) -> Result<(), AskError> {
+        if self.ops_seen.insert(op) {
+            self.pipeline
+                .requester()
+                .wait_for_server(op, Instant::now() + self.grace)?;
+        }
+        Ok(())
+    }
+
+    fn poll(&mut self) -> Result<(), AskError> {
+        let mut outcomes = Vec::new();
+        self.pipeline
+            .poll(Duration::from_millis(50), &mut outcomes)?;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Answered(i, Some(Reply::Ok(value)), _) => {
+                    self.finish_line(i, Ok(Reply::Ok(value)))
+                }
+                Outcome::Answered(i, Some(Reply::Err(e)), _) => {
+                    self.finish_line(i, Ok(Reply::Err(e)))
+                }
+                Outcome::Answered(i, None, _) => {
+                    self.finish_line(i, Err(("bad_reply", "the reply is not a reply map".into())))
+                }
+                Outcome::Lost(i) => self.finish_line(
+                    i,
+                    Err(("timeout", format!("no reply within {:?}", self.timeout))),
+                ),
+                Outcome::Duplicate => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_line(&mut self, index: u64, result: Result<Reply, (&str, String)>) {
+        let failed = !matches!(result, Ok(Reply::Ok(_)));
+        self.summary.failed += u64::from(failed);
+        let text = match (result, self.json) {
+            (Ok(reply), true) => serde_json::to_string(&reply).unwrap_or_default(),
+            (Ok(Reply::Ok(value)), false) => value.to_string(),
+            (Ok(Reply::Err(e)), false) => format!("error: {e}"),
+            (Err((code, message)), true) => {
+                serde_json::json!({"err": {"code": code, "message": message}}).to_string()
+            }
+            (Err((code, message)), false) => format!("error: {code}: {message}"),
+        };
+        self.done.insert(index, text);
+    }
+
+    fn flush(&mut self, out: &mut impl Write) -> Result<(), AskError> {
+        while let Some(text) = self.done.remove(&self.next_out) {
+            writeln!(out, "{text}")
+                .map_err(|e| AskError::Usage(format!("cannot write output: {e}")))?;
+            self.next_out += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! One line typed at the shell's prompt, turned into a command.
+//!
+//! Lines are split into words like a shell does (`shell-words`: quotes and
+//! backslashes, no globbing or variables) and parsed by clap with the very
+//! definitions `mqttapp ask` uses ([`AskOp`], [`EditArgs`]), so a flag that
+//! works on the command line works at the prompt and vice versa.
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::ask::{self, AskError};
+use crate::cli::{AskOp, EditArgs};
+use crate::protocol::Request;
+
+/// What a line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Send this request.
+    Request(Request),
+    /// Print this text (help) on stdout.
+    Print(String),
+    /// Leave the shell.
+    Quit,
+    /// An empty line or a `#` comment.
+    Nothing,
+}
+
+/// Why a line is not a command. Each message says what to type instead.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// A quote was opened and not closed.
+    #[error("unmatched quote - close it, or escape it with a backslash: echo don\\'t")]
+    Quote,
+    /// The first word is not a command.
+    #[error("unknown command `{0}` - type `help` for the commands")]
+    Unknown(String),
+    /// clap refused the flags; its message includes the usage line.
+    #[error("{0}")]
+    Usage(String),
+    /// The flags parse but do not make a request.
+    #[error("{0}")]
+    Request(#[from] AskError),
+}
+
+/// The shell's grammar: the `ask` operations plus a few shell commands.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mqttapp shell",
+    no_binary_name = true,
+    disable_help_subcommand = true,
+    disable_version_flag = true,
+    help_template = "{subcommands}"
+)]
+struct Line {
+    #[command(subcommand)]
+    command: LineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LineCommand {
+    #[command(flatten)]
+    Op(AskOp),
+    /// Print the file and its revision (same as `edit --show`)
+    Show {
+        /// File to show instead of the server's default
+        #[arg(long, value_name = "NAME")]
+        file: Option<String>,
+    },
+    /// List the commands, or show one command's flags: help edit
+    Help {
+        /// The command to explain
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
+    /// Leave the shell (also `exit` and Ctrl-D)
+    #[command(alias = "exit")]
+    Quit,
+}
+
+/// The names a line may start with, for completion on the prompt.
+pub const NAMES: &[&str] = &["calc", "echo", "edit", "show", "help", "quit", "exit"];
+
+/// A line parsed, before it becomes a request.
+enum Parsed {
+    Op(AskOp),
+    Help(Option<String>),
+    Print(String),
+    Quit,
+    Nothing,
+}
+
+/// Parses one line. `default_file` is the configured edit file, as for
+/// `mqttapp ask edit`.
+///
+/// # Errors
+/// [`LineError`] with a message that says what to type instead.
+pub fn parse(line: &str, default_file: Option<&str>) -> Result<Command, LineError> {
+    Ok(match parse_words(line)? {
+        Parsed::Op(op) => Command::Request(ask::build_request(&op, default_file)?),
+        Parsed::Help(command) => Command::Print(help(command.as_deref())?),
+        Parsed::Print(text) => Command::Print(text),
+        Parsed::Quit => Command::Quit,
+        Parsed::Nothing => Command::Nothing,
+    })
+}
+
+fn parse_words(line: &str) -> Result<Parsed, LineError> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() || trimmed.starts_with('#') {
+        return Ok(Parsed::Nothing);
+    }
+    let words = shell_words::split(trimmed).map_err(|_| LineError::Quote)?;
+    let parsed = match Line::try_parse_from(&words) {
+        Ok(parsed) => parsed,
+        Err(e) => return clap_outcome(&e, &words),
+    };
+    Ok(match parsed.command {
+        LineCommand::Op(op) => Parsed::Op(op),
+        LineCommand::Show { file } => Parsed::Op(AskOp::Edit(EditArgs {
+            show: true,
+            file,
+            ..EditArgs::default()
+        })),
+        LineCommand::Help { command } => Parsed::Help(command),
+        LineCommand::Quit => Parsed::Quit,
+    })
+}
+
+/// clap reports `--help` as an "error" too: that one is output. Errors
+/// become one line (batch output has one line per request): clap's first
+/// line and its usage line.
+fn clap_outcome(e: &clap::Error, words: &[String]) -> Result<Parsed, LineError> {
+    use clap::error::ErrorKind;
+    let text = e.render().to_string();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Ok(Parsed::Print(text)),
+        ErrorKind::InvalidSubcommand => Err(LineError::Unknown(words[0].clone())),
+        _ => {
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or("invalid command");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let usage = lines.find_map(|l| l.strip_prefix("Usage: "));
+            Err(LineError::Usage(match usage {
+                Some(usage) => format!("{first} - usage: {usage}"),
+                None => format!("{first} - see `help {}`", words[0]),
+            }))
+        }
+    }
+}
+
+/// `help`: the command list; `help edit`: that command's flags.
+fn help(command: Option<&str>) -> Result<String, LineError> {
+    let mut line = Line::command();
+    let Some(name) = command else {
+        let list = line.render_help().to_string();
+        return Ok(format!(
+            "Commands:\n{}\n\nQuote to keep spaces: echo \"a  b\". `help COMMAND` shows its flags.",
+            list.trim_end()
+        ));
+    };
+    match line.find_subcommand_mut(name) {
+        Some(sub) => Ok(sub.render_long_help().to_string().trim_end().to_string()),
+        None => Err(LineError::Unknown(name.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,122 @@
+//! Lines typed at the prompt: what they become, and what refuses them.
+
+use super::*;
+use crate::protocol::{CalcRequest, EchoRequest, EditAction, EditRequest};
+
+fn calc(expr: &str) -> Command {
+    Command::Request(Request::Calc(CalcRequest { expr: expr.into() }))
+}
+
+fn echo(text: &str) -> Command {
+    Command::Request(Request::Echo(EchoRequest { text: text.into() }))
+}
+
+fn edit(request: EditRequest) -> Command {
+    Command::Request(Request::Edit(request))
+}
+
+#[test]
+fn lines_become_requests() {
+    let replace3 = EditRequest {
+        line: Some(3),
+        text: Some("new text".into()),
+        ..EditRequest::default()
+    };
+    let show = |file: Option<&str>| EditRequest {
+        action: EditAction::Show,
+        file: file.map(String::from),
+        ..EditRequest::default()
+    };
+    let cases: Vec<(&str, Command)> = vec![
+        ("calc 2+3*4", calc("2+3*4")),
+        ("  calc 2 + 3 * 4  ", calc("2 + 3 * 4")),
+        ("calc -2^2", calc("-2^2")),
+        ("calc (1+2)*3", calc("(1+2)*3")),
+        ("echo hi", echo("hi")),
+        ("echo \"two  spaces\"", echo("two  spaces")),
+        ("echo don\\'t panic", echo("don't panic")),
+        ("echo olá ✓", echo("olá ✓")),
+        ("edit --line 3 new text", edit(replace3.clone())),
+        ("edit --line 3 \"new text\"", edit(replace3)),
+        ("show", edit(show(None))),
+        ("show --file todo.txt", edit(show(Some("todo.txt")))),
+        ("edit --show", edit(show(None))),
+        ("quit", Command::Quit),
+        ("exit", Command::Quit),
+        ("", Command::Nothing),
+        ("   ", Command::Nothing),
+        ("# a comment", Command::Nothing),
+    ];
+    for (line, expected) in cases {
+        let got = parse(line, None).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        assert_eq!(got, expected, "{line:?}");
+    }
+}
+
+#[test]
+fn the_configured_file_is_the_default_for_edit_and_show() {
+    let Command::Request(Request::Edit(e)) = parse("show", Some("todo.txt")).unwrap() else {
+        panic!("show is an edit request");
+    };
+    assert_eq!(e.file.as_deref(), Some("todo.txt"));
+}
+
+#[test]
+fn bad_lines_say_what_to_type_instead() {
+    let cases = [
+        ("frobnicate 1", "unknown command `frobnicate` - type `help`"),
+        ("echo \"unterminated", "unmatched quote"),
+        ("edit --line 2", "needs TEXT"),
+        ("edit hello", "needs --line N"),
+        ("edit --line x hi", "invalid value 'x'"),
+        ("calc", "required"),
+        ("help frobnicate", "unknown command `frobnicate`"),
+    ];
+    for (line, expected) in cases {
+        match parse(line, None) {
+            Err(e) => assert!(e.to_string().contains(expected), "{line:?}: {e}"),
+            Ok(c) => panic!("{line:?} parsed as {c:?}"),
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_command_and_explains_one() {
+    let Ok(Command::Print(list)) = parse("help", None) else {
+        panic!("help prints");
+    };
+    for name in ["calc", "echo", "edit", "show", "help", "quit"] {
+        assert!(list.contains(name), "{name} missing from:\n{list}");
+    }
+    for line in ["help edit", "edit --help", "calc -h"] {
+        let Ok(Command::Print(text)) = parse(line, None) else {
+            panic!("{line} prints");
+        };
+        assert!(text.contains("Usage"), "{line}:\n{text}");
+    }
+}
+
+#[test]
+fn every_completion_name_is_a_command() {
+    for name in NAMES {
+        if let Err(LineError::Unknown(_)) = parse(name, None) {
+            panic!("{name} is not a command");
+        }
+    }
+}
+
+#[test]
+fn usage_errors_fit_on_one_line() {
+    let cases = [
+        ("edit --line x hi", "see `help edit`"),
+        ("show --frob", "usage: show [OPTIONS]"),
+    ];
+    for (line, hint) in cases {
+        let Err(e) = parse(line, None) else {
+            panic!("{line} is refused");
+        };
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains(hint), "{text}");
+    }
+}

@@ -1,0 +1,130 @@
+//! The interactive shell (`mqttapp shell`, or `mqttapp ask` without an
+//! operation): many requests over ONE connection, read from a prompt or
+//! from a pipe.
+//!
+//! Each line is parsed by [`command::parse`], sent with [`ask::call`]
+//! (the same re-sending and fail-fast rules as one-shot `ask`) and shown
+//! by [`Output`]. A failed command is shown and the session goes on; a
+//! dropped connection is re-opened before the next command.
+
+mod batch;
+pub mod command;
+mod input;
+
+use std::time::{Duration, Instant};
+
+use crate::ask::{self, AskError, Received, Requester};
+use crate::config::Config;
+use crate::exit::ExitCode;
+use crate::output::Output;
+use crate::protocol::{Encoding, Request};
+pub use batch::{run_batch, BatchSummary};
+use command::Command;
+pub use input::history_path;
+use input::Input;
+
+/// How a session went: the exit code of a piped session is 0 only when
+/// every command succeeded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Commands that succeeded.
+    pub ok: usize,
+    /// Commands that failed: refused lines, error replies, timeouts.
+    pub failed: usize,
+}
+
+impl Summary {
+    /// [`ExitCode::Ok`] when nothing failed, else [`ExitCode::OperationError`].
+    pub fn exit_code(&self) -> ExitCode {
+        if self.failed == 0 {
+            ExitCode::Ok
+        } else {
+            ExitCode::OperationError
+        }
+    }
+}
+
+/// Runs a session until `quit`, Ctrl-D or the end of the input. Meant
+/// for a process that exits afterwards (see [`Requester::abandon`]).
+///
+/// # Errors
+/// [`AskError`] only when the first connection fails; later failures are
+/// shown and counted in the [`Summary`].
+pub fn run(config: &Config, output: &Output) -> Result<Summary, AskError> {
+    let mut requester = Requester::connect(config, Encoding::Cbor)?;
+    let mut input = Input::open();
+    if input.interactive() {
+        greet(config);
+    }
+    let mut output = output.clone();
+    let mut summary = Summary::default();
+    let mut line_no = 0usize;
+    while let Some(line) = input.read() {
+        line_no += 1;
+        if !input.interactive() {
+            output.set_context(format!("line {line_no}: "));
+        }
+        let succeeded = match command::parse(&line, config.file.as_deref()) {
+            Ok(Command::Nothing) => continue,
+            Ok(Command::Quit) => break,
+            Ok(Command::Print(text)) => {
+                input.remember(&line);
+                println!("{text}");
+                continue;
+            }
+            Ok(Command::Request(request)) => {
+                input.remember(&line);
+                send(&mut requester, &request, config.timeout, &output)
+            }
+            Err(e) => {
+                output.failure(ExitCode::Usage, &e);
+                false
+            }
+        };
+        if succeeded {
+            summary.ok += 1;
+        } else {
+            summary.failed += 1;
+        }
+    }
+    input.close();
+    // The CLI exits right after: skip paho's slow teardown.
+    requester.abandon();
+    Ok(summary)
+}
+
+fn greet(config: &Config) {
+    anstream::eprintln!(
+        "connected to {} (prefix {}); type `help` for the commands, `quit` or Ctrl-D to leave",
+        config.connection.broker,
+        config.prefix
+    );
+}
+
+/// Sends one request and shows its reply or failure; true on success.
+fn send(requester: &mut Requester, request: &Request, timeout: Duration, output: &Output) -> bool {
+    let result =
+        ensure_connected(requester, timeout).and_then(|()| ask::call(requester, request, timeout));
+    match result {
+        Ok(reply) => output.reply(request, &reply) == ExitCode::Ok,
+        Err(e) => {
+            output.failure(ExitCode::of_ask(&e), &e);
+            false
+        }
+    }
+}
+
+/// Between two commands the broker may have gone away and come back:
+/// take in what arrived meanwhile (status changes, a lost connection) and
+/// reconnect if needed, so one outage costs one failed command at most.
+fn ensure_connected(requester: &mut Requester, timeout: Duration) -> Result<(), AskError> {
+    let mut lost = !requester.is_connected();
+    let glance = Instant::now() + Duration::from_millis(5);
+    while let Some(event) = requester.next(glance) {
+        lost |= matches!(event, Received::Lost);
+    }
+    if lost || !requester.is_connected() {
+        requester.reconnect(Instant::now() + timeout)?;
+    }
+    Ok(())
+}
