@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 mod help;
-use help::{ASK_HELP, COMPLETIONS_HELP, SERVE_HELP, SHELL_HELP, TOP_HELP};
+use help::{ASK_HELP, COMPLETIONS_HELP, DLQ_HELP, SERVE_HELP, SHELL_HELP, STATUS_HELP, TOP_HELP};
 
 /// Request/response over MQTT 5: calc, echo and edit, done properly.
 ///
@@ -135,8 +135,10 @@ pub enum Command {
     #[command(after_help = ASK_HELP)]
     Ask(AskArgs),
     /// List the servers and their state (online/offline, operations, version)
+    #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
     /// Dead letters: requests a server could not answer (list, replay, purge)
+    #[command(after_help = DLQ_HELP)]
     Dlq(DlqArgs),
     /// Measure throughput and latency against running servers
     Bench(BenchArgs),
@@ -150,15 +152,61 @@ pub enum Command {
 
 // ---- status (issue 4) ------------------------------------------------------
 
-/// `mqttapp status`
+/// `mqttapp status`: the retained status of every server under the prefix.
 #[derive(Debug, Args, Clone, Default)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    /// Print a JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Wait at most this long for the statuses: 3, 500ms [default: 3s]
+    #[arg(long, value_name = "DURATION")]
+    pub wait: Option<String>,
+}
 
 // ---- dlq (issue 4) ---------------------------------------------------------
 
-/// `mqttapp dlq`
-#[derive(Debug, Args, Clone, Default)]
-pub struct DlqArgs {}
+/// `mqttapp dlq`: the dead letters in a server's data directory. Runs on
+/// the server's host (it reads and rewrites the local store).
+#[derive(Debug, Args, Clone)]
+pub struct DlqArgs {
+    /// The server's data directory [env: MQTTAPP_DATA_DIR] [default: ~/.local/share/mqttapp]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// What to do with the dead letters.
+    #[command(subcommand)]
+    pub action: DlqAction,
+}
+
+/// The `dlq` actions.
+#[derive(Debug, Subcommand, Clone)]
+pub enum DlqAction {
+    /// List the dead letters, oldest first
+    List {
+        /// Print a JSON array of the stored records instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish dead letters again to their original topic with their
+    /// original properties; each is removed once the broker acknowledged it
+    Replay(DlqSelection),
+    /// Delete dead letters for good
+    Purge(DlqSelection),
+}
+
+/// Which dead letters: the named ones, or all.
+#[derive(Debug, Args, Clone)]
+#[group(required = true, multiple = false)]
+pub struct DlqSelection {
+    /// Ids as shown by `mqttapp dlq list`
+    #[arg(value_name = "ID")]
+    pub ids: Vec<String>,
+
+    /// Every dead letter in the store
+    #[arg(long)]
+    pub all: bool,
+}
 
 // ---- bench (issue 5) -------------------------------------------------------
 
@@ -262,6 +310,11 @@ pub struct ServeArgs {
     /// none, this server takes every request it sees]
     #[arg(long, value_name = "NAME")]
     pub group: Option<String>,
+
+    /// How long the broker keeps this server's session (and queues requests)
+    /// while it is stopped: 24h, 30m, 90 [env: MQTTAPP_SESSION_EXPIRY] [default: 24h]
+    #[arg(long, value_name = "DURATION")]
+    pub session_expiry: Option<String>,
 }
 
 /// `mqttapp ask`

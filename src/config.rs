@@ -83,7 +83,8 @@ fn where_set(setting: &str) -> String {
     let flag = setting.replace('_', "-");
     let env = setting.to_ascii_uppercase();
     match setting {
-        "session_expiry" => format!("fix `{setting}` in the config file"),
+        // `status --wait` is a flag only.
+        "wait" => "fix --wait".to_string(),
         _ => format!("fix --{flag}, MQTTAPP_{env} or `{setting}` in the config file"),
     }
 }
@@ -182,6 +183,7 @@ impl Settings {
             file: serve.file,
             server_id: serve.server_id,
             group: serve.group,
+            session_expiry: serve.session_expiry,
             ..Settings::default()
         }
     }
@@ -200,6 +202,7 @@ impl Settings {
             timeout: var("MQTTAPP_TIMEOUT"),
             server_id: var("MQTTAPP_SERVER_ID"),
             group: var("MQTTAPP_GROUP"),
+            session_expiry: var("MQTTAPP_SESSION_EXPIRY"),
             ca_file: var("MQTTAPP_CA_FILE").map(PathBuf::from),
             cert_file: var("MQTTAPP_CERT_FILE").map(PathBuf::from),
             key_file: var("MQTTAPP_KEY_FILE").map(PathBuf::from),

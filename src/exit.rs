@@ -1,6 +1,7 @@
 //! Exit codes: the contract with shell scripts (documented in the README).
 
 use crate::ask::AskError;
+use crate::dlq::DlqError;
 use crate::mqtt::MqttError;
 
 /// How the process ends.
@@ -69,6 +70,16 @@ impl ExitCode {
             AskError::NoServer { .. } => ExitCode::NoServer,
             AskError::Timeout(_) => ExitCode::Timeout,
             AskError::Usage(_) => ExitCode::Usage,
+        }
+    }
+
+    /// The code for a failed `dlq` command.
+    pub fn of_dlq(e: &DlqError) -> ExitCode {
+        match e {
+            DlqError::Mqtt(m) => ExitCode::of_mqtt(m),
+            DlqError::UnknownIds(_) => ExitCode::Usage,
+            DlqError::NoServer(_) => ExitCode::NoServer,
+            DlqError::Store(_) | DlqError::NotReplayed { .. } => ExitCode::Failure,
         }
     }
 }

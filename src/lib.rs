@@ -13,10 +13,12 @@
 //! - [`operations`]: calc, echo, edit; no MQTT in there.
 //! - [`serve`]: the server loop.
 //! - [`ask`]: the client.
+//! - [`status`]: `mqttapp status`, the servers' retained statuses.
 //! - [`shell`]: the interactive shell over one connection.
 //! - [`output`]: how results and errors are shown (plain, JSON, quiet, colour).
 //! - [`bench`]: the load generator.
 //! - [`deadletter`]: the persistent dead-letter store.
+//! - [`dlq`]: `mqttapp dlq`, listing, replaying and purging dead letters.
 //! - [`exit`]: exit codes.
 
 pub mod ask;
@@ -24,6 +26,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod deadletter;
+pub mod dlq;
 pub mod exit;
 pub mod limits;
 pub mod logging;
@@ -33,4 +36,5 @@ pub mod output;
 pub mod protocol;
 pub mod serve;
 pub mod shell;
+pub mod status;
 pub mod version;

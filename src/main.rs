@@ -9,11 +9,14 @@ use std::sync::Arc;
 use clap::{CommandFactory, Parser};
 use mqttapp::ask;
 use mqttapp::bench;
-use mqttapp::cli::{AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, RequestArgs};
+use mqttapp::cli::{
+    AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, DlqAction, DlqArgs, DlqSelection,
+    RequestArgs, StatusArgs,
+};
 use mqttapp::config::{self, Config, Settings};
 use mqttapp::exit::ExitCode;
 use mqttapp::output::{Format, Output};
-use mqttapp::{serve, shell};
+use mqttapp::{dlq, serve, shell, status};
 
 fn main() {
     pin_timezone();
@@ -36,8 +39,8 @@ fn main() {
             );
             ExitCode::Ok
         }
-        Command::Status(_) => not_yet("status"),
-        Command::Dlq(_) => not_yet("dlq"),
+        Command::Status(args) => run_status(&resolve(&cli, None), args),
+        Command::Dlq(args) => run_dlq(&resolve(&cli, None), args),
         Command::Bench(args) => run_bench(&resolve(&cli, None), args),
     };
     code.exit()
@@ -82,6 +85,9 @@ fn resolve(cli: &Cli, request: Option<&RequestArgs>) -> Config {
     };
     let mut flags = Settings::from_flags(&cli.global, serve_args);
     flags.timeout = request.and_then(|r| r.timeout.clone());
+    if let Command::Dlq(args) = &cli.command {
+        flags.data_dir = args.data_dir.clone();
+    }
     let env = |k: &str| std::env::var(k).ok();
     let mut config = match Config::resolve(flags, cli.global.config.as_deref(), &env) {
         Ok(config) => config,
@@ -207,6 +213,60 @@ fn run_bench(config: &Config, args: &BenchArgs) -> ExitCode {
     }
 }
 
+/// Prints the servers' statuses (table or JSON); exit 0 when one is
+/// online, else 6.
+fn run_status(config: &Config, args: &StatusArgs) -> ExitCode {
+    let wait = mqttapp::config::parse_duration("wait", args.wait.as_deref(), status::DEFAULT_WAIT)
+        .unwrap_or_else(|e| fail(&e, ExitCode::Usage));
+    let rows = status::collect(config, wait).unwrap_or_else(|e| fail(&e, ExitCode::of_mqtt(&e)));
+    let mut out = std::io::stdout().lock();
+    let _ = match args.json {
+        // Plain rows of strings and numbers always serialize.
+        true => writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&rows).expect("rows are JSON")
+        ),
+        false => write!(out, "{}", status::table(&rows)),
+    };
+    if rows.iter().any(|r| r.is_online()) {
+        return ExitCode::Ok;
+    }
+    let (prefix, known) = (&config.prefix, rows.len());
+    eprintln!("no server online under {prefix}/v1/status/ ({known} known)");
+    ExitCode::NoServer
+}
+
+/// Runs a `dlq` action on the local store; counts go to stderr.
+fn run_dlq(config: &Config, args: &DlqArgs) -> ExitCode {
+    let ids = |w: &DlqSelection| (!w.all).then_some(w.ids.clone());
+    let result =
+        match &args.action {
+            DlqAction::List { json } => dlq::list(config).map(|l| print_letters(&l, *json)),
+            DlqAction::Replay(w) => dlq::replay(config, ids(w).as_deref())
+                .map(|n| eprintln!("replayed {n} dead letter(s)")),
+            DlqAction::Purge(w) => dlq::purge(config, ids(w).as_deref())
+                .map(|n| eprintln!("purged {n} dead letter(s)")),
+        };
+    match result {
+        Ok(()) => ExitCode::Ok,
+        Err(e) => fail(&e, ExitCode::of_dlq(&e)),
+    }
+}
+
+fn print_letters(letters: &[mqttapp::deadletter::DeadLetter], json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        // Records of strings and numbers always serialize.
+        let text = serde_json::to_string(letters).expect("dead letters are JSON");
+        let _ = writeln!(out, "{text}");
+    } else if letters.is_empty() {
+        eprintln!("no dead letters");
+    } else {
+        let _ = write!(out, "{}", dlq::table(letters));
+    }
+}
+
 /// A failed first connection ends the session with its own exit code
 /// (3, 4, 7, ...); after that, 0 when every command succeeded, else 1.
 fn run_shell(config: &Config, output: &Output) -> ExitCode {
@@ -218,12 +278,6 @@ fn run_shell(config: &Config, output: &Output) -> ExitCode {
             code
         }
     }
-}
-
-/// Placeholder while a subcommand is being built on its own branch.
-fn not_yet(name: &str) -> ExitCode {
-    eprintln!("error: `mqttapp {name}` is not available in this build");
-    ExitCode::Failure
 }
 
 /// Prints an error with its chain of causes and exits.

@@ -343,6 +343,28 @@ pub fn connect(
         .map_err(|e| classify_connect_error(uri, e))
 }
 
+/// Creates and connects a short-lived client (`status`, `dlq replay`):
+/// clean start, no session kept, no will.
+///
+/// # Errors
+/// The classified [`MqttError`].
+pub fn connect_oneshot(
+    conn: &Connection,
+    client_id: &str,
+    connect_timeout: Duration,
+) -> Result<paho::AsyncClient, MqttError> {
+    let uri = BrokerUri::parse(&conn.broker)?;
+    let client = create_client(&uri, client_id, false)?;
+    let session = SessionSpec {
+        clean_start: true,
+        session_expiry: Duration::ZERO,
+        will: None,
+        connect_timeout,
+    };
+    connect(&client, &uri, connect_options(conn, &uri, &session)?)?;
+    Ok(client)
+}
+
 fn classify_connect_error(uri: &BrokerUri, err: paho::Error) -> MqttError {
     use paho::{ConnectReturnCode as Crc, ReasonCode as Rc};
     let refused = |reason: String| MqttError::AuthRefused {

@@ -88,12 +88,43 @@ pub fn call(
     timeout: Duration,
 ) -> Result<Reply, AskError> {
     let start = Instant::now();
-    let deadline = start + timeout;
     requester.wait_for_server(request.op(), start + status_grace(timeout))?;
     let correlation = requester.next_correlation();
+    exchange(requester, request, &correlation, start + timeout, timeout)
+}
+
+/// The part of [`call`] after the server check: publish `request` with
+/// `correlation`, and re-send it (same correlation data, so the server
+/// answers a replay from memory) whenever no reply came within the retry
+/// interval or the connection dropped, until `deadline`.
+///
+/// An error here means the request may or may not have been applied; the
+/// safe retry is another `exchange` with the same `correlation`.
+///
+/// # Errors
+/// [`AskError::Timeout`] (reporting `timeout`) at the deadline, or
+/// [`AskError::Mqtt`] when the broker refuses or stays away.
+pub fn exchange(
+    requester: &mut Requester,
+    request: &Request,
+    correlation: &[u8],
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Reply, AskError> {
     let retry = retry_interval(timeout);
     loop {
-        requester.publish(request, &correlation)?;
+        match requester.publish_by(request, correlation, deadline, timeout) {
+            Ok(()) => {}
+            // The connection dropped under the publish: reconnect and send
+            // it again (same correlation data, so a replay is harmless).
+            Err(AskError::Mqtt(MqttError::Client(e))) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "publish failed; reconnecting");
+                std::thread::sleep(Duration::from_millis(50));
+                requester.reconnect(deadline)?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         let resend_at = (Instant::now() + retry).min(deadline);
         loop {
             match requester.next(resend_at) {

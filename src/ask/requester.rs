@@ -122,6 +122,31 @@ impl Requester {
             .map_err(|e| publish_error(&topic, e))
     }
 
+    /// Like [`Requester::publish`], but waits for the broker's
+    /// acknowledgement only until `deadline`.
+    ///
+    /// # Errors
+    /// [`AskError::Timeout`] (carrying `timeout`) when no acknowledgement
+    /// came in time, else as [`Requester::publish`].
+    pub fn publish_by(
+        &self,
+        request: &Request,
+        correlation: &[u8],
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), AskError> {
+        let topic = self.topics.request(request.op());
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self
+            .publish_nowait(request, correlation)
+            .wait_for(left.max(Duration::from_millis(1)))
+        {
+            Ok(_) => Ok(()),
+            Err(paho::Error::Timeout) => Err(AskError::Timeout(timeout)),
+            Err(e) => Err(publish_error(&topic, e)),
+        }
+    }
+
     /// Publishes without waiting for the broker's acknowledgement; the
     /// returned token must be checked (pipelined batches and benchmarks).
     pub fn publish_nowait(&self, request: &Request, correlation: &[u8]) -> paho::DeliveryToken {
@@ -220,6 +245,9 @@ impl Requester {
     /// # Errors
     /// [`AskError::Mqtt`] when the broker stays away until `deadline`.
     pub fn reconnect(&mut self, deadline: Instant) -> Result<(), AskError> {
+        if self.client.is_connected() {
+            return Ok(());
+        }
         let mut last = None;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.client.reconnect().wait_for(left) {

@@ -63,3 +63,20 @@ pub(super) const ASK_HELP: &str = "Examples:
 Exit codes: 0 ok, 1 the server answered with an error, 2 usage or
 configuration, 3 cannot connect, 4 authentication or authorization refused,
 5 timeout, 6 no server online, 7 TLS failure.";
+
+pub(super) const STATUS_HELP: &str = "Examples:
+  mqttapp status
+  mqttapp status --json
+
+Exit codes: 0 at least one server is online, 6 none is, 3 cannot connect,
+4 refused. A server that crashed shows \"offline\" (its MQTT will).";
+
+pub(super) const DLQ_HELP: &str = "Examples (on the server's host, with its data directory):
+  mqttapp dlq list
+  mqttapp dlq --data-dir /var/lib/mqttapp list --json
+  mqttapp dlq replay srv1-1714550000000-0
+  mqttapp dlq replay --all
+  mqttapp dlq purge --all
+
+Exit codes: 0 done, 2 unknown id, 3 cannot connect, 6 no server online
+(replay), 10 the store cannot be read or written.";

@@ -180,3 +180,29 @@ fn the_highest_layer_naming_a_password_or_password_file_wins() {
         Some("from-config-file")
     );
 }
+
+#[test]
+fn session_expiry_comes_from_flag_env_or_file() {
+    let c = resolve(Settings::default(), &[], Settings::default());
+    assert_eq!(c.session_expiry, DEFAULT_SESSION_EXPIRY);
+    let file = Settings {
+        session_expiry: Some("1h".into()),
+        ..Default::default()
+    };
+    let c = resolve(Settings::default(), &[], file.clone());
+    assert_eq!(c.session_expiry, Duration::from_secs(3600));
+    let env = [("MQTTAPP_SESSION_EXPIRY", "90")];
+    let c = resolve(Settings::default(), &env, file.clone());
+    assert_eq!(c.session_expiry, Duration::from_secs(90));
+    let flags = Settings {
+        session_expiry: Some("30m".into()),
+        ..Default::default()
+    };
+    let c = resolve(flags, &env, file);
+    assert_eq!(c.session_expiry, Duration::from_secs(1800));
+    let bad = Settings {
+        session_expiry: Some("0".into()),
+        ..Default::default()
+    };
+    assert!(Config::from_settings(bad).is_err());
+}

@@ -68,6 +68,10 @@ impl Operations {
             let code = ErrorCode::parse(e.code()).unwrap_or(ErrorCode::Internal);
             ErrorBody::new(code, e.to_string())
         })?;
+        if outcome.replayed {
+            // Rare and worth seeing: a client re-sent an edit already applied.
+            tracing::info!(file = %outcome.file, rev = outcome.rev, "replayed edit answered from the reply memory");
+        }
         Ok(EditResult {
             file: outcome.file,
             rev: outcome.rev,

@@ -143,6 +143,20 @@ pub fn decode_reply(encoding: Encoding, payload: &[u8]) -> Result<Reply, Protoco
     })
 }
 
+/// CBOR encoding of a plain record (server status, dead letters), for the
+/// announcements that are not requests or replies.
+pub fn to_cbor<T: Serialize>(value: &T) -> Vec<u8> {
+    encode_map(value, Encoding::Cbor)
+}
+
+/// Decodes a CBOR record written by [`to_cbor`] (or by another client).
+///
+/// # Errors
+/// [`ProtocolError::Decode`] for anything that is not such a record.
+pub fn from_cbor<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ProtocolError> {
+    decode_map(Encoding::Cbor, payload)
+}
+
 fn decode_map<T: DeserializeOwned>(encoding: Encoding, payload: &[u8]) -> Result<T, ProtocolError> {
     let reason = match encoding {
         Encoding::Cbor => {

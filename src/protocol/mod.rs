@@ -14,7 +14,9 @@ mod props;
 mod status;
 mod topics;
 
-pub use codec::{decode_reply, decode_request, encode_reply, encode_request, Encoding};
+pub use codec::{
+    decode_reply, decode_request, encode_reply, encode_request, from_cbor, to_cbor, Encoding,
+};
 pub use error::{ErrorCode, ProtocolError};
 pub use messages::{
     format_float, CalcRequest, EchoRequest, EditAction, EditRequest, EditResult, ErrorBody,

@@ -149,6 +149,14 @@ impl Broker {
         self.kill();
         self.launch();
     }
+
+    /// Starts it again on the same port with its persistence deleted: every
+    /// session, subscription and retained message is gone.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(self.dir.path().join("mosquitto.db"));
+        self.launch();
+    }
 }
 
 impl Drop for Broker {

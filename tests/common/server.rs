@@ -16,6 +16,8 @@ pub struct Server {
     args: Vec<String>,
     broker_url: String,
     prefix: String,
+    /// Where the current run's part of the log starts.
+    run_start: usize,
 }
 
 impl Server {
@@ -38,6 +40,7 @@ impl Server {
             args: args.iter().map(|s| s.to_string()).collect(),
             broker_url: broker.url(),
             prefix: prefix.to_string(),
+            run_start: 0,
         };
         server.launch();
         server
@@ -65,7 +68,9 @@ impl Server {
             .spawn()
             .expect("start mqttapp serve");
         let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
+        // Keep the earlier runs' log: restarts are what these tests are about.
+        let log = Arc::new(Mutex::new(self.log()));
+        self.run_start = log.lock().unwrap().len();
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -79,11 +84,12 @@ impl Server {
         self.wait_for_log("serving", Duration::from_secs(15));
     }
 
-    /// Waits until the log contains `needle`; panics with the log otherwise.
+    /// Waits until the current run's log contains `needle`; panics with the
+    /// log otherwise.
     pub fn wait_for_log(&mut self, needle: &str, within: Duration) {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
-            if self.log().contains(needle) {
+            if self.log()[self.run_start..].contains(needle) {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
@@ -145,7 +151,37 @@ impl Server {
         );
     }
 
-    /// Starts it again with the same settings and data directory.
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`) without waiting.
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid();
+        assert!(pid != 0, "the server is not running");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// Waits for the process to end by itself; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        panic!(
+            "mqttapp serve did not exit within {within:?}:\n{}",
+            self.log()
+        );
+    }
+
+    /// Starts it again with the same settings and data directory (kill -9
+    /// first if it still runs). The log keeps the earlier runs.
     pub fn restart(&mut self) {
         self.kill();
         self.launch();

@@ -1,0 +1,220 @@
+//! `mqttapp status`: which servers exist under a prefix, and are they up?
+//!
+//! Every server keeps a retained status on `<prefix>/v1/status/<id>`
+//! ("online" while it runs; "offline" on a clean stop and, as its MQTT will,
+//! when it dies). This command subscribes to them all, collects the
+//! retained messages and prints them.
+//!
+//! To know when all retained statuses have arrived without guessing a
+//! settle time, it publishes a marker to its own topic after subscribing:
+//! the broker queues retained messages before the marker, so once the
+//! marker is back the picture is complete. If the marker cannot be
+//! published (an ACL), it settles after a short quiet period instead. The
+//! whole wait is bounded.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::ask::random_u64;
+use crate::config::Config;
+use crate::mqtt::{self, MessageMeta, MqttError};
+use crate::protocol::{Status, Topics};
+
+/// How long `status` waits for the statuses by default.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(3);
+/// Quiet period that ends the wait when the marker is unavailable.
+const QUIET: Duration = Duration::from_millis(300);
+
+/// One server as its retained status describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerRow {
+    /// Server id (last level of the status topic).
+    pub id: String,
+    /// `online`, `offline`, or `invalid` for a payload that is not a status.
+    pub state: String,
+    /// Operations it answers.
+    pub ops: Vec<String>,
+    /// Its version.
+    pub version: String,
+    /// Unix time (seconds) of its last state change.
+    pub since: u64,
+    /// Its shared-subscription group, if any.
+    pub group: Option<String>,
+}
+
+impl ServerRow {
+    fn new(id: &str, payload: &[u8]) -> ServerRow {
+        match Status::decode(payload) {
+            Ok(s) => ServerRow {
+                id: id.to_string(),
+                state: s.state,
+                ops: s.ops,
+                version: s.version,
+                since: s.since,
+                group: s.group,
+            },
+            Err(_) => ServerRow {
+                id: id.to_string(),
+                state: "invalid".into(),
+                ops: Vec::new(),
+                version: String::new(),
+                since: 0,
+                group: None,
+            },
+        }
+    }
+
+    /// True when this server says it is answering requests.
+    pub fn is_online(&self) -> bool {
+        self.state == Status::ONLINE
+    }
+}
+
+/// Collects the retained statuses under `config.prefix`, sorted by id.
+///
+/// # Errors
+/// [`MqttError`] when the broker cannot be reached or refuses.
+pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttError> {
+    let client_id = format!("mqttapp-status-{:016x}", random_u64());
+    let patience = wait.max(Duration::from_secs(1));
+    let client = mqtt::connect_oneshot(
+        &config.connection,
+        &client_id,
+        patience.min(Duration::from_secs(10)),
+    )?;
+    let rx = client.start_consuming();
+    let topics = Topics::new(&config.prefix);
+    let marker_topic = topics.response(&client_id);
+    let filters = [topics.status_filter(), marker_topic.clone()];
+    let response = client
+        .subscribe_many(&filters, &[mqtt::QOS, mqtt::QOS])
+        .wait_for(patience)?;
+    let codes = response.subscribe_many_response().unwrap_or_default();
+    if codes.first().is_some_and(|&c| c > mqtt::QOS) {
+        return Err(MqttError::NotAuthorized {
+            topic: filters[0].clone(),
+            reason: format!("reason code {}", codes[0]),
+        });
+    }
+    let marker = codes.get(1).is_some_and(|&c| c <= mqtt::QOS)
+        && client
+            .publish(MessageMeta::default().message(&marker_topic, Vec::new(), false))
+            .wait_for(patience)
+            .is_ok();
+    let deadline = Instant::now() + wait;
+    let mut rows = BTreeMap::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = match rx.recv_timeout(if marker { left } else { left.min(QUIET) }) {
+            Ok(Some(msg)) => msg,
+            Ok(None) | Err(_) => break,
+        };
+        if msg.topic() == marker_topic {
+            break;
+        }
+        if let Some(id) = msg.topic().rsplit('/').next() {
+            if !msg.payload().is_empty() {
+                rows.insert(id.to_string(), ServerRow::new(id, msg.payload()));
+            }
+        }
+    }
+    let _ = client.disconnect(None).wait_for(Duration::from_millis(500));
+    Ok(rows.into_values().collect())
+}
+
+/// The rows as an aligned table with a header (nothing when there are none).
+pub fn table(rows: &[ServerRow]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let header = ["ID", "STATE", "OPS", "VERSION", "SINCE", "GROUP"].map(String::from);
+    let mut lines = vec![header];
+    for r in rows {
+        lines.push([
+            r.id.clone(),
+            r.state.clone(),
+            r.ops.join(","),
+            r.version.clone(),
+            format_since(r.since),
+            r.group.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for line in &lines {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Unix seconds as UTC RFC 3339 (`-` when unknown).
+fn format_since(since: u64) -> String {
+    // 9999-12-31T23:59:59Z: RFC 3339 has four-digit years.
+    const LAST_RFC3339: u64 = 253_402_300_799;
+    match since {
+        0 => "-".into(),
+        s if s > LAST_RFC3339 => s.to_string(),
+        s => humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s)).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, state: &str, group: Option<&str>) -> ServerRow {
+        ServerRow {
+            id: id.into(),
+            state: state.into(),
+            ops: vec!["calc".into(), "echo".into()],
+            version: "0.1.0".into(),
+            since: 1_700_000_000,
+            group: group.map(String::from),
+        }
+    }
+
+    #[test]
+    fn table_aligns_columns_and_shows_missing_groups_as_dashes() {
+        let text = table(&[
+            row("a", "online", Some("g")),
+            row("server-2", "offline", None),
+        ]);
+        assert_eq!(
+            text,
+            "ID        STATE    OPS        VERSION  SINCE                 GROUP\n\
+             a         online   calc,echo  0.1.0    2023-11-14T22:13:20Z  g\n\
+             server-2  offline  calc,echo  0.1.0    2023-11-14T22:13:20Z  -\n"
+        );
+    }
+
+    #[test]
+    fn undecodable_status_payloads_are_listed_as_invalid() {
+        let r = ServerRow::new("x", b"junk");
+        assert_eq!(r.state, "invalid");
+        assert!(!r.is_online());
+        let s = Status {
+            state: "online".into(),
+            ops: vec![],
+            version: "1".into(),
+            since: 5,
+            group: None,
+        };
+        assert!(ServerRow::new("y", &s.encode()).is_online());
+    }
+}

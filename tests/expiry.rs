@@ -1,0 +1,92 @@
+//! Message Expiry: the server does not work on requests nobody waits for
+//! any more. A request whose expiry passes while it waits inside the server
+//! becomes a dead letter with reason `expired`. A request whose expiry
+//! passes while it waits in Mosquitto's queue is discarded by Mosquitto
+//! itself: the server never sees it (documented in docs/RELIABILITY.md).
+
+mod common;
+
+use std::time::Duration;
+
+use common::load::LoadClient;
+use common::{hold_edit_lock, unique_prefix, Broker, Server};
+use mqttapp::deadletter::{DeadLetter, DeadLetters, Reason};
+use mqttapp::protocol::from_cbor;
+
+#[test]
+fn a_request_that_expires_while_queued_inside_the_server_becomes_an_expired_dead_letter() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("expired");
+    let server = Server::start(&broker, &prefix);
+    let client = LoadClient::connect(&broker, &prefix, &format!("{prefix}-c"));
+    client
+        .client
+        .subscribe(format!("{prefix}/v1/dlq"), 1)
+        .wait()
+        .expect("subscribe to the dead-letter topic");
+    let lock = hold_edit_lock(server.data_dir(), "notes.txt");
+    let edit = format!("{prefix}/v1/req/edit");
+    client
+        .publish(&edit, br#"{"action":"append","text":"x"}"#, b"edit", None)
+        .wait()
+        .expect("publish");
+    let calc = format!("{prefix}/v1/req/calc");
+    client
+        .publish(&calc, b"6*7", b"late", Some(1))
+        .wait()
+        .expect("publish");
+    // The calc waits behind the blocked edit, inside the server, past its
+    // one-second expiry.
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(lock);
+    let (correlation, _) = client
+        .next(Duration::from_secs(20))
+        .expect("the edit's reply");
+    assert_eq!(correlation, b"edit");
+    let (none, announcement) = client.next(Duration::from_secs(20)).expect("a dead letter");
+    assert!(none.is_empty(), "the calc must not be answered");
+    let letter: DeadLetter = from_cbor(&announcement).expect("a CBOR dead letter");
+    assert_eq!(letter.reason, Reason::Expired);
+    assert_eq!(
+        letter.correlation_hex.as_deref(),
+        Some(hex(b"late").as_str())
+    );
+    let stored = DeadLetters::new(server.data_dir(), "x").list().unwrap();
+    assert_eq!(stored, vec![letter]);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_request_that_expires_in_the_brokers_queue_is_discarded_by_mosquitto() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("brokerexp");
+    let mut server = Server::start(&broker, &prefix);
+    assert_eq!(server.terminate(), Some(0));
+    let client = LoadClient::connect(&broker, &prefix, &format!("{prefix}-c"));
+    let calc = format!("{prefix}/v1/req/calc");
+    for (correlation, expiry) in [(&b"short"[..], 1), (&b"long"[..], 120)] {
+        client
+            .publish(&calc, b"1+1", correlation, Some(expiry))
+            .wait()
+            .expect("publish");
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    server.restart();
+    let (correlation, payload) = client.next(Duration::from_secs(20)).expect("a reply");
+    assert_eq!(
+        (correlation.as_slice(), payload.as_slice()),
+        (&b"long"[..], &b"2"[..])
+    );
+    assert!(
+        client.next(Duration::from_secs(1)).is_none(),
+        "the expired one is gone"
+    );
+    let stored = DeadLetters::new(server.data_dir(), "x").list().unwrap();
+    assert!(
+        stored.is_empty(),
+        "Mosquitto dropped it before the server saw it"
+    );
+}
