@@ -71,7 +71,8 @@ pub(super) const STATUS_HELP: &str = "Examples:
 Exit codes: 0 at least one server is online, 6 none is, 3 cannot connect,
 4 refused. A server that crashed shows \"offline\" (its MQTT will).";
 
-pub(super) const DLQ_HELP: &str = "Examples (on the server's host, with its data directory):
+pub(super) const DLQ_HELP: &str =
+    "Examples:   (run them on the server's host, with its data directory)
   mqttapp dlq list
   mqttapp dlq --data-dir /var/lib/mqttapp list --json
   mqttapp dlq replay srv1-1714550000000-0
