@@ -119,3 +119,23 @@ fn a_group_member_stopping_gracefully_hands_new_requests_to_the_others() {
         );
     }
 }
+
+#[test]
+fn a_second_server_with_the_same_id_takes_over_and_the_first_stops_with_a_clear_error() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("sameid");
+    let args = ["--server-id", "twin"];
+    let mut first = Server::start_with(&broker, &prefix, &broker.dir().join("a"), &args);
+    let _second = Server::start_with(&broker, &prefix, &broker.dir().join("b"), &args);
+    assert_eq!(first.wait_exit(Duration::from_secs(20)), Some(10));
+    assert!(
+        first.log().contains("give each server its own --server-id"),
+        "{}",
+        first.log()
+    );
+    common::mqttapp(&broker, &prefix)
+        .args(["ask", "calc", "1+1"])
+        .assert()
+        .success()
+        .stdout("2\n");
+}

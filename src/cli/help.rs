@@ -71,7 +71,8 @@ pub(super) const STATUS_HELP: &str = "Examples:
 Exit codes: 0 at least one server is online, 6 none is, 3 cannot connect,
 4 refused. A server that crashed shows \"offline\" (its MQTT will).";
 
-pub(super) const DLQ_HELP: &str = "Runs on the server's host: it reads and rewrites the dead-letter store in
+pub(super) const DLQ_HELP: &str =
+    "Runs on the server's host: it reads and rewrites the dead-letter store in
 the server's data directory (--data-dir, MQTTAPP_DATA_DIR, as for serve).
 
 Examples:
