@@ -141,7 +141,9 @@ impl Link {
             // Wait first, with jitter: when another process took this
             // server's session, reconnecting at once would take it straight
             // back before either side could notice (see `identity.rs`).
-            thread::sleep(jittered(backoff));
+            if !pause(jittered(backoff), stop) {
+                return;
+            }
             match self.attempt(stop) {
                 Ok(resumed) => {
                     tracing::info!(resumed, "reconnected");
@@ -211,6 +213,18 @@ impl Link {
             .disconnect(disconnect)
             .wait_for(Duration::from_secs(3));
     }
+}
+
+/// Sleeps for `pause`, or less if `stop` is set meanwhile; false then.
+fn pause(pause: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + pause;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        thread::sleep(left.min(Duration::from_millis(20)));
+    }
+    !stop.load(Ordering::SeqCst)
 }
 
 /// `pause` plus up to half of it again, at random, so that two clients

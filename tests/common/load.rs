@@ -36,11 +36,14 @@ impl LoadClient {
             .clean_start(true)
             .connect_timeout(Duration::from_secs(20))
             .finalize();
-        client.connect(opts).wait().expect("load client connects");
+        client
+            .connect(opts)
+            .wait_for(Duration::from_secs(30))
+            .expect("load client connects");
         let response_topic = format!("{prefix}/v1/resp/{id}");
         client
             .subscribe(&response_topic, 1)
-            .wait()
+            .wait_for(Duration::from_secs(30))
             .expect("load client subscribes");
         LoadClient {
             client,
@@ -88,6 +91,13 @@ impl LoadClient {
                 Err(e) => panic!("publish to {topic} refused: {e}"),
             }
         }
+    }
+
+    /// [`LoadClient::publish`] and wait (bounded) for the broker's PUBACK.
+    pub fn send(&self, topic: &str, payload: &[u8], correlation: &[u8], expiry_secs: Option<u32>) {
+        self.publish(topic, payload, correlation, expiry_secs)
+            .wait_for(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("publish to {topic} not acknowledged: {e}"));
     }
 
     /// The next reply: correlation data and payload.
@@ -222,6 +232,9 @@ fn one_pipeline(
         }
     }
     tally.answered = seen.len();
-    let _ = client.client.disconnect(None).wait();
+    let _ = client
+        .client
+        .disconnect(None)
+        .wait_for(Duration::from_secs(5));
     tally
 }
