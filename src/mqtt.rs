@@ -196,8 +196,19 @@ const MQTTASYNC_MAX_BUFFERED_MESSAGES: i32 = -12;
 /// that (loading OpenSSL's configuration and error strings) was a third of
 /// the instructions of a whole one-shot `ask`. Only the first call in a
 /// process counts.
+///
+/// It also creates one client that is never connected nor destroyed (the
+/// "anchor"). paho C stops its two process-wide threads whenever its last
+/// client is destroyed, and that stop races with a client being created
+/// and connected on another thread at the same moment: the new client's
+/// connect can then wait forever, or every message of the process waits
+/// for a one-second poll (seen in our fault tests, where several clients
+/// come and go in one process). Stopping also makes each teardown sleep in
+/// 100 ms steps. With the anchor the client count never reaches zero, so
+/// the threads are started once and stay.
 pub fn init_library(uri: &BrokerUri) {
     static ONCE: std::sync::Once = std::sync::Once::new();
+    static ANCHOR: std::sync::OnceLock<paho::AsyncClient> = std::sync::OnceLock::new();
     ONCE.call_once(|| {
         let mut opts = paho_mqtt_sys::MQTTAsync_init_options {
             struct_id: [b'M' as _, b'Q' as _, b'T' as _, b'G' as _],
@@ -208,6 +219,17 @@ pub fn init_library(uri: &BrokerUri) {
         // MQTG initializer), passed before any client is created; paho only
         // reads it during the call.
         unsafe { paho_mqtt_sys::MQTTAsync_global_init(&mut opts) };
+        let anchor = paho::CreateOptionsBuilder::new()
+            .server_uri("tcp://127.0.0.1:1")
+            .client_id("mqttapp-anchor")
+            .persistence(paho::PersistenceType::None)
+            .create_client();
+        match anchor {
+            Ok(client) => {
+                let _ = ANCHOR.set(client);
+            }
+            Err(e) => tracing::debug!(error = %e, "no paho anchor client"),
+        }
     });
 }
 

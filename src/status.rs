@@ -214,6 +214,7 @@ mod tests {
             version: "1".into(),
             since: 5,
             group: None,
+            instance: None,
         };
         assert!(ServerRow::new("y", &s.encode()).is_online());
     }

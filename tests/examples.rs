@@ -179,6 +179,7 @@ fn ask_loop_counts_a_timeout_as_failed_after_retrying() {
         version: "0".into(),
         since: 0,
         group: None,
+        instance: None,
     };
     let msg = paho_mqtt::MessageBuilder::new()
         .topic(format!("{prefix}/v1/status/fake"))

@@ -105,10 +105,7 @@ fn a_group_member_stopping_gracefully_hands_new_requests_to_the_others() {
     let topic = format!("{prefix}/v1/req/calc");
     for i in 0..20 {
         let payload = format!("{i}+1");
-        client
-            .publish(&topic, payload.as_bytes(), format!("{i}").as_bytes(), None)
-            .wait()
-            .expect("publish");
+        client.send(&topic, payload.as_bytes(), format!("{i}").as_bytes(), None);
     }
     // Sent once, never re-sent: a request routed to the stopped member's
     // session would never be answered.
@@ -118,4 +115,24 @@ fn a_group_member_stopping_gracefully_hands_new_requests_to_the_others() {
             "only {n} of 20 answered; the stopped member kept its share"
         );
     }
+}
+
+#[test]
+fn a_second_server_with_the_same_id_takes_over_and_the_first_stops_with_a_clear_error() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("sameid");
+    let args = ["--server-id", "twin"];
+    let mut first = Server::start_with(&broker, &prefix, &broker.dir().join("a"), &args);
+    let _second = Server::start_with(&broker, &prefix, &broker.dir().join("b"), &args);
+    assert_eq!(first.wait_exit(Duration::from_secs(20)), Some(10));
+    assert!(
+        first.log().contains("give each server its own --server-id"),
+        "{}",
+        first.log()
+    );
+    common::mqttapp(&broker, &prefix)
+        .args(["ask", "calc", "1+1"])
+        .assert()
+        .success()
+        .stdout("2\n");
 }

@@ -27,22 +27,16 @@ fn stop_with_requests_inside(signal: &str) {
     // hold); the other 100 queue up inside it behind that one.
     let lock = hold_edit_lock(server.data_dir(), "notes.txt");
     let edit = format!("{prefix}/v1/req/edit");
-    client
-        .publish(&edit, br#"{"action":"append","text":"x"}"#, b"edit", None)
-        .wait()
-        .expect("publish");
+    client.send(&edit, br#"{"action":"append","text":"x"}"#, b"edit", None);
     let calc = format!("{prefix}/v1/req/calc");
     for i in 0..100 {
         let payload = format!("{i}+{i}");
-        client
-            .publish(
-                &calc,
-                payload.as_bytes(),
-                format!("{i}").as_bytes(),
-                Some(60),
-            )
-            .wait()
-            .expect("publish");
+        client.send(
+            &calc,
+            payload.as_bytes(),
+            format!("{i}").as_bytes(),
+            Some(60),
+        );
     }
     wait_until(
         "the server to take all 101 requests",

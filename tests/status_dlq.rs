@@ -104,18 +104,12 @@ fn two_dead_letters(server: &Server, client: &LoadClient, prefix: &str) {
     let lock = hold_edit_lock(server.data_dir(), "notes.txt");
     let edit = format!("{prefix}/v1/req/edit");
     let calc = format!("{prefix}/v1/req/calc");
-    client
-        .publish(&edit, br#"{"action":"append","text":"x"}"#, b"edit", None)
-        .wait()
-        .unwrap();
-    client
-        .publish(&calc, b"6*7", b"late", Some(1))
-        .wait()
-        .unwrap();
+    client.send(&edit, br#"{"action":"append","text":"x"}"#, b"edit", None);
+    client.send(&calc, b"6*7", b"late", Some(1));
     std::thread::sleep(Duration::from_millis(2500));
     drop(lock);
     let nope = format!("{prefix}/v1/req/nope");
-    client.publish(&nope, b"1", b"nope", None).wait().unwrap();
+    client.send(&nope, b"1", b"nope", None);
     for _ in 0..2 {
         client
             .next(Duration::from_secs(20))

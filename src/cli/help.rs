@@ -72,7 +72,10 @@ Exit codes: 0 at least one server is online, 6 none is, 3 cannot connect,
 4 refused. A server that crashed shows \"offline\" (its MQTT will).";
 
 pub(super) const DLQ_HELP: &str =
-    "Examples:   (run them on the server's host, with its data directory)
+    "Runs on the server's host: it reads and rewrites the dead-letter store in
+the server's data directory (--data-dir, MQTTAPP_DATA_DIR, as for serve).
+
+Examples:
   mqttapp dlq list
   mqttapp dlq --data-dir /var/lib/mqttapp list --json
   mqttapp dlq replay srv1-1714550000000-0

@@ -21,6 +21,10 @@ pub struct Status {
     /// Shared-subscription group, when the server is in one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Random per process: tells two processes that use the same server id
+    /// apart (a misconfiguration the server detects and stops on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 impl Status {
@@ -68,6 +72,7 @@ mod tests {
             version: "0.1.0".into(),
             since: 1,
             group: None,
+            instance: None,
         };
         assert_eq!(Status::decode(&s.encode()).unwrap(), s);
         assert!(Status::decode(b"junk").is_err());

@@ -9,18 +9,21 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Receiver};
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use paho_mqtt as paho;
 
+use super::identity::Identity;
 use super::Event;
 use crate::config::Config;
-use crate::mqtt::{self, BrokerUri, MessageMeta, MqttError, SessionSpec};
-use crate::protocol::{Op, Status, Topics};
+use crate::mqtt::{self, BrokerUri, MqttError, SessionSpec};
+use crate::protocol::{Status, Topics};
 
 /// Longest wait for a subscribe, unsubscribe or status publish.
 const ACK_WAIT: Duration = Duration::from_secs(10);
+/// Longest wait for one reconnect attempt.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// Longest pause between two reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -30,13 +33,12 @@ pub struct Link {
     pub client: paho::AsyncClient,
     /// `<prefix>/v1/req/+`, wrapped in `$share/<group>/` for groups.
     pub filter: String,
-    uri: BrokerUri,
-    status_topic: String,
-    group: Option<String>,
-    lost: Receiver<()>,
-    taken_over: Arc<AtomicBool>,
     /// The broker still had this server's session at the first connect.
     pub resumed: bool,
+    uri: BrokerUri,
+    grouped: bool,
+    identity: Arc<Identity>,
+    lost: Receiver<()>,
 }
 
 impl Link {
@@ -45,41 +47,48 @@ impl Link {
     ///
     /// # Errors
     /// [`MqttError`] when the first connection or subscription fails.
-    pub fn open(
-        config: &Config,
-        events: crossbeam_channel::Sender<Event>,
-    ) -> Result<Link, MqttError> {
-        let topics = Topics::new(&config.prefix);
+    pub fn open(config: &Config, events: Sender<Event>) -> Result<Link, MqttError> {
         let uri = BrokerUri::parse(&config.connection.broker)?;
         let client_id = format!("mqttapp-serve-{}", config.server_id);
         let client = mqtt::create_client(&uri, &client_id, true)?;
+        let identity = Arc::new(Identity::new(config));
         let (lost_tx, lost) = unbounded();
-        let taken_over = Arc::new(AtomicBool::new(false));
-        route_callbacks(&client, events, lost_tx, taken_over.clone());
-        let link = Link {
-            client,
-            filter: Topics::shared(&topics.request_filter(), config.group.as_deref()),
-            uri,
-            status_topic: topics.status(&config.server_id),
-            group: config.group.clone(),
-            lost,
-            taken_over,
-            resumed: false,
-        };
+        route_callbacks(&client, events, lost_tx.clone(), identity.clone());
         let session = SessionSpec {
             clean_start: false,
             session_expiry: config.session_expiry,
-            will: Some(link.status(Status::OFFLINE)),
-            connect_timeout: Duration::from_secs(10),
+            will: Some(identity.status(Status::OFFLINE)),
+            connect_timeout: CONNECT_WAIT,
         };
-        let opts = mqtt::connect_options(&config.connection, &link.uri, &session)?;
-        let response = mqtt::connect(&link.client, &link.uri, opts)
-            .map_err(|e| mqtt::explain(e, &config.connection, &link.uri))?;
-        let resumed = response
-            .connect_response()
-            .is_some_and(|c| c.session_present);
-        link.go_online()?;
-        Ok(Link { resumed, ..link })
+        let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
+        let response = mqtt::connect(&client, &uri, opts)
+            .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
+        let link = Link {
+            client,
+            filter: Topics::shared(
+                &Topics::new(&config.prefix).request_filter(),
+                config.group.as_deref(),
+            ),
+            resumed: response
+                .connect_response()
+                .is_some_and(|c| c.session_present),
+            uri,
+            grouped: config.group.is_some(),
+            identity,
+            lost,
+        };
+        match link.go_online() {
+            Ok(()) => {}
+            // Connected, then lost or stalled while subscribing (another
+            // process with this id can knock us off right away): the keeper
+            // takes it from here, as after any later loss.
+            Err(MqttError::Client(e)) => {
+                tracing::warn!(error = %e, "could not go online yet; retrying");
+                let _ = lost_tx.send(());
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(link)
     }
 
     /// The broker as the user wrote it, for logs.
@@ -87,42 +96,40 @@ impl Link {
         &self.uri.display
     }
 
-    /// True once another client connected with this server's client id.
+    /// True once another process was found using this server's id.
     pub fn taken_over(&self) -> bool {
-        self.taken_over.load(Ordering::SeqCst)
+        self.identity.conflict()
     }
 
-    /// Subscribes (again: after a reconnect the session may be gone) and
-    /// publishes the retained "online" status.
+    /// Subscribes (again: after a reconnect the session may be gone) to the
+    /// requests and to this server's own status topic, and publishes the
+    /// retained "online" status.
     fn go_online(&self) -> Result<(), MqttError> {
+        let filters = [self.filter.clone(), self.identity.topic().to_string()];
         let response = self
             .client
-            .subscribe(&self.filter, mqtt::QOS)
+            .subscribe_many(&filters, &[mqtt::QOS, mqtt::QOS])
             .wait_for(ACK_WAIT)
             .map_err(|e| mqtt::classify_refusal(&self.filter, e))?;
-        let code = response.subscribe_response().unwrap_or(mqtt::QOS);
-        mqtt::check_granted(std::slice::from_ref(&self.filter), &[code])?;
+        let codes = response.subscribe_many_response().unwrap_or_default();
+        mqtt::check_granted(&filters, &codes)?;
         // Bounded: with send_while_disconnected a publish made just as the
         // connection drops waits for the next connection.
         self.client
-            .publish(self.status(Status::ONLINE))
+            .publish(self.identity.status(Status::ONLINE))
             .wait_for(ACK_WAIT)
-            .map_err(|e| mqtt::classify_refusal(&self.status_topic, e))?;
+            .map_err(|e| mqtt::classify_refusal(self.identity.topic(), e))?;
         Ok(())
     }
 
-    /// Reconnects whenever the connection is lost, until `stop` is set.
-    /// Run it on its own thread.
+    /// Reconnects whenever the connection is lost, until `stop` is set or
+    /// another process turns out to use this server's id. Run it on its
+    /// own thread.
     pub fn keep(&self, stop: &AtomicBool) {
-        while !stop.load(Ordering::SeqCst) {
-            if self.lost.recv_timeout(Duration::from_millis(100)).is_err() {
-                continue;
+        while !stop.load(Ordering::SeqCst) && !self.taken_over() {
+            if self.lost.recv_timeout(Duration::from_millis(100)).is_ok() {
+                self.reconnect(stop);
             }
-            if self.taken_over() {
-                tracing::error!("another client connected with this server's id; not reconnecting");
-                return;
-            }
-            self.reconnect(stop);
         }
     }
 
@@ -130,12 +137,14 @@ impl Link {
     fn reconnect(&self, stop: &AtomicBool) {
         let mut backoff = Duration::from_millis(100);
         tracing::warn!(broker = %self.uri.display, "connection to the broker lost; reconnecting");
-        while !stop.load(Ordering::SeqCst) {
-            let attempt = self.client.reconnect().wait_for(Duration::from_secs(10));
-            match attempt.map_err(MqttError::from).and_then(|r| {
-                let resumed = r.connect_response().is_some_and(|c| c.session_present);
-                self.go_online().map(|()| resumed)
-            }) {
+        while !stop.load(Ordering::SeqCst) && !self.taken_over() {
+            // Wait first, with jitter: when another process took this
+            // server's session, reconnecting at once would take it straight
+            // back before either side could notice (see `identity.rs`).
+            if !pause(jittered(backoff), stop) {
+                return;
+            }
+            match self.attempt(stop) {
                 Ok(resumed) => {
                     tracing::info!(resumed, "reconnected");
                     // A loss signalled while reconnecting is stale now.
@@ -144,9 +153,34 @@ impl Link {
                 }
                 Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "reconnect failed"),
             }
-            thread::sleep(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// One reconnect and resubscribe; gives up early when `stop` is set, so
+    /// a shutdown is not held up by a broker that does not answer.
+    fn attempt(&self, stop: &AtomicBool) -> Result<bool, MqttError> {
+        if self.client.is_connected() {
+            // Still (or again) connected: only the subscription is missing.
+            self.go_online()?;
+            return Ok(true);
+        }
+        let mut token = self.client.reconnect();
+        let deadline = Instant::now() + CONNECT_WAIT;
+        let response = loop {
+            if let Some(result) = token.try_wait() {
+                break result?;
+            }
+            if stop.load(Ordering::SeqCst) || Instant::now() >= deadline {
+                return Err(paho::Error::Timeout.into());
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let resumed = response
+            .connect_response()
+            .is_some_and(|c| c.session_present);
+        self.go_online()?;
+        Ok(resumed)
     }
 
     /// For group members: leave the shared subscription so the broker sends
@@ -154,7 +188,7 @@ impl Link {
     /// its own keeps its subscription, so requests sent while it is away
     /// wait in its session.
     pub fn leave_group(&self) {
-        if self.group.is_none() {
+        if !self.grouped {
             return;
         }
         if let Err(e) = self.client.unsubscribe(&self.filter).wait_for(ACK_WAIT) {
@@ -162,10 +196,12 @@ impl Link {
         }
     }
 
-    /// Publishes the retained "offline" status and disconnects, keeping the
-    /// session (and so the subscription) at the broker.
+    /// Publishes the retained "offline" status and disconnects normally,
+    /// which keeps the session at the broker and discards the will. (When
+    /// another process uses this id, it reconnects after this and publishes
+    /// its own "online"; our "offline" keeps it from seeing a conflict too.)
     pub fn close(&self) {
-        let token = self.client.publish(self.status(Status::OFFLINE));
+        let token = self.client.publish(self.identity.status(Status::OFFLINE));
         if let Err(e) = token.wait_for(Duration::from_secs(2)) {
             tracing::warn!(error = %e, "could not publish the offline status; the broker's will covers it");
         }
@@ -177,47 +213,52 @@ impl Link {
             .disconnect(disconnect)
             .wait_for(Duration::from_secs(3));
     }
-
-    /// This server's retained status message.
-    fn status(&self, state: &str) -> paho::Message {
-        let status = Status {
-            state: state.to_string(),
-            ops: Op::ALL.iter().map(|op| op.as_str().to_string()).collect(),
-            version: crate::version::VERSION.to_string(),
-            since: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            group: self.group.clone(),
-        };
-        let meta = MessageMeta {
-            content_type: Some("application/cbor".into()),
-            ..MessageMeta::default()
-        };
-        meta.message(&self.status_topic, status.encode(), true)
-    }
 }
 
-/// Forwards paho's callbacks: messages into `events` (stamped with their
-/// arrival time, for expiry), losses to the link keeper. Unbounded: paho
-/// has already acknowledged these messages, so dropping one would lose it.
+/// Sleeps for `pause`, or less if `stop` is set meanwhile; false then.
+fn pause(pause: Duration, stop: &AtomicBool) -> bool {
+    let until = Instant::now() + pause;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        thread::sleep(left.min(Duration::from_millis(20)));
+    }
+    !stop.load(Ordering::SeqCst)
+}
+
+/// `pause` plus up to half of it again, at random, so that two clients
+/// knocked off together do not come back in lockstep.
+fn jittered(pause: Duration) -> Duration {
+    let spread = pause.as_millis() as u64 / 2;
+    pause + Duration::from_millis(crate::ask::random_u64() % (spread + 1))
+}
+
+/// Forwards paho's callbacks: requests into `events` (stamped with their
+/// arrival time, for expiry), our own status to the identity check, losses
+/// to the link keeper. Unbounded: paho has already acknowledged these
+/// messages, so dropping one would lose it.
 fn route_callbacks(
     client: &paho::AsyncClient,
-    events: crossbeam_channel::Sender<Event>,
-    lost: crossbeam_channel::Sender<()>,
-    taken_over: Arc<AtomicBool>,
+    events: Sender<Event>,
+    lost: Sender<()>,
+    identity: Arc<Identity>,
 ) {
     client.set_connection_lost_callback(move |_| {
         let _ = lost.send(());
     });
+    let by_broker = identity.clone();
     client.set_disconnected_callback(move |_, _, reason| {
-        if reason == paho::ReasonCode::SessionTakenOver {
-            taken_over.store(true, Ordering::SeqCst);
-        }
         tracing::warn!(%reason, "the broker closed the connection");
+        if reason == paho::ReasonCode::SessionTakenOver {
+            by_broker.mark_conflict();
+        }
     });
     client.set_message_callback(move |_, msg| {
-        if let Some(msg) = msg {
+        let Some(msg) = msg else { return };
+        if msg.topic() == identity.topic() {
+            identity.observe(msg.payload());
+        } else {
             let _ = events.send(Event::Message(msg, Instant::now()));
         }
     });

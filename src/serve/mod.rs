@@ -6,6 +6,7 @@
 //! `main.rs`'s signal handler) decide when it stops.
 
 mod handler;
+mod identity;
 mod letters;
 mod link;
 mod replies;
@@ -112,9 +113,11 @@ impl Server {
         shutdown: &AtomicBool,
     ) -> Result<(), ()> {
         while !shutdown.load(Ordering::SeqCst) {
+            if link.taken_over() {
+                return Err(());
+            }
             match events.recv_timeout(Duration::from_millis(100)) {
                 Ok(Event::Message(msg, arrived)) => self.answer(&msg, arrived),
-                Err(RecvTimeoutError::Timeout) if link.taken_over() => return Err(()),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -125,8 +128,8 @@ impl Server {
     /// Graceful shutdown: stop taking new requests where the broker allows
     /// it, answer what already arrived, wait for the replies' PUBACKs,
     /// publish "offline", disconnect, and keep any late arrival as a dead
-    /// letter. When the session was taken over (`graceful` false) the link
-    /// belongs to another server now: only the dead letters are kept.
+    /// letter. When another process uses this server's id (`graceful`
+    /// false) there is no drain: what is left becomes dead letters.
     fn stop(self, events: &Receiver<Event>, link: &Link, graceful: bool) {
         if graceful {
             tracing::info!("shutting down: answering what already arrived");
@@ -139,9 +142,7 @@ impl Server {
         if !replies.finish(Instant::now() + FINISH_LIMIT) {
             tracing::warn!("some replies were not acknowledged before shutdown; clients re-send");
         }
-        if graceful {
-            link.close();
-        }
+        link.close();
         for event in events.try_iter() {
             let Event::Message(msg, _) = event;
             let incoming = incoming_of(&msg, Instant::now());

@@ -20,6 +20,9 @@ pub struct LoadClient {
 impl LoadClient {
     /// Connects as `id` and subscribes to `<prefix>/v1/resp/<id>`.
     pub fn connect(broker: &Broker, prefix: &str, id: &str) -> LoadClient {
+        // paho's process-wide threads must not stop while tests come and go
+        // (see `mqtt::init_library`).
+        mqttapp::mqtt::init_library(&mqttapp::mqtt::BrokerUri::parse(&broker.url()).unwrap());
         let client = paho::CreateOptionsBuilder::new()
             .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
             .client_id(id)
@@ -33,11 +36,14 @@ impl LoadClient {
             .clean_start(true)
             .connect_timeout(Duration::from_secs(20))
             .finalize();
-        client.connect(opts).wait().expect("load client connects");
+        client
+            .connect(opts)
+            .wait_for(Duration::from_secs(30))
+            .expect("load client connects");
         let response_topic = format!("{prefix}/v1/resp/{id}");
         client
             .subscribe(&response_topic, 1)
-            .wait()
+            .wait_for(Duration::from_secs(30))
             .expect("load client subscribes");
         LoadClient {
             client,
@@ -85,6 +91,13 @@ impl LoadClient {
                 Err(e) => panic!("publish to {topic} refused: {e}"),
             }
         }
+    }
+
+    /// [`LoadClient::publish`] and wait (bounded) for the broker's PUBACK.
+    pub fn send(&self, topic: &str, payload: &[u8], correlation: &[u8], expiry_secs: Option<u32>) {
+        self.publish(topic, payload, correlation, expiry_secs)
+            .wait_for(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("publish to {topic} not acknowledged: {e}"));
     }
 
     /// The next reply: correlation data and payload.
@@ -219,6 +232,9 @@ fn one_pipeline(
         }
     }
     tally.answered = seen.len();
-    let _ = client.client.disconnect(None).wait();
+    let _ = client
+        .client
+        .disconnect(None)
+        .wait_for(Duration::from_secs(5));
     tally
 }

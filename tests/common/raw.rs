@@ -24,6 +24,9 @@ pub struct RawReply {
 impl RawClient {
     /// Connects with client id `id` and subscribes to `<prefix>/v1/resp/<id>`.
     pub fn connect(broker: &Broker, prefix: &str, id: &str) -> RawClient {
+        // paho's process-wide threads must not stop while tests come and go
+        // (see `mqtt::init_library`).
+        mqttapp::mqtt::init_library(&mqttapp::mqtt::BrokerUri::parse(&broker.url()).unwrap());
         let client = paho::CreateOptionsBuilder::new()
             .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
             .client_id(id)
