@@ -18,6 +18,9 @@ use super::{AskError, Received, Requester};
 use crate::mqtt::{self, MessageMeta, MqttError};
 use crate::protocol::{Reply, Request};
 
+/// Longest wait for one request's PUBACK.
+const ACK_LIMIT: Duration = Duration::from_secs(300);
+
 /// What happened to a request sent through the pipeline.
 #[derive(Debug)]
 pub enum Outcome<K> {
@@ -59,7 +62,9 @@ pub struct Pipeline<K> {
 /// connection) are left to the re-send.
 fn check(token: paho::DeliveryToken, errors: &AtomicU64, refused: &Sender<(Vec<u8>, String)>) {
     let kept = token.clone();
-    let Err(e) = token.wait() else { return };
+    // Bounded like the server's reply checks: a token that never completes
+    // must not keep the pipeline (and so `finish`) waiting forever.
+    let Err(e) = token.wait_for(ACK_LIMIT) else { return };
     if errors.fetch_add(1, Ordering::Relaxed) == 0 {
         tracing::warn!(error = %e, "a request was not acknowledged by the broker");
     }
