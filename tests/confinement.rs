@@ -8,7 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::raw::RawClient;
-use common::{mqttapp, unique_prefix, Broker, Server};
+use common::served_with_raw_client as setup;
+use common::{mqttapp, unique_prefix, Broker};
 use predicates::prelude::*;
 
 fn edit(value: serde_json::Value) -> Vec<u8> {
@@ -40,14 +41,6 @@ fn assert_all_actions_refused(raw: &RawClient, prefix: &str, file: &str, why: &s
             reply.text()
         );
     }
-}
-
-fn setup(name: &str) -> (Broker, String, Server, RawClient) {
-    let broker = Broker::start();
-    let prefix = unique_prefix(name);
-    let server = Server::start(&broker, &prefix);
-    let raw = RawClient::connect(&broker, &prefix, &format!("raw-{name}"));
-    (broker, prefix, server, raw)
 }
 
 #[test]

@@ -5,16 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::raw::RawClient;
-use common::{unique_prefix, Broker, Server};
-
-fn setup(name: &str) -> (Broker, String, Server, RawClient) {
-    let broker = Broker::start();
-    let prefix = unique_prefix(name);
-    let server = Server::start(&broker, &prefix);
-    let raw = RawClient::connect(&broker, &prefix, &format!("raw-{name}"));
-    (broker, prefix, server, raw)
-}
+use common::served_with_raw_client as setup;
 
 #[test]
 fn cbor_request_gets_a_cbor_reply_with_the_correlation_data() {

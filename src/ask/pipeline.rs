@@ -64,7 +64,9 @@ fn check(token: paho::DeliveryToken, errors: &AtomicU64, refused: &Sender<(Vec<u
     let kept = token.clone();
     // Bounded like the server's reply checks: a token that never completes
     // must not keep the pipeline (and so `finish`) waiting forever.
-    let Err(e) = token.wait_for(ACK_LIMIT) else { return };
+    let Err(e) = token.wait_for(ACK_LIMIT) else {
+        return;
+    };
     if errors.fetch_add(1, Ordering::Relaxed) == 0 {
         tracing::warn!(error = %e, "a request was not acknowledged by the broker");
     }

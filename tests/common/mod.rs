@@ -124,3 +124,13 @@ pub fn wait_until(what: &str, within: std::time::Duration, mut check: impl FnMut
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A broker, a unique prefix, a server on it, and a raw paho client
+/// subscribed to its own response topic: the setting of wire-level tests.
+pub fn served_with_raw_client(name: &str) -> (Broker, String, Server, raw::RawClient) {
+    let broker = Broker::start();
+    let prefix = unique_prefix(name);
+    let server = Server::start(&broker, &prefix);
+    let raw = raw::RawClient::connect(&broker, &prefix, &format!("raw-{name}"));
+    (broker, prefix, server, raw)
+}
