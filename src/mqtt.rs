@@ -12,10 +12,16 @@ use paho_mqtt as paho;
 
 use crate::config::Connection;
 
+mod client;
+mod meta;
 mod refusal;
 mod tls;
+mod uri;
+pub use client::{create_client, init_library, publish_waiting, MAX_BUFFERED};
+pub use meta::MessageMeta;
 pub use refusal::{check_granted, classify_refusal};
 pub use tls::explain;
+pub use uri::BrokerUri;
 
 /// Why talking to the broker failed, classified for the user.
 #[derive(Debug, thiserror::Error)]
@@ -110,65 +116,6 @@ fn unreachable_hint(uri: &str) -> &'static str {
 /// QoS of every request and reply: at least once, never silently lost.
 pub const QOS: i32 = 1;
 
-/// A broker URI, as given and as paho C wants it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUri {
-    /// As the user wrote it (for messages).
-    pub display: String,
-    /// `tcp://`, `ssl://`, `ws://` or `wss://` form for paho.
-    pub paho: String,
-    /// Host and port, for the reachability probe.
-    pub host_port: String,
-    /// TLS is in use.
-    pub tls: bool,
-}
-
-impl BrokerUri {
-    /// Parses `mqtt://`, `mqtts://`, `tcp://`, `ssl://`, `ws://`, `wss://`
-    /// URIs, or a bare `host[:port]`.
-    ///
-    /// # Errors
-    /// [`MqttError::BadUri`] for unknown schemes or a missing host.
-    pub fn parse(uri: &str) -> Result<BrokerUri, MqttError> {
-        let bad = |reason: &str| MqttError::BadUri {
-            uri: uri.to_string(),
-            reason: reason.to_string(),
-        };
-        let (scheme, rest) = uri.split_once("://").unwrap_or(("mqtt", uri));
-        let (paho_scheme, tls, default_port) = match scheme.to_ascii_lowercase().as_str() {
-            "mqtt" | "tcp" => ("tcp", false, 1883),
-            "mqtts" | "ssl" => ("ssl", true, 8883),
-            "ws" => ("ws", false, 80),
-            "wss" => ("wss", true, 443),
-            _ => return Err(bad("use mqtt://, mqtts://, ws:// or wss://")),
-        };
-        let authority = rest.split('/').next().unwrap_or("");
-        if authority.is_empty() || authority.starts_with(':') {
-            return Err(bad("no host"));
-        }
-        if authority.contains('@') {
-            return Err(bad(
-                "put credentials in --username / --password-file, not in the URI",
-            ));
-        }
-        let has_port = authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
-        let host_port = if has_port {
-            authority.to_string()
-        } else {
-            format!("{authority}:{default_port}")
-        };
-        let path = &rest[authority.len()..];
-        Ok(BrokerUri {
-            display: uri.to_string(),
-            paho: format!("{paho_scheme}://{host_port}{path}"),
-            host_port,
-            tls,
-        })
-    }
-}
-
 /// What kind of session a connection asks for.
 #[derive(Debug, Clone)]
 pub struct SessionSpec {
@@ -180,131 +127,6 @@ pub struct SessionSpec {
     pub will: Option<paho::Message>,
     /// Give up connecting after this long.
     pub connect_timeout: Duration,
-}
-
-/// Publishes paho may queue inside one client before it refuses more with
-/// "max buffered messages" (it counts commands not yet written to the
-/// socket, connected or not). [`publish_waiting`] waits when it is reached.
-pub const MAX_BUFFERED: i32 = 100_000;
-
-/// paho C's return codes for "the queue is full, try again later".
-const MQTTASYNC_MAX_MESSAGES_INFLIGHT: i32 = -4;
-const MQTTASYNC_MAX_BUFFERED_MESSAGES: i32 = -12;
-
-/// Tells paho C, before its first client exists, whether to initialize
-/// OpenSSL. It does so by default even for plain `mqtt://` connections, and
-/// that (loading OpenSSL's configuration and error strings) was a third of
-/// the instructions of a whole one-shot `ask`. Only the first call in a
-/// process counts.
-///
-/// It also creates one client that is never connected nor destroyed (the
-/// "anchor"). paho C stops its two process-wide threads whenever its last
-/// client is destroyed, and that stop races with a client being created
-/// and connected on another thread at the same moment: the new client's
-/// connect can then wait forever, or every message of the process waits
-/// for a one-second poll (seen in our fault tests, where several clients
-/// come and go in one process). Stopping also makes each teardown sleep in
-/// 100 ms steps. With the anchor the client count never reaches zero, so
-/// the threads are started once and stay.
-pub fn init_library(uri: &BrokerUri) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    static ANCHOR: std::sync::OnceLock<paho::AsyncClient> = std::sync::OnceLock::new();
-    ONCE.call_once(|| {
-        let mut opts = paho_mqtt_sys::MQTTAsync_init_options {
-            struct_id: [b'M' as _, b'Q' as _, b'T' as _, b'G' as _],
-            struct_version: 0,
-            do_openssl_init: i32::from(uri.tls),
-        };
-        // SAFETY: a plain options struct laid out as paho C expects (the
-        // MQTG initializer), passed before any client is created; paho only
-        // reads it during the call.
-        unsafe { paho_mqtt_sys::MQTTAsync_global_init(&mut opts) };
-        let anchor = paho::CreateOptionsBuilder::new()
-            .server_uri("tcp://127.0.0.1:1")
-            .client_id("mqttapp-anchor")
-            .persistence(paho::PersistenceType::None)
-            .create_client();
-        match anchor {
-            Ok(client) => {
-                let _ = ANCHOR.set(client);
-            }
-            Err(e) => tracing::debug!(error = %e, "no paho anchor client"),
-        }
-    });
-}
-
-/// Creates a paho client with no file persistence (paho's default writes
-/// into the working directory).
-///
-/// `send_while_disconnected`: hold publishes while the connection is down
-/// and send them after a reconnect (servers keep replying through a broker
-/// restart) instead of failing them.
-///
-/// # Errors
-/// A paho error when the options are refused.
-pub fn create_client(
-    uri: &BrokerUri,
-    client_id: &str,
-    send_while_disconnected: bool,
-) -> Result<paho::AsyncClient, MqttError> {
-    init_library(uri);
-    let opts = paho::CreateOptionsBuilder::new()
-        .server_uri(&uri.paho)
-        .client_id(client_id)
-        .persistence(paho::PersistenceType::None)
-        .mqtt_version(paho::MQTT_VERSION_5)
-        .max_buffered_messages(MAX_BUFFERED)
-        .send_while_disconnected(send_while_disconnected)
-        .finalize();
-    let client = paho::AsyncClient::new(opts)?;
-    silence_c_trace();
-    Ok(client)
-}
-
-/// paho-mqtt hands paho C a trace callback when its first client is
-/// created (whenever the `log` facade would accept `paho_mqtt_c` records),
-/// and paho C then formats a time-stamped line (`localtime`, `strftime`,
-/// `vsnprintf`) for every traced event, only for our logging filter to
-/// drop it (see `logging.rs`: paho's records below WARN never print).
-/// That formatting was visible in profiles of the hot path; errors are
-/// reported through the operation tokens instead, so the trace is off.
-fn silence_c_trace() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    // SAFETY: a null callback and the highest level are the documented way
-    // to stop paho C's trace (below FATAL it still `vsnprintf`s each
-    // message); both calls only store a value under paho's log lock.
-    ONCE.call_once(|| unsafe {
-        paho_mqtt_sys::MQTTAsync_setTraceCallback(None);
-        paho_mqtt_sys::MQTTAsync_setTraceLevel(
-            paho_mqtt_sys::MQTTASYNC_TRACE_LEVELS_MQTTASYNC_TRACE_FATAL,
-        );
-    });
-}
-
-/// Publishes, waiting (with a growing pause, up to 50 ms) while paho's
-/// in-flight window or buffer is full, so a fast sender slows down
-/// instead of dropping messages.
-///
-/// # Errors
-/// Any other refusal, with the message handed back inside the error.
-pub fn publish_waiting(
-    client: &paho::AsyncClient,
-    mut msg: paho::Message,
-) -> Result<paho::DeliveryToken, paho::Error> {
-    let mut pause = Duration::from_micros(100);
-    loop {
-        match client.try_publish(msg) {
-            Err(paho::Error::Publish(rc, back))
-                if rc == MQTTASYNC_MAX_BUFFERED_MESSAGES
-                    || rc == MQTTASYNC_MAX_MESSAGES_INFLIGHT =>
-            {
-                msg = back;
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
-            other => return other,
-        }
-    }
 }
 
 /// Connect options for MQTT 5 with the configured credentials and TLS.
@@ -436,101 +258,4 @@ fn probe_tcp(host_port: &str) -> Result<(), String> {
         }
     }
     Err(last)
-}
-
-/// The MQTT 5 properties a request or reply carries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MessageMeta {
-    /// Where the reply goes.
-    pub response_topic: Option<String>,
-    /// Copied unchanged from request to reply.
-    pub correlation: Option<Vec<u8>>,
-    /// Payload encoding.
-    pub content_type: Option<String>,
-    /// Seconds the message stays valid.
-    pub expiry_secs: Option<u32>,
-}
-
-impl MessageMeta {
-    /// Reads the properties of a received message.
-    pub fn of(msg: &paho::Message) -> MessageMeta {
-        let props = msg.properties();
-        MessageMeta {
-            response_topic: props.get_string(paho::PropertyCode::ResponseTopic),
-            correlation: props.get_binary(paho::PropertyCode::CorrelationData),
-            content_type: props.get_string(paho::PropertyCode::ContentType),
-            expiry_secs: props.get_val::<u32>(paho::PropertyCode::MessageExpiryInterval),
-        }
-    }
-
-    /// Builds a QoS 1 message carrying these properties.
-    pub fn message(&self, topic: &str, payload: Vec<u8>, retained: bool) -> paho::Message {
-        self.message_qos(topic, payload, retained, QOS)
-    }
-
-    /// Builds a message with QoS `qos` carrying these properties.
-    ///
-    /// Property values come from received messages or our own settings;
-    /// paho refuses only wrongly typed properties, which cannot happen here.
-    pub fn message_qos(
-        &self,
-        topic: &str,
-        payload: Vec<u8>,
-        retained: bool,
-        qos: i32,
-    ) -> paho::Message {
-        let mut props = paho::Properties::new();
-        let typed = "property types match their codes";
-        if let Some(t) = &self.response_topic {
-            props
-                .push_string(paho::PropertyCode::ResponseTopic, t)
-                .expect(typed);
-        }
-        if let Some(c) = &self.correlation {
-            props
-                .push_binary(paho::PropertyCode::CorrelationData, c.clone())
-                .expect(typed);
-        }
-        if let Some(ct) = &self.content_type {
-            props
-                .push_string(paho::PropertyCode::ContentType, ct)
-                .expect(typed);
-        }
-        if let Some(secs) = self.expiry_secs {
-            props
-                .push_u32(paho::PropertyCode::MessageExpiryInterval, secs)
-                .expect(typed);
-        }
-        paho::MessageBuilder::new()
-            .topic(topic)
-            .payload(payload)
-            .qos(qos)
-            .retained(retained)
-            .properties(props)
-            .finalize()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn broker_uris_map_to_paho_schemes() {
-        let cases = [
-            ("mqtt://localhost:1883", "tcp://localhost:1883", false),
-            ("mqtts://broker.example", "ssl://broker.example:8883", true),
-            ("localhost", "tcp://localhost:1883", false),
-            ("127.0.0.1:1999", "tcp://127.0.0.1:1999", false),
-            ("ws://h:8080/mqtt", "ws://h:8080/mqtt", false),
-            ("tcp://h:1", "tcp://h:1", false),
-        ];
-        for (given, paho, tls) in cases {
-            let u = BrokerUri::parse(given).unwrap();
-            assert_eq!((u.paho.as_str(), u.tls), (paho, tls), "{given}");
-        }
-        for bad in ["http://h", "mqtt://", "mqtt://:1883", "mqtt://user:pw@h:1"] {
-            assert!(BrokerUri::parse(bad).is_err(), "{bad}");
-        }
-    }
 }
