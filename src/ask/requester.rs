@@ -91,9 +91,11 @@ impl Requester {
 
     fn subscribe(&self) -> Result<(), AskError> {
         let filters = [self.response_topic.clone(), self.topics.status_filter()];
+        // Statuses are retained and re-read on every connection, so QoS 0
+        // loses nothing and spares a PUBACK per server at each start.
         let response = self
             .client
-            .subscribe_many(&filters, &[mqtt::QOS, mqtt::QOS])
+            .subscribe_many(&filters, &[mqtt::QOS, 0])
             .wait()
             .map_err(|e| mqtt::classify_refusal(&filters.join(", "), e))?;
         let codes = response.subscribe_many_response().unwrap_or_default();
