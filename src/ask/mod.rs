@@ -16,6 +16,7 @@ use crate::protocol::{
     CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, Op, Reply, Request,
 };
 
+pub(crate) use pipeline::completed;
 pub use pipeline::{Outcome, Pipeline};
 pub use requester::{random_u64, Received, Requester};
 

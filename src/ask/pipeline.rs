@@ -5,13 +5,10 @@
 //!
 //! Used by `ask --batch` and `bench`.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use futures::FutureExt;
 use paho_mqtt as paho;
 
 use super::{AskError, Received, Requester};
@@ -49,37 +46,16 @@ pub struct Pipeline<K> {
     retry: Duration,
     timeout: Duration,
     next_check: Instant,
-    tokens: Option<Sender<paho::DeliveryToken>>,
-    checker: Option<JoinHandle<()>>,
-    publish_errors: Arc<AtomicU64>,
-    refusals: Receiver<(Vec<u8>, String)>,
+    unchecked: VecDeque<paho::DeliveryToken>,
+    window: usize,
+    publish_errors: u64,
     resent: u64,
 }
 
-/// Waits for one publish result. A refusal by the broker is reported back
-/// to the pipeline (by correlation data) so the request fails at once
-/// instead of waiting out the timeout; other failures (a dropped
-/// connection) are left to the re-send.
-fn check(token: paho::DeliveryToken, errors: &AtomicU64, refused: &Sender<(Vec<u8>, String)>) {
-    let kept = token.clone();
-    // Bounded like the server's reply checks: a token that never completes
-    // must not keep the pipeline (and so `finish`) waiting forever.
-    let Err(e) = token.wait_for(ACK_LIMIT) else {
-        return;
-    };
-    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-        tracing::warn!(error = %e, "a request was not acknowledged by the broker");
-    }
-    let msg = kept.message();
-    let refusal = mqtt::classify_refusal(msg.topic(), e);
-    if matches!(
-        refusal,
-        MqttError::NotAuthorized { .. } | MqttError::Refused { .. }
-    ) {
-        if let Some(correlation) = MessageMeta::of(msg).correlation {
-            let _ = refused.send((correlation, refusal.to_string()));
-        }
-    }
+/// The result of a publish, if it has completed. Polls the token once:
+/// `wait_for(Duration::ZERO)` would arm a timer (futures-timer) each time.
+pub(crate) fn completed(token: &paho::DeliveryToken) -> Option<Result<(), paho::Error>> {
+    token.clone().now_or_never()
 }
 
 impl<K> Pipeline<K> {
@@ -90,25 +66,15 @@ impl<K> Pipeline<K> {
         retry: Duration,
         timeout: Duration,
     ) -> Pipeline<K> {
-        let publish_errors = Arc::new(AtomicU64::new(0));
-        let (tokens, checked) = bounded::<paho::DeliveryToken>(window.max(1) * 2);
-        let errors = publish_errors.clone();
-        let (refused, refusals) = unbounded();
-        let checker = std::thread::spawn(move || {
-            for token in checked {
-                check(token, &errors, &refused);
-            }
-        });
         Pipeline {
             requester,
             pending: HashMap::with_capacity(window),
             retry,
             timeout,
             next_check: Instant::now() + retry,
-            tokens: Some(tokens),
-            checker: Some(checker),
-            publish_errors,
-            refusals,
+            unchecked: VecDeque::with_capacity(window),
+            window: window.max(1),
+            publish_errors: 0,
             resent: 0,
         }
     }
@@ -134,10 +100,53 @@ impl<K> Pipeline<K> {
         );
     }
 
-    fn publish(&self, request: &Request, correlation: &[u8]) {
+    fn publish(&mut self, request: &Request, correlation: &[u8]) {
         let token = self.requester.publish_nowait(request, correlation);
-        if let Some(tokens) = &self.tokens {
-            let _ = tokens.send(token);
+        self.unchecked.push_back(token);
+    }
+
+    /// Checks the publish results that have come in, oldest first, without
+    /// waiting (a checker thread would be woken once per request); waits
+    /// for the oldest only when more than two windows are unchecked.
+    /// A refusal by the broker fails its request at once; other failures (a
+    /// dropped connection) are left to the re-send.
+    fn check_publishes(&mut self, out: &mut Vec<Outcome<K>>) {
+        while let Some(token) = self.unchecked.front() {
+            let result = match completed(token) {
+                Some(result) => result,
+                None if self.unchecked.len() > 2 * self.window => token.clone().wait_for(ACK_LIMIT),
+                None => return,
+            };
+            let Some(token) = self.unchecked.pop_front() else {
+                return;
+            };
+            if let Err(e) = result {
+                self.publish_failed(&token, e, out);
+            }
+        }
+    }
+
+    fn publish_failed(
+        &mut self,
+        token: &paho::DeliveryToken,
+        e: paho::Error,
+        out: &mut Vec<Outcome<K>>,
+    ) {
+        self.publish_errors += 1;
+        if self.publish_errors == 1 {
+            tracing::warn!(error = %e, "a request was not acknowledged by the broker");
+        }
+        let msg = token.message();
+        let refusal = mqtt::classify_refusal(msg.topic(), e);
+        if !matches!(
+            refusal,
+            MqttError::NotAuthorized { .. } | MqttError::Refused { .. }
+        ) {
+            return;
+        }
+        let correlation = MessageMeta::of(msg).correlation.unwrap_or_default();
+        if let Some(p) = self.pending.remove(&correlation) {
+            out.push(Outcome::Refused(p.key, refusal.to_string()));
         }
     }
 
@@ -164,11 +173,7 @@ impl<K> Pipeline<K> {
                 None => Outcome::Duplicate,
             });
         }
-        for (correlation, message) in self.refusals.try_iter() {
-            if let Some(p) = self.pending.remove(&correlation) {
-                out.push(Outcome::Refused(p.key, message));
-            }
-        }
+        self.check_publishes(out);
         if Instant::now() >= self.next_check {
             self.resend_or_give_up(out);
             self.next_check = Instant::now() + self.retry.min(Duration::from_millis(100));
@@ -197,12 +202,11 @@ impl<K> Pipeline<K> {
             .map(|(c, _)| c.clone())
             .collect();
         for correlation in due {
-            if let Some(p) = self.pending.get(&correlation) {
-                self.publish(&p.request, &correlation);
-            }
             if let Some(p) = self.pending.get_mut(&correlation) {
                 p.last_sent = now;
                 self.resent += 1;
+                let token = self.requester.publish_nowait(&p.request, &correlation);
+                self.unchecked.push_back(token);
             }
         }
     }
@@ -210,15 +214,13 @@ impl<K> Pipeline<K> {
     /// Waits for the publish checks; returns (re-sends, publishes the
     /// broker did not acknowledge) and the requester.
     pub fn finish(mut self) -> (u64, u64, Requester) {
-        drop(self.tokens.take());
-        if let Some(checker) = self.checker.take() {
-            let _ = checker.join();
+        let mut ignored = Vec::new();
+        while let Some(token) = self.unchecked.pop_front() {
+            if let Err(e) = token.clone().wait_for(ACK_LIMIT) {
+                self.publish_failed(&token, e, &mut ignored);
+            }
         }
-        (
-            self.resent,
-            self.publish_errors.load(Ordering::Relaxed),
-            self.requester,
-        )
+        (self.resent, self.publish_errors, self.requester)
     }
 
     /// The underlying requester (e.g. to wait for a server first).

@@ -95,13 +95,14 @@ pub fn create_client(
 /// reported through the operation tokens instead, so the trace is off.
 fn silence_c_trace() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    // SAFETY: a null callback and the highest level are the documented way
-    // to stop paho C's trace (below FATAL it still `vsnprintf`s each
-    // message); both calls only store a value under paho's log lock.
+    // SAFETY: a null callback and the ERROR level are the documented way
+    // to quiet paho C's trace; both calls only store a value. ERROR, not
+    // FATAL: paho ignores any level above ERROR (Log_setTraceLevel), and
+    // below ERROR it `vsnprintf`s a line for every packet sent or received.
     ONCE.call_once(|| unsafe {
         paho_mqtt_sys::MQTTAsync_setTraceCallback(None);
         paho_mqtt_sys::MQTTAsync_setTraceLevel(
-            paho_mqtt_sys::MQTTASYNC_TRACE_LEVELS_MQTTASYNC_TRACE_FATAL,
+            paho_mqtt_sys::MQTTASYNC_TRACE_LEVELS_MQTTASYNC_TRACE_ERROR,
         );
     });
 }

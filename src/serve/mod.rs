@@ -118,7 +118,8 @@ impl Server {
             }
             match events.recv_timeout(Duration::from_millis(100)) {
                 Ok(Event::Message(msg, arrived)) => self.answer(&msg, arrived),
-                Err(RecvTimeoutError::Timeout) => {}
+                // Idle: check the replies' acknowledgements that came in.
+                Err(RecvTimeoutError::Timeout) => self.replies.check(usize::MAX),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
