@@ -120,3 +120,45 @@ fn usage_errors_fit_on_one_line() {
         assert!(text.contains(hint), "{text}");
     }
 }
+
+#[test]
+fn the_plain_fast_path_agrees_with_the_full_parser() {
+    let lines = [
+        "calc 2+3*4",
+        "calc   2 +  3",
+        "calc -1-2",
+        "calc -(3)",
+        "calc -.5*2",
+        "echo hello   world",
+        "echo ünï ✓",
+        "  echo padded  ",
+    ];
+    for line in lines {
+        let fast = super::plain_request(line)
+            .unwrap_or_else(|| panic!("{line:?} should take the fast path"));
+        let words = shell_words::split(line.trim()).unwrap();
+        let Ok(Parsed::Op(op)) = super::parse_words(line) else {
+            panic!("{line:?}")
+        };
+        assert_eq!(
+            fast,
+            ask::build_request(&op, None).unwrap(),
+            "{line:?} ({words:?})"
+        );
+    }
+    for line in [
+        "calc",
+        "echo 'a  b'",
+        "echo a\\ b",
+        "calc --help",
+        "echo -h",
+        "edit --show",
+        "echo a#b",
+        "show",
+    ] {
+        assert!(
+            super::plain_request(line).is_none(),
+            "{line:?} must go through clap"
+        );
+    }
+}
