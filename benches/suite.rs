@@ -150,25 +150,14 @@ fn one_shot(broker: &Broker, report: &mut Report) {
             mqttapp(broker, &prefix).args(["ask", "calc", "2+3*4"]),
         ));
         theirs.push(timed(
-            Command::new("mosquitto_rr")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &broker.port().to_string(),
-                    "-V",
-                    "5",
-                    "-W",
-                    "5",
-                ])
-                .args([
-                    "-t",
-                    &format!("{prefix}/v1/req/calc"),
-                    "-e",
-                    &format!("{prefix}/v1/resp/rr"),
-                    "-m",
-                    "2+3*4",
-                ]),
+            broker.mqtt5_tool("mosquitto_rr").args(["-W", "5"]).args([
+                "-t",
+                &format!("{prefix}/v1/req/calc"),
+                "-e",
+                &format!("{prefix}/v1/resp/rr"),
+                "-m",
+                "2+3*4",
+            ]),
         ));
     }
     let (ours, theirs) = (median(ours), median(theirs));

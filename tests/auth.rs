@@ -213,15 +213,8 @@ fn passwords_never_appear_in_logs_errors_help_or_the_status() {
 
 /// The server's retained status, read with mosquitto_sub as alice.
 fn retained_status(broker: &Broker, prefix: &str, _dir: &Path) -> String {
-    let out = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &broker.port().to_string(),
-            "-V",
-            "5",
-        ])
+    let out = broker
+        .mqtt5_tool("mosquitto_sub")
         .args(["-u", "alice", "-P", ALICE_PW, "-C", "1", "-W", "10"])
         .args(["-t", &format!("{prefix}/v1/status/+")])
         .output()

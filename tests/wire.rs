@@ -132,17 +132,9 @@ fn hex_of(bytes: &[u8]) -> String {
 #[test]
 fn mosquitto_rr_gets_a_plain_text_answer() {
     let (broker, prefix, _s, _raw) = setup("rr");
-    let out = std::process::Command::new("mosquitto_rr")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &broker.port().to_string(),
-            "-V",
-            "5",
-            "-W",
-            "10",
-        ])
+    let out = broker
+        .mqtt5_tool("mosquitto_rr")
+        .args(["-W", "10"])
         .args([
             "-t",
             &format!("{prefix}/v1/req/calc"),

@@ -120,6 +120,14 @@ impl Broker {
         format!("mqtts://127.0.0.1:{}", self.port)
     }
 
+    /// A Mosquitto command-line tool (`mosquitto_rr`, `mosquitto_sub`,
+    /// `mosquitto_pub`) pointed at this broker, speaking MQTT 5.
+    pub fn mqtt5_tool(&self, tool: &str) -> Command {
+        let mut cmd = Command::new(tool);
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port().to_string(), "-V", "5"]);
+        cmd
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port

@@ -132,23 +132,9 @@ impl Server {
 
     /// SIGTERM, then waits for a clean exit; returns the exit status code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        panic!(
-            "mqttapp serve did not stop within 20 s of SIGTERM:\n{}",
-            self.log()
-        );
+        self.child.as_ref()?;
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(20))
     }
 
     /// Sends a signal by name (`STOP`, `CONT`, `TERM`) without waiting.
