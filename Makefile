@@ -22,13 +22,16 @@ help:
 	@echo "make examples run every script in examples/ against a real broker and server"
 	@echo "make fuzz    fuzz the request decoder and the calc parser, FUZZ_SECONDS each (nightly + cargo-fuzz; not in CI)"
 
-# Debian packages: cmake builds the bundled Paho C, libssl-dev gives it TLS,
-# mosquitto is the broker, mosquitto-clients has mosquitto_rr for interop tests.
+# Debian packages: cmake builds the bundled Paho C; perl and make build the
+# OpenSSL compiled into the binary (openssl-src: no libssl to load at each
+# start); mosquitto is the broker, mosquitto-clients has mosquitto_rr for
+# interop tests, openssl makes the test certificates.
 setup:
 	@missing=""; \
 	command -v cmake >/dev/null || missing="$$missing cmake"; \
-	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
-	dpkg -s libssl-dev >/dev/null 2>&1 || missing="$$missing libssl-dev"; \
+	command -v make >/dev/null || missing="$$missing make"; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
+	perl -MIPC::Cmd -MFindBin -MFile::Compare -e1 2>/dev/null || missing="$$missing perl"; \
 	[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
 	command -v mosquitto_rr >/dev/null || missing="$$missing mosquitto-clients"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \

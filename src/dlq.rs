@@ -120,7 +120,7 @@ pub fn replay(config: &Config, ids: Option<&[String]>) -> Result<usize, DlqError
         replayed += acked.len();
         failures.extend(failed);
     }
-    let _ = client.disconnect(None).wait_for(Duration::from_millis(500));
+    let _ = mqtt::wait(client.disconnect(None), Duration::from_millis(500));
     match failures.first() {
         None => Ok(replayed),
         Some(first) => Err(DlqError::NotReplayed {
@@ -157,7 +157,7 @@ fn publish_chunk(
     }
     let mut acked = Vec::with_capacity(tokens.len());
     for (id, token) in tokens {
-        match token.wait_for(timeout) {
+        match mqtt::wait(token, timeout) {
             Ok(_) => acked.push(id),
             Err(e) => failed.push(format!("{id}: {e}")),
         }

@@ -38,6 +38,10 @@ pub fn init(verbose: u8, quiet: bool, colour: bool) {
         .with_filter(env.and(filter_fn(allowed)));
     // A second init (only possible in tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(layer).try_init();
+    // Only paho logs through the `log` crate, and its records below WARN
+    // are dropped anyway: stopping them at the macro spares paho's hot
+    // paths (a record per acknowledged publish) the trip through the bridge.
+    log::set_max_level(log::LevelFilter::Warn);
 }
 
 /// False for records that may carry secrets: paho's, below WARN.

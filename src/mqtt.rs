@@ -16,11 +16,13 @@ mod client;
 mod meta;
 mod refusal;
 mod tls;
+mod token;
 mod uri;
 pub use client::{create_client, init_library, publish_waiting, MAX_BUFFERED};
 pub use meta::MessageMeta;
 pub use refusal::{check_granted, classify_refusal};
 pub use tls::explain;
+pub use token::{completed, wait};
 pub use uri::BrokerUri;
 
 /// Why talking to the broker failed, classified for the user.

@@ -88,9 +88,8 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
     let topics = Topics::new(&config.prefix);
     let marker_topic = topics.response(&client_id);
     let filters = [topics.status_filter(), marker_topic.clone()];
-    let response = client
-        .subscribe_many(&filters, &[mqtt::QOS, mqtt::QOS])
-        .wait_for(patience)?;
+    let subscribed = client.subscribe_many(&filters, &[mqtt::QOS, mqtt::QOS]);
+    let response = mqtt::wait(subscribed, patience)?;
     let codes = response.subscribe_many_response().unwrap_or_default();
     if codes.first().is_some_and(|&c| c > mqtt::QOS) {
         return Err(MqttError::NotAuthorized {
@@ -99,10 +98,11 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
         });
     }
     let marker = codes.get(1).is_some_and(|&c| c <= mqtt::QOS)
-        && client
-            .publish(MessageMeta::default().message(&marker_topic, Vec::new(), false))
-            .wait_for(patience)
-            .is_ok();
+        && mqtt::wait(
+            client.publish(MessageMeta::default().message(&marker_topic, Vec::new(), false)),
+            patience,
+        )
+        .is_ok();
     let deadline = Instant::now() + wait;
     let mut rows = BTreeMap::new();
     loop {
@@ -120,7 +120,7 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
             }
         }
     }
-    let _ = client.disconnect(None).wait_for(Duration::from_millis(500));
+    let _ = mqtt::wait(client.disconnect(None), Duration::from_millis(500));
     Ok(rows.into_values().collect())
 }
 

@@ -68,6 +68,20 @@ fn calc_through_tls_with_the_ca_file_answers() {
 }
 
 #[test]
+fn without_a_ca_file_the_system_trust_from_ssl_cert_file_is_used() {
+    // OpenSSL is compiled in: the system's CA certificates are found as
+    // other OpenSSL tools find them, SSL_CERT_FILE first.
+    let (pki, broker, prefix, _server) = tls_setup("tls-system-ca", "server", false);
+    ask_tls(&broker, &prefix)
+        .env("SSL_CERT_FILE", pki.arg("ca.crt"))
+        .args(["ask", "calc", "6*7"])
+        .assert()
+        .success()
+        .stdout("42\n")
+        .stderr("");
+}
+
+#[test]
 fn a_wrong_ca_fails_with_exit_7_and_says_the_certificate_is_not_trusted() {
     let (pki, broker, prefix, _server) = tls_setup("tls-wrong-ca", "server", false);
     for ca in [Some("rogue-ca.crt"), None] {

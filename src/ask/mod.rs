@@ -16,7 +16,6 @@ use crate::protocol::{
     CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, Op, Reply, Request,
 };
 
-pub(crate) use pipeline::completed;
 pub use pipeline::{Outcome, Pipeline};
 pub use requester::{random_u64, Received, Requester};
 
@@ -113,32 +112,41 @@ pub fn exchange(
     timeout: Duration,
 ) -> Result<Reply, AskError> {
     let retry = retry_interval(timeout);
-    loop {
-        match requester.publish_by(request, correlation, deadline, timeout) {
-            Ok(()) => {}
-            // The connection dropped under the publish: reconnect and send
-            // it again (same correlation data, so a replay is harmless).
-            Err(AskError::Mqtt(MqttError::Client(e))) if Instant::now() < deadline => {
-                tracing::debug!(error = %e, "publish failed; reconnecting");
-                std::thread::sleep(Duration::from_millis(50));
-                requester.reconnect(deadline)?;
-                continue;
-            }
-            Err(e) => return Err(e),
-        }
+    'send: loop {
+        let mut unchecked = Some(requester.publish_nowait(request, correlation));
         let resend_at = (Instant::now() + retry).min(deadline);
         loop {
+            // The acknowledgement is checked as it comes, in the same wait
+            // as the reply: a refusal fails at once, and a reply needs no
+            // separate wait for it.
+            if let Some(result) = unchecked.as_mut().and_then(|t| requester.poll_publish(t)) {
+                unchecked = None;
+                if let Err(e) = result {
+                    match requester.publish_failure(request, e) {
+                        // The connection dropped under the publish: reconnect
+                        // and send it again (same correlation data, so a
+                        // replay is harmless).
+                        AskError::Mqtt(MqttError::Client(e)) if Instant::now() < deadline => {
+                            tracing::debug!(error = %e, "publish failed; reconnecting");
+                            std::thread::sleep(Duration::from_millis(50));
+                            requester.reconnect(deadline)?;
+                            continue 'send;
+                        }
+                        e => return Err(e),
+                    }
+                }
+            }
             match requester.next(resend_at) {
                 Some(Received::Reply(c, reply)) if c == correlation => return Ok(reply),
                 Some(Received::Lost) => {
                     requester.reconnect(deadline)?;
-                    break;
+                    continue 'send;
                 }
                 Some(_) => {}
                 None if Instant::now() >= deadline => return Err(AskError::Timeout(timeout)),
                 None => {
                     tracing::debug!("no reply yet; sending the request again");
-                    break;
+                    continue 'send;
                 }
             }
         }

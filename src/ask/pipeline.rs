@@ -8,7 +8,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
 use paho_mqtt as paho;
 
 use super::{AskError, Received, Requester};
@@ -50,12 +49,6 @@ pub struct Pipeline<K> {
     window: usize,
     publish_errors: u64,
     resent: u64,
-}
-
-/// The result of a publish, if it has completed. Polls the token once:
-/// `wait_for(Duration::ZERO)` would arm a timer (futures-timer) each time.
-pub(crate) fn completed(token: &paho::DeliveryToken) -> Option<Result<(), paho::Error>> {
-    token.clone().now_or_never()
 }
 
 impl<K> Pipeline<K> {
@@ -112,9 +105,11 @@ impl<K> Pipeline<K> {
     /// dropped connection) are left to the re-send.
     fn check_publishes(&mut self, out: &mut Vec<Outcome<K>>) {
         while let Some(token) = self.unchecked.front() {
-            let result = match completed(token) {
+            let result = match mqtt::completed(token) {
                 Some(result) => result,
-                None if self.unchecked.len() > 2 * self.window => token.clone().wait_for(ACK_LIMIT),
+                None if self.unchecked.len() > 2 * self.window => {
+                    mqtt::wait(token.clone(), ACK_LIMIT)
+                }
                 None => return,
             };
             let Some(token) = self.unchecked.pop_front() else {
@@ -156,22 +151,29 @@ impl<K> Pipeline<K> {
     /// # Errors
     /// [`AskError`] when a dropped connection cannot be re-established.
     pub fn poll(&mut self, wait: Duration, out: &mut Vec<Outcome<K>>) -> Result<(), AskError> {
-        let received = self.requester.next(Instant::now() + wait);
-        let answered = match received {
-            Some(Received::Reply(c, reply)) => Some((c, Some(reply))),
-            Some(Received::Undecodable(c)) => Some((c, None)),
-            Some(Received::Lost) => {
-                self.requester.reconnect(Instant::now() + self.timeout)?;
-                self.next_check = Instant::now();
-                None
+        let mut received = self.requester.next(Instant::now() + wait);
+        // Everything that has arrived meanwhile is handled in this call, so
+        // that the caller refills the window in a burst: paho's send thread
+        // is then woken once per burst rather than once per request.
+        for _ in 0..self.window {
+            let answered = match received {
+                Some(Received::Reply(c, reply)) => Some((c, Some(reply))),
+                Some(Received::Undecodable(c)) => Some((c, None)),
+                Some(Received::Lost) => {
+                    self.requester.reconnect(Instant::now() + self.timeout)?;
+                    self.next_check = Instant::now();
+                    None
+                }
+                Some(Received::Status | Received::Acknowledged) => None,
+                None => break,
+            };
+            if let Some((correlation, reply)) = answered {
+                out.push(match self.pending.remove(&correlation) {
+                    Some(p) => Outcome::Answered(p.key, reply, p.first_sent.elapsed()),
+                    None => Outcome::Duplicate,
+                });
             }
-            Some(Received::Status) | None => None,
-        };
-        if let Some((correlation, reply)) = answered {
-            out.push(match self.pending.remove(&correlation) {
-                Some(p) => Outcome::Answered(p.key, reply, p.first_sent.elapsed()),
-                None => Outcome::Duplicate,
-            });
+            received = self.requester.try_next();
         }
         self.check_publishes(out);
         if Instant::now() >= self.next_check {
@@ -216,7 +218,7 @@ impl<K> Pipeline<K> {
     pub fn finish(mut self) -> (u64, u64, Requester) {
         let mut ignored = Vec::new();
         while let Some(token) = self.unchecked.pop_front() {
-            if let Err(e) = token.clone().wait_for(ACK_LIMIT) {
+            if let Err(e) = mqtt::wait(token.clone(), ACK_LIMIT) {
                 self.publish_failed(&token, e, &mut ignored);
             }
         }

@@ -3,9 +3,15 @@
 //! and `bench` all go through it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use futures::task::ArcWake;
+use paho::sync_channel::{Receiver, Sender};
 use paho_mqtt as paho;
 
 use crate::config::Config;
@@ -24,14 +30,36 @@ pub enum Received {
     Undecodable(Vec<u8>),
     /// A status change (servers going online or offline).
     Status,
+    /// A token polled with [`Requester::poll_publish`] may have completed:
+    /// poll it again.
+    Acknowledged,
     /// The connection dropped.
     Lost,
+}
+
+/// What paho's callbacks and token wakers hand to the requesting thread,
+/// in one channel, so that one blocking wait covers replies, connection
+/// loss and publish acknowledgements (no timer thread, no second wait).
+enum Incoming {
+    Message(paho::Message),
+    Lost,
+    TokenDone,
+}
+
+/// Wakes the requesting thread through its channel when a token completes.
+struct ChannelWaker(Sender<Incoming>);
+
+impl ArcWake for ChannelWaker {
+    fn wake_by_ref(arc_self: &Arc<Self>) {
+        let _ = arc_self.0.send(Incoming::TokenDone);
+    }
 }
 
 /// A connected request/response client.
 pub struct Requester {
     client: paho::AsyncClient,
-    events: paho::SyncReceiver<Option<paho::Message>>,
+    events: Receiver<Incoming>,
+    waker: Waker,
     topics: Topics,
     response_topic: String,
     encoding: Encoding,
@@ -60,7 +88,7 @@ impl Requester {
         let uri = BrokerUri::parse(&config.connection.broker)?;
         let client_id = format!("mqttapp-ask-{:016x}", random_u64());
         let client = mqtt::create_client(&uri, &client_id, false)?;
-        let events = client.start_consuming();
+        let (events, waker) = consume(&client);
         let session = SessionSpec {
             clean_start: true,
             session_expiry: Duration::ZERO,
@@ -75,6 +103,7 @@ impl Requester {
         let requester = Requester {
             client,
             events,
+            waker,
             response_topic,
             encoding,
             expiry_secs: u32::try_from(config.timeout.as_secs().max(1) + 1).unwrap_or(u32::MAX),
@@ -112,45 +141,16 @@ impl Requester {
         c
     }
 
-    /// Publishes a request (QoS 1, checked). Re-sending with the same
-    /// correlation data is safe: the server applies an edit once.
-    ///
-    /// # Errors
-    /// [`AskError::Mqtt`] when the broker refuses or the connection is gone.
-    pub fn publish(&self, request: &Request, correlation: &[u8]) -> Result<(), AskError> {
-        let topic = self.topics.request(request.op());
-        self.publish_nowait(request, correlation)
-            .wait()
-            .map_err(|e| publish_error(&topic, e))
+    /// What a failed publish of `request` means for the caller: a refusal
+    /// by the broker, or a client error (a dropped connection: send again).
+    pub fn publish_failure(&self, request: &Request, e: paho::Error) -> AskError {
+        publish_error(&self.topics.request(request.op()), e)
     }
 
-    /// Like [`Requester::publish`], but waits for the broker's
-    /// acknowledgement only until `deadline`.
-    ///
-    /// # Errors
-    /// [`AskError::Timeout`] (carrying `timeout`) when no acknowledgement
-    /// came in time, else as [`Requester::publish`].
-    pub fn publish_by(
-        &self,
-        request: &Request,
-        correlation: &[u8],
-        deadline: Instant,
-        timeout: Duration,
-    ) -> Result<(), AskError> {
-        let topic = self.topics.request(request.op());
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self
-            .publish_nowait(request, correlation)
-            .wait_for(left.max(Duration::from_millis(1)))
-        {
-            Ok(_) => Ok(()),
-            Err(paho::Error::Timeout) => Err(AskError::Timeout(timeout)),
-            Err(e) => Err(publish_error(&topic, e)),
-        }
-    }
-
-    /// Publishes without waiting for the broker's acknowledgement; the
-    /// returned token must be checked (pipelined batches and benchmarks).
+    /// Publishes (QoS 1) without waiting for the broker's acknowledgement;
+    /// the returned token must be checked, with [`Requester::poll_publish`]
+    /// or by the pipeline. Re-sending with the same correlation data is
+    /// safe: the server applies an edit once.
     pub fn publish_nowait(&self, request: &Request, correlation: &[u8]) -> paho::DeliveryToken {
         let meta = MessageMeta {
             response_topic: Some(self.response_topic.clone()),
@@ -168,6 +168,16 @@ impl Requester {
         }
     }
 
+    /// The result of a publish if the broker has answered it; otherwise
+    /// arranges for [`Requester::next`] to return
+    /// [`Received::Acknowledged`] when it does. A result is returned once.
+    pub fn poll_publish(&self, token: &mut paho::DeliveryToken) -> Option<Result<(), paho::Error>> {
+        match Pin::new(token).poll(&mut Context::from_waker(&self.waker)) {
+            Poll::Ready(result) => Some(result),
+            Poll::Pending => None,
+        }
+    }
+
     /// Requests at QoS 0 instead of 1 (benchmarks only: QoS 0 can be lost).
     pub fn set_qos(&mut self, qos: i32) {
         self.qos = qos;
@@ -178,32 +188,54 @@ impl Requester {
     pub fn next(&mut self, deadline: Instant) -> Option<Received> {
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
-            let msg = match self.events.recv_timeout(left) {
-                Ok(Some(msg)) => msg,
-                Ok(None) => return Some(Received::Lost),
-                Err(_) => return None,
-            };
-            if let Some(server) = msg
-                .topic()
-                .rsplit('/')
-                .next()
-                .filter(|_| msg.topic() != self.response_topic)
-            {
-                match Status::decode(msg.payload()) {
-                    Ok(status) => self.servers.insert(server.to_string(), status),
-                    Err(_) => self.servers.remove(server),
-                };
-                return Some(Received::Status);
+            let incoming = self.events.recv_timeout(left).ok()?;
+            if let Some(received) = self.understand(incoming) {
+                return Some(received);
             }
-            let meta = MessageMeta::of(&msg);
-            let encoding = Encoding::detect(meta.content_type.as_deref(), msg.payload());
-            match (meta.correlation, decode_reply(encoding, msg.payload())) {
-                (Some(c), Ok(reply)) => return Some(Received::Reply(c, reply)),
-                (Some(c), Err(e)) => {
-                    tracing::warn!(error = %e, "undecodable reply");
-                    return Some(Received::Undecodable(c));
-                }
-                (None, _) => tracing::warn!("ignoring a reply without correlation data"),
+        }
+    }
+
+    /// The next reply, status or loss that has already arrived, without
+    /// waiting (to handle a burst of replies in one go).
+    pub fn try_next(&mut self) -> Option<Received> {
+        loop {
+            let incoming = self.events.try_recv().ok()?;
+            if let Some(received) = self.understand(incoming) {
+                return Some(received);
+            }
+        }
+    }
+
+    /// What an arrival means; `None` for one to ignore.
+    fn understand(&mut self, incoming: Incoming) -> Option<Received> {
+        let msg = match incoming {
+            Incoming::Message(msg) => msg,
+            Incoming::Lost => return Some(Received::Lost),
+            Incoming::TokenDone => return Some(Received::Acknowledged),
+        };
+        if let Some(server) = msg
+            .topic()
+            .rsplit('/')
+            .next()
+            .filter(|_| msg.topic() != self.response_topic)
+        {
+            match Status::decode(msg.payload()) {
+                Ok(status) => self.servers.insert(server.to_string(), status),
+                Err(_) => self.servers.remove(server),
+            };
+            return Some(Received::Status);
+        }
+        let meta = MessageMeta::of(&msg);
+        let encoding = Encoding::detect(meta.content_type.as_deref(), msg.payload());
+        match (meta.correlation, decode_reply(encoding, msg.payload())) {
+            (Some(c), Ok(reply)) => Some(Received::Reply(c, reply)),
+            (Some(c), Err(e)) => {
+                tracing::warn!(error = %e, "undecodable reply");
+                Some(Received::Undecodable(c))
+            }
+            (None, _) => {
+                tracing::warn!("ignoring a reply without correlation data");
+                None
             }
         }
     }
@@ -224,7 +256,7 @@ impl Requester {
             match self.next(deadline) {
                 Some(Received::Status) => {}
                 Some(Received::Lost) => self.reconnect(deadline)?,
-                Some(Received::Reply(..) | Received::Undecodable(_)) => {}
+                Some(Received::Reply(..) | Received::Undecodable(_) | Received::Acknowledged) => {}
                 None => {
                     return Err(AskError::NoServer {
                         op,
@@ -252,7 +284,7 @@ impl Requester {
         }
         let mut last = None;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.client.reconnect().wait_for(left) {
+            match mqtt::wait(self.client.reconnect(), left) {
                 Ok(_) => return self.subscribe(),
                 Err(e) => last = Some(e),
             }
@@ -267,10 +299,7 @@ impl Requester {
         let opts = paho::DisconnectOptionsBuilder::new()
             .timeout(Duration::ZERO)
             .finalize();
-        let _ = self
-            .client
-            .disconnect(opts)
-            .wait_for(Duration::from_millis(500));
+        let _ = mqtt::wait(self.client.disconnect(opts), Duration::from_millis(500));
     }
 
     /// Sends DISCONNECT without waiting and deliberately leaks the client,
@@ -287,6 +316,20 @@ impl Requester {
         drop(self.client.disconnect(opts));
         std::mem::forget(self);
     }
+}
+
+/// Routes the client's messages and connection losses into one channel
+/// (paho hands the message callback a `None` when the connection drops),
+/// and makes a waker that signals the same channel.
+fn consume(client: &paho::AsyncClient) -> (Receiver<Incoming>, Waker) {
+    let (tx, rx) = paho::sync_channel::unbounded();
+    let on_message = tx.clone();
+    client.set_connection_lost_callback(|_| {});
+    client.set_disconnected_callback(|_, _, _| {});
+    client.set_message_callback(move |_, msg| {
+        let _ = on_message.send(msg.map_or(Incoming::Lost, Incoming::Message));
+    });
+    (rx, futures::task::waker(Arc::new(ChannelWaker(tx))))
 }
 
 fn publish_error(topic: &str, e: paho::Error) -> AskError {

@@ -9,7 +9,7 @@
 //! for another host, a client certificate the broker wants or refuses.
 
 use std::net::{IpAddr, TcpStream, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use openssl::ssl::{HandshakeError, Ssl, SslContext, SslFiletype, SslMethod, SslVerifyMode};
@@ -31,6 +31,40 @@ const ALERT_WAIT: Duration = Duration::from_millis(500);
 
 /// X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
 const HOST_MISMATCH: [i32; 2] = [62, 64];
+
+/// The system's CA certificates, trusted when no `--ca-file` is given.
+///
+/// OpenSSL is compiled into the binary (a one-shot `ask` does not pay for
+/// loading the shared libraries), so its built-in default location
+/// (`/usr/local/ssl`) is not where distributions keep the certificates.
+/// They are found the way OpenSSL-based tools find them: `SSL_CERT_FILE`
+/// and `SSL_CERT_DIR` first, then the usual places (Debian's
+/// `/etc/ssl/certs/ca-certificates.crt`, Fedora's bundle, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SystemTrust {
+    /// A bundle of CA certificates in one PEM file.
+    pub file: Option<PathBuf>,
+    /// A directory of hashed CA certificates.
+    pub dir: Option<PathBuf>,
+}
+
+impl SystemTrust {
+    /// Looks for the certificates (a few `stat` calls).
+    pub fn find() -> SystemTrust {
+        let found = openssl_probe::probe();
+        let trust = SystemTrust {
+            file: found.cert_file,
+            dir: found.cert_dir.into_iter().next(),
+        };
+        if trust.file.is_none() && trust.dir.is_none() {
+            tracing::warn!(
+                "no system CA certificates found (set SSL_CERT_FILE, install ca-certificates, \
+                 or pass --ca-file): no broker certificate can be verified"
+            );
+        }
+        trust
+    }
+}
 
 /// paho's SSL options: server certificate and host name verified unless
 /// `insecure`, which is logged as a warning every time it is used.
@@ -54,8 +88,19 @@ pub(super) fn ssl_options(tls: &Tls) -> Result<paho::SslOptions, MqttError> {
             });
         }
     }
-    if let Some(ca) = &tls.ca_file {
-        b.trust_store(ca).map_err(file_err(ca))?;
+    match &tls.ca_file {
+        Some(ca) => {
+            b.trust_store(ca).map_err(file_err(ca))?;
+        }
+        None => {
+            let trust = SystemTrust::find();
+            if let Some(file) = &trust.file {
+                b.trust_store(file).map_err(file_err(file))?;
+            }
+            if let Some(dir) = &trust.dir {
+                b.ca_path(dir).map_err(file_err(dir))?;
+            }
+        }
     }
     if let Some(cert) = &tls.cert_file {
         b.key_store(cert).map_err(file_err(cert))?;
@@ -139,7 +184,10 @@ fn client_ssl(host: &str, tls: &Tls) -> Result<Ssl, openssl::error::ErrorStack> 
     }
     match &tls.ca_file {
         Some(ca) => ctx.set_ca_file(ca)?,
-        None => ctx.set_default_verify_paths()?,
+        None => {
+            let trust = SystemTrust::find();
+            ctx.load_verify_locations(trust.file.as_deref(), trust.dir.as_deref())?;
+        }
     }
     if let Some(cert) = &tls.cert_file {
         ctx.set_certificate_chain_file(cert)?;

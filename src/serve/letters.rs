@@ -15,7 +15,7 @@ use crossbeam_channel::{unbounded, Sender};
 use paho_mqtt as paho;
 
 use crate::deadletter::{DeadLetter, DeadLetters, Original, Reason};
-use crate::mqtt::MessageMeta;
+use crate::mqtt::{self, MessageMeta};
 use crate::protocol::to_cbor;
 
 /// How long an announcement may wait for its acknowledgement (it waits in
@@ -47,7 +47,7 @@ impl DeadLetterSink {
             .name("dlq-announcer".into())
             .spawn(move || {
                 for (token, id) in rx {
-                    if let Err(e) = token.wait_for(ANNOUNCE_ACK_TIMEOUT) {
+                    if let Err(e) = mqtt::wait(token, ANNOUNCE_ACK_TIMEOUT) {
                         tracing::warn!(%id, error = %e, "dead letter announcement not delivered; it is in the store");
                     }
                 }

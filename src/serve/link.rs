@@ -106,18 +106,17 @@ impl Link {
     /// retained "online" status.
     fn go_online(&self) -> Result<(), MqttError> {
         let filters = [self.filter.clone(), self.identity.topic().to_string()];
-        let response = self
+        let subscribed = self
             .client
-            .subscribe_many(&filters, &[mqtt::QOS, mqtt::QOS])
-            .wait_for(ACK_WAIT)
+            .subscribe_many(&filters, &[mqtt::QOS, mqtt::QOS]);
+        let response = mqtt::wait(subscribed, ACK_WAIT)
             .map_err(|e| mqtt::classify_refusal(&self.filter, e))?;
         let codes = response.subscribe_many_response().unwrap_or_default();
         mqtt::check_granted(&filters, &codes)?;
         // Bounded: with send_while_disconnected a publish made just as the
         // connection drops waits for the next connection.
-        self.client
-            .publish(self.identity.status(Status::ONLINE))
-            .wait_for(ACK_WAIT)
+        let online = self.client.publish(self.identity.status(Status::ONLINE));
+        mqtt::wait(online, ACK_WAIT)
             .map_err(|e| mqtt::classify_refusal(self.identity.topic(), e))?;
         Ok(())
     }
@@ -191,7 +190,7 @@ impl Link {
         if !self.grouped {
             return;
         }
-        if let Err(e) = self.client.unsubscribe(&self.filter).wait_for(ACK_WAIT) {
+        if let Err(e) = mqtt::wait(self.client.unsubscribe(&self.filter), ACK_WAIT) {
             tracing::warn!(error = %e, "could not leave the group's shared subscription");
         }
     }
@@ -202,16 +201,13 @@ impl Link {
     /// its own "online"; our "offline" keeps it from seeing a conflict too.)
     pub fn close(&self) {
         let token = self.client.publish(self.identity.status(Status::OFFLINE));
-        if let Err(e) = token.wait_for(Duration::from_secs(2)) {
+        if let Err(e) = mqtt::wait(token, Duration::from_secs(2)) {
             tracing::warn!(error = %e, "could not publish the offline status; the broker's will covers it");
         }
         let disconnect = paho::DisconnectOptionsBuilder::new()
             .timeout(Duration::from_secs(2))
             .finalize();
-        let _ = self
-            .client
-            .disconnect(disconnect)
-            .wait_for(Duration::from_secs(3));
+        let _ = mqtt::wait(self.client.disconnect(disconnect), Duration::from_secs(3));
     }
 }
 

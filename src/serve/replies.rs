@@ -24,6 +24,7 @@ use paho_mqtt as paho;
 
 use super::letters::DeadLetterSink;
 use crate::deadletter::{Original, Reason};
+use crate::mqtt;
 
 /// Replies published but not yet acknowledged, at most. Small on purpose:
 /// paho C scans every pending publish when it assigns a message id or
@@ -87,11 +88,11 @@ impl ReplySender {
             } else {
                 Duration::ZERO
             };
-            let result = match crate::ask::completed(token) {
+            let result = match mqtt::completed(token) {
                 Some(result) => result,
                 None if wait.is_zero() && Instant::now() < deadline => return,
                 // Over the window (or past the deadline): wait for the oldest.
-                None => token.clone().wait_for(wait.max(Duration::from_millis(1))),
+                None => mqtt::wait(token.clone(), wait.max(Duration::from_millis(1))),
             };
             let expired = Instant::now() >= deadline;
             if matches!(result, Err(paho::Error::Timeout)) && !expired {
@@ -114,7 +115,7 @@ impl ReplySender {
             let front = self.unacked.borrow_mut().pop_front();
             let Some((token, _)) = front else { return true };
             let left = deadline.saturating_duration_since(Instant::now());
-            match token.clone().wait_for(left) {
+            match mqtt::wait(token.clone(), left) {
                 Ok(()) => {}
                 Err(paho::Error::Timeout) => return false,
                 Err(e) => self.failed(&token, &e),

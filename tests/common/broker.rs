@@ -12,7 +12,15 @@ pub struct Broker {
     port: u16,
     dir: tempfile::TempDir,
     extra: String,
+    logging: &'static str,
 }
+
+/// Tests: every packet logged (what a failing test needs to show), the
+/// database saved every second (broker-restart tests).
+const TEST_LOGGING: &str = "autosave_interval 1\nlog_type all\n";
+/// As `config/mosquitto.conf` ships.
+const SHIPPED_LOGGING: &str =
+    "autosave_interval 30\nlog_type error\nlog_type warning\nlog_type notice\n";
 
 /// The mosquitto executable: on PATH or in /usr/sbin (Debian).
 pub fn mosquitto_path() -> PathBuf {
@@ -47,12 +55,28 @@ impl Broker {
     /// Starts a broker whose listener section is `listeners` (`{port}` and
     /// `{dir}` are replaced); the common settings are added.
     pub fn start_with(listeners: &str) -> Broker {
+        Broker::start_logging(listeners, TEST_LOGGING)
+    }
+
+    /// Starts a broker that logs and saves like `config/mosquitto.conf`
+    /// (benchmarks: logging every packet, as tests do, costs the broker
+    /// more than routing it).
+    #[allow(dead_code)]
+    pub fn start_quiet() -> Broker {
+        Broker::start_logging(
+            "listener {port} 127.0.0.1\nallow_anonymous true\n",
+            SHIPPED_LOGGING,
+        )
+    }
+
+    fn start_logging(listeners: &str, logging: &'static str) -> Broker {
         let dir = tempfile::tempdir().expect("broker temp dir");
         let mut broker = Broker {
             child: None,
             port: free_port(),
             dir,
             extra: listeners.to_string(),
+            logging,
         };
         broker.launch();
         broker
@@ -66,9 +90,10 @@ impl Broker {
             .replace("{dir}", &dir.to_string());
         format!(
             "{listeners}\nset_tcp_nodelay true\npersistence true\npersistence_location {dir}/\n\
-             autosave_interval 1\nmax_inflight_messages 1000\nmax_queued_messages 200000\n\
-             max_queued_bytes 0\nuser {}\nlog_dest file {dir}/mosquitto.log\nlog_type all\n",
-            current_user()
+             max_inflight_messages 1000\nmax_queued_messages 200000\n\
+             max_queued_bytes 0\nuser {}\nlog_dest file {dir}/mosquitto.log\n{}",
+            current_user(),
+            self.logging,
         )
     }
 

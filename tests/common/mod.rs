@@ -53,6 +53,8 @@ pub const CLEARED_ENV: &[&str] = &[
     "USERNAME",
     "PASSWORD",
     "RUST_LOG",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// The `mqttapp` binary under test, set up for `broker` and `prefix`, run
