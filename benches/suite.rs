@@ -42,7 +42,7 @@ fn main() {
         format!("{:.0} s", started.elapsed().as_secs_f64()),
         "",
     );
-    report.write(&broker);
+    report.write();
 }
 
 /// Rows of (what, figure, reference/ratio).
@@ -57,9 +57,9 @@ impl Report {
         self.rows.push((what.to_string(), figure, note.to_string()));
     }
 
-    fn write(&self, broker: &Broker) {
-        let mut md = String::from("# Benchmarks\n\nWritten by `make bench` (benches/suite.rs); every figure is measured in the same run as its reference, on the machine below, against a Mosquitto of its own on loopback with `set_tcp_nodelay true`. Numbers from a shared, noisy machine: compare the ratios, not the absolute values.\n\n");
-        let _ = writeln!(md, "## Machine\n\n{}\n", machine(broker));
+    fn write(&self) {
+        let mut md = String::from("# Benchmarks\n\nWritten by `make bench` (benches/suite.rs); every figure is measured in the same run as its reference, on the machine below, against a Mosquitto of its own on loopback with `set_tcp_nodelay true`, logging as `config/mosquitto.conf` does. Numbers from a shared, noisy machine: compare the ratios, not the absolute values.\n\n");
+        let _ = writeln!(md, "## Machine\n\n{}\n", machine());
         md.push_str("## Results\n\n| measurement | figure | reference / ratio |\n|---|---|---|\n");
         for (what, figure, note) in &self.rows {
             let _ = writeln!(md, "| {what} | {figure} | {note} |");
@@ -71,7 +71,7 @@ impl Report {
     }
 }
 
-fn machine(broker: &Broker) -> String {
+fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -83,15 +83,18 @@ fn machine(broker: &Broker) -> String {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
-    let mosquitto = broker
-        .log()
-        .lines()
-        .find(|l| l.contains("version"))
-        .unwrap_or("")
-        .split(": ")
-        .last()
-        .unwrap_or("")
-        .to_string();
+    // `mosquitto -h` prints its version first (and exits 3).
+    let mosquitto = Command::new(common::broker::mosquitto_path())
+        .arg("-h")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     format!("- CPU: {cpu}, {cores} cores\n- broker: {mosquitto}\n- load average at the end: {}\n- date: {}", load.trim(), date())
 }
