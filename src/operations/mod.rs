@@ -37,6 +37,20 @@ impl Operations {
         })
     }
 
+    /// Starts a group: edits are applied in memory until
+    /// [`Operations::commit_group`], so a burst of edits to one file costs
+    /// one commit (see `edit::Store::begin_group`). Replies to edits must
+    /// wait for the commit.
+    pub fn begin_group(&self) {
+        self.store.begin_group();
+    }
+
+    /// Commits the group's edits; the failures say which answered edits
+    /// (file and revision) must be answered with an error instead.
+    pub fn commit_group(&self) -> Vec<edit::GroupFailure> {
+        self.store.commit_group()
+    }
+
     /// Answers one request.
     ///
     /// `replay_key` identifies the request across re-sends (response topic

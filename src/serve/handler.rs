@@ -13,7 +13,8 @@ use crate::deadletter::{Original, Reason};
 use crate::mqtt::MessageMeta;
 use crate::operations::Operations;
 use crate::protocol::{
-    decode_request, encode_reply, Encoding, ErrorCode, Op, ProtocolError, Reply, Request, Topics,
+    decode_request, encode_reply, Encoding, ErrorCode, OkValue, Op, ProtocolError, Reply, Request,
+    Topics,
 };
 
 /// A request as it arrived, with the moment it arrived (for expiry).
@@ -51,6 +52,21 @@ pub struct Outgoing {
     pub payload: Vec<u8>,
     /// The error code, for logs and counters.
     pub error: Option<String>,
+    /// The file and revision of an edit this reply reports as applied
+    /// (not for `show`): inside a group, a promise the commit must keep.
+    pub edit: Option<(String, u64)>,
+    /// The reply's encoding, to encode a replacement.
+    pub encoding: Encoding,
+}
+
+impl Outgoing {
+    /// Replaces the reply with an error (the group commit of its edit
+    /// failed: the edit did not happen after all).
+    pub fn fail(&mut self, code: ErrorCode, message: String) {
+        self.payload = encode_reply(&Reply::error(code, message), self.encoding);
+        self.error = Some(code.as_str().to_string());
+        self.edit = None;
+    }
 }
 
 /// What to do with a request.
@@ -101,6 +117,12 @@ pub fn handle_with(
         Reply::Err(e) => Some(e.code.clone()),
         Reply::Ok(_) => None,
     };
+    let edit = match &reply {
+        Reply::Ok(OkValue::Edit(result)) if result.content.is_none() => {
+            Some((result.file.clone(), result.rev))
+        }
+        _ => None,
+    };
     let meta = MessageMeta {
         response_topic: None,
         correlation: msg.meta.correlation.clone(),
@@ -114,6 +136,8 @@ pub fn handle_with(
             meta,
             payload,
             error,
+            edit,
+            encoding,
         }),
         dead_letter,
     }

@@ -84,8 +84,9 @@ impl Meta {
             return (meta, Reconciled::Consistent);
         }
         if meta.prev_hash == current {
-            let lost = meta.rev;
-            meta.applied.retain(|a| a.rev != lost);
+            // Every change after prev_rev is lost (one, or a whole group).
+            let kept = meta.prev_rev;
+            meta.applied.retain(|a| a.rev <= kept);
             meta.rev = meta.prev_rev;
             meta.hash = meta.prev_hash.clone();
             return (meta, Reconciled::RolledBack);

@@ -48,6 +48,11 @@
 //! The client is only answered after step 2, so a reply is never given for a
 //! change that a crash can roll back.
 //!
+//! A server handling a burst of requests commits all changes to one file
+//! together ([`Store::begin_group`], [`Store::commit_group`]): the same two
+//! steps once for the group, with `prev_*` = the state before the group, so
+//! the rollback above takes back the whole group (group.rs).
+//!
 //! # Concurrency
 //!
 //! `std::fs::File::lock()` (flock on unix) locks an open file description, so
@@ -58,6 +63,7 @@
 mod atomic;
 mod error;
 mod fsread;
+mod group;
 mod meta;
 mod names;
 mod store;
@@ -67,6 +73,7 @@ mod text;
 mod tests;
 
 pub use self::error::EditError;
+pub use self::group::GroupFailure;
 pub use self::store::Store;
 
 /// Bounds that protect the server from requests (or hand-placed files) that

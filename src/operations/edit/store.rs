@@ -3,8 +3,10 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::error::io_err;
+use super::group::Staging;
 use super::meta::{self, Meta, Reconciled};
 use super::{atomic, fsread, names, text};
 use super::{Action, EditError, EditLimits, EditRequest, Outcome};
@@ -19,7 +21,8 @@ const CREATE_LOCK: &str = ".create.lock";
 pub(super) const MAX_REPLAY_KEY_BYTES: usize = 256;
 
 /// A data directory of line-edited text files. Cheap to share: it holds only
-/// paths and limits, all state lives on disk under per-file locks, so it is
+/// paths and limits (and, while a group is open, the staged changes; see
+/// group.rs), all state lives on disk under per-file locks, so it is
 /// `Send + Sync` and several `Store`s (in one or many processes) may use the
 /// same directory at once.
 #[derive(Debug)]
@@ -28,6 +31,8 @@ pub struct Store {
     meta_dir: PathBuf,
     default_file: String,
     limits: EditLimits,
+    /// Changes held for one commit while a group is open (group.rs).
+    pub(super) staging: Mutex<Option<Staging>>,
 }
 
 impl Store {
@@ -60,6 +65,7 @@ impl Store {
             meta_dir,
             default_file: default_file.to_string(),
             limits,
+            staging: Mutex::new(None),
         };
         store.create_default_file()?;
         Ok(store)
@@ -85,9 +91,29 @@ impl Store {
         names::validate(name)?;
         text::check_request(&req.action, &self.limits)?;
         let key = replay_key(req)?;
+        self.apply_checked(name, req, key)
+    }
+
+    /// Applies a checked request now: lock, read, reconcile, change, commit.
+    pub(super) fn apply_now(
+        &self,
+        name: &str,
+        req: &EditRequest,
+        key: Option<String>,
+    ) -> Result<Outcome, EditError> {
         self.precheck(name, &req.action)?;
-        let _lock = self.lock(&format!("{name}.lock"))?;
+        let _lock = self.lock_file(name)?;
         self.apply_locked(name, req, key)
+    }
+
+    /// Takes the exclusive lock of data file `name`.
+    pub(super) fn lock_file(&self, name: &str) -> Result<File, EditError> {
+        self.lock(&format!("{name}.lock"))
+    }
+
+    /// The limits the store enforces.
+    pub(super) fn limits(&self) -> &EditLimits {
+        &self.limits
     }
 
     /// The read-check-write part of [`Store::apply`]; the caller holds the
@@ -133,13 +159,7 @@ impl Store {
     /// Applies a change to `content` and commits it: metadata first, then
     /// content (see the crash reasoning in the module docs).
     fn commit(&self, action: &Action, content: &str, c: Change<'_>) -> Result<Outcome, EditError> {
-        let current = text::split(content);
-        text::check_change(action, &current, &self.limits)?;
-        let mut lines: Vec<String> = Vec::with_capacity(current.len() + 1);
-        lines.extend(current.iter().map(|l| l.to_string()));
-        text::apply(action, &mut lines);
-        let rendered = text::render(&lines);
-        let count = lines.len() as u64;
+        let (rendered, count) = text::change(action, content, &self.limits)?;
         let hash = meta::content_hash(Some(rendered.as_bytes()));
         let next = c.meta.advance(hash, count, c.key, c.now);
         meta::save(c.meta_path, &next)?;
@@ -149,7 +169,7 @@ impl Store {
 
     /// Cheap checks done without the lock so that requests for files that
     /// do not exist (and cannot be created) leave no lock file behind.
-    fn precheck(&self, name: &str, action: &Action) -> Result<(), EditError> {
+    pub(super) fn precheck(&self, name: &str, action: &Action) -> Result<(), EditError> {
         if fsread::exists(&self.dir.join(name), name)? {
             return Ok(());
         }
@@ -159,20 +179,27 @@ impl Store {
             }
             return Ok(());
         }
-        self.check_room()
+        self.check_room(0)
     }
 
     /// Takes the creation lock and checks `max_files`; the returned lock must
     /// be held until the new file is written.
     fn reserve_new_file(&self) -> Result<File, EditError> {
-        let lock = self.lock(CREATE_LOCK)?;
-        self.check_room()?;
+        let lock = self.lock_creation()?;
+        self.check_room(0)?;
         Ok(lock)
     }
 
-    fn check_room(&self) -> Result<(), EditError> {
+    /// The lock held while new data files are created (`max_files`).
+    pub(super) fn lock_creation(&self) -> Result<File, EditError> {
+        self.lock(CREATE_LOCK)
+    }
+
+    /// Fails when the directory, with `pending` files about to be created,
+    /// has no room for one more.
+    pub(super) fn check_room(&self, pending: usize) -> Result<(), EditError> {
         let max = self.limits.max_files;
-        if fsread::count_data_files(&self.dir, max)? >= max {
+        if fsread::count_data_files(&self.dir, max)?.saturating_add(pending) >= max {
             return Err(EditError::Limit(format!("too many files (limit {max})")));
         }
         Ok(())
@@ -211,7 +238,7 @@ impl Store {
         Ok(())
     }
 
-    fn meta_path(&self, name: &str) -> PathBuf {
+    pub(super) fn meta_path(&self, name: &str) -> PathBuf {
         self.meta_dir.join(format!("{name}.meta"))
     }
 }
@@ -227,7 +254,7 @@ struct Change<'a> {
 
 /// Loads the metadata, reconciles it with `content` and saves it if that
 /// changed anything.
-fn reconcile(meta_path: &Path, content: Option<&[u8]>) -> Result<Meta, EditError> {
+pub(super) fn reconcile(meta_path: &Path, content: Option<&[u8]>) -> Result<Meta, EditError> {
     let stored = meta::load(meta_path)?;
     let (meta, found) = Meta::reconcile(stored, &meta::content_hash(content));
     if found != Reconciled::Consistent {
@@ -254,7 +281,7 @@ fn replay_key(req: &EditRequest) -> Result<Option<String>, EditError> {
 }
 
 /// Optimistic concurrency: the file must be at the revision the client saw.
-fn check_rev(expected: Option<u64>, actual: u64) -> Result<(), EditError> {
+pub(super) fn check_rev(expected: Option<u64>, actual: u64) -> Result<(), EditError> {
     match expected {
         Some(expected) if expected != actual => Err(EditError::Conflict { expected, actual }),
         _ => Ok(()),
@@ -262,18 +289,24 @@ fn check_rev(expected: Option<u64>, actual: u64) -> Result<(), EditError> {
 }
 
 /// Whether the action may create a missing file.
-fn creates(action: &Action) -> bool {
+pub(super) fn creates(action: &Action) -> bool {
     matches!(
         action,
         Action::Replace { .. } | Action::Insert { .. } | Action::Append { .. }
     )
 }
 
-fn not_found(name: &str) -> EditError {
+pub(super) fn not_found(name: &str) -> EditError {
     EditError::NotFound(format!("file {name:?} does not exist"))
 }
 
-fn outcome(name: &str, rev: u64, lines: u64, content: Option<String>, replayed: bool) -> Outcome {
+pub(super) fn outcome(
+    name: &str,
+    rev: u64,
+    lines: u64,
+    content: Option<String>,
+    replayed: bool,
+) -> Outcome {
     Outcome {
         file: name.to_string(),
         rev,

@@ -110,6 +110,21 @@ fn check_result_size(lines: u64, bytes: u64, limits: &EditLimits) -> Result<(), 
     Ok(())
 }
 
+/// The content after `action`, checked against `limits` first, and its
+/// line count.
+pub(super) fn change(
+    action: &Action,
+    content: &str,
+    limits: &EditLimits,
+) -> Result<(String, u64), EditError> {
+    let current = split(content);
+    check_change(action, &current, limits)?;
+    let mut lines: Vec<String> = Vec::with_capacity(current.len() + 1);
+    lines.extend(current.iter().map(|l| l.to_string()));
+    apply(action, &mut lines);
+    Ok((render(&lines), lines.len() as u64))
+}
+
 /// Applies a change to `lines`. Call only after [`check_request`] and
 /// [`check_change`] succeeded, which guarantee every index is in range and
 /// every padding is within the limits.

@@ -3,6 +3,7 @@
 
 mod actions;
 mod concurrency;
+mod group;
 mod model;
 mod recovery;
 mod safety;

@@ -1,0 +1,165 @@
+//! Group commit: a burst of changes to one file, committed once.
+
+use super::super::meta::{self, Meta};
+use super::*;
+
+fn keyed(action: Action, key: &[u8]) -> EditRequest {
+    EditRequest {
+        replay_key: Some(key.to_vec()),
+        ..req(action)
+    }
+}
+
+fn read_meta(dir: &Path, name: &str) -> Meta {
+    meta::load(&dir.join(".mqttapp").join(format!("{name}.meta")))
+        .unwrap()
+        .expect("meta exists")
+}
+
+#[test]
+fn a_group_applies_changes_in_order_and_writes_them_only_at_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.begin_group();
+    let revs: Vec<u64> = [("a", b"k1"), ("b", b"k2"), ("c", b"k3")]
+        .iter()
+        .map(|(text, key)| ok(&store, &keyed(append(text), *key)).rev)
+        .collect();
+    assert_eq!(revs, [1, 2, 3]);
+    assert_eq!(
+        content(dir.path(), DEFAULT),
+        "",
+        "nothing is written before the commit"
+    );
+    assert_eq!(store.commit_group(), []);
+    assert_eq!(content(dir.path(), DEFAULT), "a\nb\nc\n");
+    let meta = read_meta(dir.path(), DEFAULT);
+    assert_eq!((meta.rev, meta.prev_rev), (3, 0));
+    assert_eq!(meta.applied.len(), 3);
+    // Every change of the group is remembered for its re-send.
+    let again = ok(&store, &keyed(append("b"), b"k2"));
+    assert_eq!((again.rev, again.replayed), (2, true));
+    assert_eq!(ok(&store, &req(append("d"))).rev, 4);
+}
+
+#[test]
+fn replays_and_expected_revisions_work_inside_a_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.begin_group();
+    assert_eq!(ok(&store, &keyed(append("a"), b"k")).rev, 1);
+    let resent = ok(&store, &keyed(append("a"), b"k"));
+    assert_eq!((resent.rev, resent.replayed), (1, true));
+    let mut at_1 = req(append("b"));
+    at_1.expect_rev = Some(1);
+    assert_eq!(ok(&store, &at_1).rev, 2);
+    assert!(matches!(
+        err(&store, &at_1),
+        EditError::Conflict {
+            expected: 1,
+            actual: 2
+        }
+    ));
+    assert_eq!(store.commit_group(), []);
+    assert_eq!(content(dir.path(), DEFAULT), "a\nb\n");
+}
+
+#[test]
+fn show_inside_a_group_commits_what_is_staged_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.begin_group();
+    ok(&store, &req(append("x")));
+    let shown = ok(&store, &req(Action::Show));
+    assert_eq!((shown.rev, shown.content.as_deref()), (1, Some("x\n")));
+    ok(&store, &req(append("y")));
+    assert_eq!(store.commit_group(), []);
+    assert_eq!(content(dir.path(), DEFAULT), "x\ny\n");
+    assert_eq!(read_meta(dir.path(), DEFAULT).rev, 2);
+}
+
+#[test]
+fn groups_on_several_files_commit_each_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.begin_group();
+    ok(&store, &on("one", append("1")));
+    ok(&store, &req(append("d")));
+    ok(&store, &on("one", append("2")));
+    assert!(matches!(
+        err(&store, &on("missing", Action::Delete { line: 1 })),
+        EditError::NotFound(_)
+    ));
+    assert_eq!(store.commit_group(), []);
+    assert_eq!(content(dir.path(), "one"), "1\n2\n");
+    assert_eq!(content(dir.path(), DEFAULT), "d\n");
+}
+
+#[test]
+fn one_group_may_create_several_files_within_max_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = EditLimits {
+        max_files: 3,
+        ..EditLimits::default()
+    };
+    let store = open_with(dir.path(), limits);
+    store.begin_group();
+    ok(&store, &on("a", append("1")));
+    ok(&store, &on("b", append("2")));
+    ok(&store, &on("b", append("3")));
+    // notes.txt, a and b: the directory is full, counting staged files.
+    assert!(matches!(
+        err(&store, &on("c", append("4"))),
+        EditError::Limit(_)
+    ));
+    assert_eq!(store.commit_group(), []);
+    assert_eq!(content(dir.path(), "a"), "1\n");
+    assert_eq!(content(dir.path(), "b"), "2\n3\n");
+    assert!(!dir.path().join("c").exists());
+}
+
+/// A crash between the group's two steps: the metadata says rev 2 with both
+/// keys, the content is still what it was before the group.
+#[test]
+fn a_crash_between_the_steps_rolls_back_the_whole_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    ok(&store, &req(append("before")));
+    store.begin_group();
+    ok(&store, &keyed(append("a"), b"k1"));
+    ok(&store, &keyed(append("b"), b"k2"));
+    assert_eq!(store.commit_group(), []);
+    std::fs::write(dir.path().join(DEFAULT), "before\n").unwrap();
+    let shown = ok(&store, &req(Action::Show));
+    assert_eq!(shown.rev, 1, "rolled back to the revision before the group");
+    // Neither change is remembered: re-sends are applied anew.
+    let a = ok(&store, &keyed(append("a"), b"k1"));
+    let b = ok(&store, &keyed(append("b"), b"k2"));
+    assert_eq!((a.rev, a.replayed, b.rev, b.replayed), (2, false, 3, false));
+    assert_eq!(content(dir.path(), DEFAULT), "before\na\nb\n");
+}
+
+#[test]
+fn a_failed_commit_fails_every_change_of_its_group_and_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.begin_group();
+    ok(&store, &on("new", append("a")));
+    ok(&store, &on("new", append("b")));
+    ok(&store, &req(append("fine")));
+    // The content cannot be renamed into place: a directory is in the way.
+    std::fs::create_dir(dir.path().join("new")).unwrap();
+    std::fs::write(dir.path().join("new").join("x"), "").unwrap();
+    let failures = store.commit_group();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        (failures[0].file.as_str(), failures[0].revs.as_slice()),
+        ("new", &[1, 2][..])
+    );
+    assert_eq!(failures[0].code, "io");
+    assert_eq!(content(dir.path(), DEFAULT), "fine\n", "other files commit");
+    std::fs::remove_dir_all(dir.path().join("new")).unwrap();
+    // The metadata step had landed; reconciliation takes it back.
+    let again = ok(&store, &on("new", append("a")));
+    assert_eq!((again.rev, again.replayed), (1, false));
+}
