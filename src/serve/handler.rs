@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use crate::deadletter::{Original, Reason};
 use crate::mqtt::MessageMeta;
+use crate::operations::edit::GroupFailure;
 use crate::operations::Operations;
 use crate::protocol::{
     decode_request, encode_reply, Encoding, ErrorCode, OkValue, Op, ProtocolError, Reply, Request,
@@ -60,11 +61,25 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// Replaces the reply with an error (the group commit of its edit
-    /// failed: the edit did not happen after all).
-    pub fn fail(&mut self, code: ErrorCode, message: String) {
-        self.payload = encode_reply(&Reply::error(code, message), self.encoding);
-        self.error = Some(code.as_str().to_string());
+    /// True while the reply reports an edit that a group commit must still
+    /// keep (see [`Outgoing::settle`]).
+    pub fn awaits_commit(&self) -> bool {
+        self.edit.is_some()
+    }
+
+    /// After the group commit: a reply whose edit was in a failed group
+    /// becomes that failure's error (the edit did not happen after all).
+    pub fn settle(&mut self, failures: &[GroupFailure]) {
+        let broken = self.edit.as_ref().and_then(|(file, rev)| {
+            failures
+                .iter()
+                .find(|f| f.file == *file && f.revs.contains(rev))
+        });
+        if let Some(f) = broken {
+            let code = ErrorCode::parse(f.code).unwrap_or(ErrorCode::Internal);
+            self.payload = encode_reply(&Reply::error(code, f.message.clone()), self.encoding);
+            self.error = Some(code.as_str().to_string());
+        }
         self.edit = None;
     }
 }

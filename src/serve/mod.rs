@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::deadletter::{DeadLetters, Reason};
 use crate::mqtt::{MessageMeta, MqttError};
 use crate::operations::{edit::EditError, Operations};
-use crate::protocol::{ErrorCode, Topics};
+use crate::protocol::Topics;
 use handler::{handle, Incoming};
 use letters::DeadLetterSink;
 use link::Link;
@@ -177,7 +177,7 @@ impl Server {
         for (msg, arrived) in burst {
             let incoming = incoming_of(&msg, arrived);
             let outcome = handle(&self.ops, &self.topics, self.max_payload, &incoming);
-            if outcome.reply.as_ref().is_some_and(|r| r.edit.is_some()) {
+            if outcome.reply.as_ref().is_some_and(|r| r.awaits_commit()) {
                 held.push((incoming, outcome));
             } else {
                 self.deliver(&incoming, outcome);
@@ -186,16 +186,7 @@ impl Server {
         let failures = self.ops.commit_group();
         for (incoming, mut outcome) in held {
             if let Some(reply) = outcome.reply.as_mut() {
-                let broken = failures.iter().find(|f| {
-                    reply
-                        .edit
-                        .as_ref()
-                        .is_some_and(|(file, rev)| *file == f.file && f.revs.contains(rev))
-                });
-                if let Some(f) = broken {
-                    let code = ErrorCode::parse(f.code).unwrap_or(ErrorCode::Internal);
-                    reply.fail(code, f.message.clone());
-                }
+                reply.settle(&failures);
             }
             self.deliver(&incoming, outcome);
         }

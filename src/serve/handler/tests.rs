@@ -103,3 +103,56 @@ fn expired_request_is_dead_lettered_unanswered() {
     assert!(reply.is_none());
     assert_eq!(dead, Some(Reason::Expired));
 }
+
+#[test]
+fn an_edit_reply_is_held_for_its_commit_and_becomes_the_error_if_its_group_failed() {
+    use crate::operations::edit::GroupFailure;
+    use crate::protocol::EditResult;
+    let edited = |file: &'static str, rev: u64| {
+        move |_: &Request, _: Option<Vec<u8>>| {
+            Reply::Ok(OkValue::Edit(EditResult {
+                file: file.to_string(),
+                rev,
+                lines: 1,
+                content: None,
+            }))
+        }
+    };
+    let topics = Topics::new(PREFIX);
+    let mut msg = incoming("edit", br#"{"action":"append","text":"x"}"#, Some("r/1"));
+    msg.meta.content_type = Some("application/json".into());
+    let failures = [GroupFailure {
+        file: "f".into(),
+        revs: vec![1, 2],
+        code: "io",
+        message: "cannot write f: disk full".into(),
+    }];
+    for (rev, broken) in [(2, true), (3, false)] {
+        let mut reply = handle_with(&edited("f", rev), &topics, 1024, &msg)
+            .reply
+            .expect("a reply");
+        assert!(reply.awaits_commit());
+        reply.settle(&failures);
+        assert!(!reply.awaits_commit());
+        let decoded = decode_reply(Encoding::Json, &reply.payload).expect("json reply");
+        match decoded {
+            Reply::Err(e) => {
+                assert!(broken, "rev {rev} was committed");
+                assert_eq!(
+                    (e.code.as_str(), reply.error.as_deref()),
+                    ("io", Some("io"))
+                );
+                assert!(e.message.contains("disk full"), "{}", e.message);
+            }
+            Reply::Ok(_) => assert!(!broken, "rev {rev} was in the failed group"),
+        }
+    }
+    // Replies that report no change (calc, show) never wait for a commit.
+    let calc = handle_with(
+        &calc_or_panic,
+        &topics,
+        1024,
+        &incoming("calc", b"1", Some("r/1")),
+    );
+    assert!(!calc.reply.expect("a reply").awaits_commit());
+}
