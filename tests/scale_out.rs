@@ -68,6 +68,56 @@ fn three_servers_in_one_group_answer_each_request_exactly_once_and_share_the_loa
     );
 }
 
+/// Both members take bursts of edits that alternate between two files.
+/// Each burst is committed as groups; a member holds one file's lock at a
+/// time, so two members cannot each hold one file and wait for the other.
+#[test]
+fn two_members_editing_two_files_in_bursts_apply_each_edit_once_and_never_deadlock() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("groupfiles");
+    let data = broker.dir().join("shared");
+    let _servers = group(&broker, &prefix, &data, 2);
+    let per_batch = 300;
+    let outputs: Vec<std::process::Output> = thread::scope(|s| {
+        let runs: Vec<_> = ["p", "q"]
+            .map(|who| {
+                let input: String = (0..per_batch)
+                    .map(|i| {
+                        let file = if i % 2 == 0 { "a.txt" } else { "b.txt" };
+                        format!("edit --file {file} --append {who}-{i}\n")
+                    })
+                    .collect();
+                let mut cmd = common::mqttapp(&broker, &prefix);
+                cmd.args(["ask", "--timeout", "30s", "--batch"])
+                    .write_stdin(input);
+                s.spawn(move || cmd.output().expect("run batch"))
+            })
+            .into_iter()
+            .collect();
+        runs.into_iter().map(|r| r.join().expect("batch")).collect()
+    });
+    for out in &outputs {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.lines().count() == per_batch,
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!stdout.contains("error"), "{stdout}");
+    }
+    for (file, parity) in [("a.txt", 0), ("b.txt", 1)] {
+        let text = std::fs::read_to_string(data.join(file)).unwrap();
+        for who in ["p", "q"] {
+            for i in (parity..per_batch).step_by(2) {
+                let line = format!("{who}-{i}");
+                let times = text.lines().filter(|l| *l == line).count();
+                assert_eq!(times, 1, "{line} in {file} {times} times");
+            }
+        }
+        assert_eq!(text.lines().count(), per_batch, "{file}");
+    }
+}
+
 #[test]
 fn killing_one_of_three_group_members_mid_load_loses_nothing() {
     let broker = Broker::start();

@@ -3,11 +3,14 @@
 //! Each commit costs four fsyncs (metadata and content, each a file and its
 //! directory), so a server applying edits one by one is bound by the
 //! disk's fsync latency. When a burst of requests is handled together
-//! ([`Store::begin_group`] .. [`Store::commit_group`]), the changes to one
-//! file are applied in memory in arrival order under the file's lock, and
-//! committed once: the metadata (revision advanced once per change, one
-//! reply-memory entry per keyed change, `prev_*` = the state before the
-//! group), then the content.
+//! ([`Store::begin_group`] .. [`Store::commit_group`]), consecutive changes
+//! to one file are applied in memory in arrival order under the file's
+//! lock, and committed once: the metadata (revision advanced once per
+//! change, one reply-memory entry per keyed change, `prev_*` = the state
+//! before the group), then the content. A change to another file, or a
+//! `show`, commits what is staged first: a group holds one file's lock at
+//! a time, taken in the same order as for a single edit (file, then the
+//! creation lock), so two servers editing several files cannot deadlock.
 //!
 //! The atomicity promise is unchanged. No change of a group is answered
 //! before the commit; a crash before the metadata step loses the whole
@@ -17,10 +20,8 @@
 //! `prev_rev` goes), so a re-send is applied anew. A failed commit fails
 //! every change of its group ([`GroupFailure`]). Each change still gets its
 //! own revision, so `expect_rev` works inside a group as between groups.
-//! `show` of a file with staged changes first commits them, so it only
-//! ever shows what is on disk.
+//! `show` only ever shows what is on disk.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -42,20 +43,17 @@ pub struct GroupFailure {
     pub message: String,
 }
 
-/// The changes staged while a group is open, by file.
+/// The changes staged while a group is open.
 #[derive(Debug, Default)]
 pub(super) struct Staging {
-    files: HashMap<String, Staged>,
-    /// File names in the order they were first staged (commit order).
-    order: Vec<String>,
-    /// Commits that failed early (a `show` forced them).
+    /// The file being staged, with its changes. One at a time: a group
+    /// holds the lock of one file (and the creation lock after it), like a
+    /// single edit does, so servers editing several files cannot deadlock
+    /// on each other's locks. A change to another file commits this one
+    /// first.
+    current: Option<(String, Staged)>,
+    /// Commits that failed before the end of the group.
     failures: Vec<GroupFailure>,
-    /// The creation lock, taken by the first new file of the group and held
-    /// until every file is committed (one lock: a second one would wait
-    /// for the first forever, as locks conflict inside one process too).
-    create: Option<File>,
-    /// New files staged so far (counted against `max_files`).
-    created: usize,
 }
 
 /// One file's state inside a group. Holding the lock keeps every other
@@ -63,6 +61,8 @@ pub(super) struct Staging {
 #[derive(Debug)]
 struct Staged {
     _lock: File,
+    /// The creation lock, when the group creates the file.
+    create: Option<File>,
     meta_path: PathBuf,
     /// The metadata as it was before the group (reconciled).
     start: Meta,
@@ -82,18 +82,14 @@ impl Store {
         *self.staging() = Some(Staging::default());
     }
 
-    /// Commits every staged file (metadata, then content; see the module
-    /// docs) and ends the group. Returns the groups whose commit failed:
-    /// their outcomes must be answered as errors instead.
+    /// Commits what is staged (metadata, then content; see the module docs)
+    /// and ends the group. Returns the commits that failed during the
+    /// group: their outcomes must be answered as errors instead.
     pub fn commit_group(&self) -> Vec<GroupFailure> {
         let Some(mut staging) = self.staging().take() else {
             return Vec::new();
         };
-        for name in std::mem::take(&mut staging.order) {
-            if let Some(staged) = staging.files.remove(&name) {
-                staging.failures.extend(self.commit_staged(&name, staged));
-            }
-        }
+        self.commit_current(&mut staging);
         staging.failures
     }
 
@@ -110,45 +106,28 @@ impl Store {
             drop(guard);
             return self.apply_now(name, req, key);
         };
+        let same_file = staging.current.as_ref().is_some_and(|(n, _)| n == name);
+        if !same_file || req.action == Action::Show {
+            // Another file's lock, or a show (which reads the disk): commit
+            // what is staged first.
+            self.commit_current(staging);
+        }
         if req.action == Action::Show {
-            // Show reads the disk: commit what is staged for the file first.
-            if let Some(staged) = staging.files.remove(name) {
-                staging.order.retain(|n| n != name);
-                if staged.exists && staged.start.hash == meta::ABSENT {
-                    // Created by the group: on disk from now on.
-                    staging.created = staging.created.saturating_sub(1);
-                }
-                let failed = self.commit_staged(name, staged);
-                staging.failures.extend(failed);
-            }
             drop(guard);
             return self.apply_now(name, req, key);
         }
-        if !staging.files.contains_key(name) {
+        if staging.current.is_none() {
             let staged = self.stage_file(name, &req.action)?;
-            staging.files.insert(name.to_string(), staged);
-            staging.order.push(name.to_string());
+            staging.current = Some((name.to_string(), staged));
         }
-        let Staging {
-            files,
-            create,
-            created,
-            ..
-        } = staging;
-        let staged = files.get_mut(name).ok_or_else(|| not_found(name))?;
-        let creating = !staged.exists && creates(&req.action);
-        if creating {
-            // The group creates this file: room for it, under the lock.
-            if create.is_none() {
-                *create = Some(self.lock_creation()?);
-            }
-            self.check_room(*created)?;
+        let (_, staged) = staging.current.as_mut().ok_or_else(|| not_found(name))?;
+        self.change_staged(name, staged, req, key)
+    }
+
+    fn commit_current(&self, staging: &mut Staging) {
+        if let Some((name, staged)) = staging.current.take() {
+            staging.failures.extend(self.commit_staged(&name, staged));
         }
-        let outcome = self.change_staged(name, staged, req, key)?;
-        if creating && staged.exists {
-            *created += 1;
-        }
-        Ok(outcome)
     }
 
     /// Locks, reads and reconciles a file for a group.
@@ -162,6 +141,7 @@ impl Store {
         let content = text::decode(bytes.unwrap_or_default())?;
         Ok(Staged {
             _lock: lock,
+            create: None,
             meta_path,
             meta: start.clone(),
             start,
@@ -188,6 +168,9 @@ impl Store {
             return Err(not_found(name));
         }
         check_rev(req.expect_rev, staged.meta.rev)?;
+        if !staged.exists && staged.create.is_none() {
+            staged.create = Some(self.reserve_new_file()?);
+        }
         let (rendered, count) = text::change(&req.action, &staged.content, self.limits())?;
         let next = staged.meta.advance(String::new(), count, key, now);
         staged.revs.push(next.rev);
@@ -209,6 +192,7 @@ impl Store {
         done.prev_hash = staged.start.hash;
         let written = meta::save(&staged.meta_path, &done)
             .and_then(|()| atomic::write(&self.dir().join(name), staged.content.as_bytes()));
+        drop(staged.create);
         match written {
             Ok(()) => None,
             Err(e) => {

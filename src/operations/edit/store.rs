@@ -179,27 +179,20 @@ impl Store {
             }
             return Ok(());
         }
-        self.check_room(0)
+        self.check_room()
     }
 
     /// Takes the creation lock and checks `max_files`; the returned lock must
     /// be held until the new file is written.
-    fn reserve_new_file(&self) -> Result<File, EditError> {
-        let lock = self.lock_creation()?;
-        self.check_room(0)?;
+    pub(super) fn reserve_new_file(&self) -> Result<File, EditError> {
+        let lock = self.lock(CREATE_LOCK)?;
+        self.check_room()?;
         Ok(lock)
     }
 
-    /// The lock held while new data files are created (`max_files`).
-    pub(super) fn lock_creation(&self) -> Result<File, EditError> {
-        self.lock(CREATE_LOCK)
-    }
-
-    /// Fails when the directory, with `pending` files about to be created,
-    /// has no room for one more.
-    pub(super) fn check_room(&self, pending: usize) -> Result<(), EditError> {
+    fn check_room(&self) -> Result<(), EditError> {
         let max = self.limits.max_files;
-        if fsread::count_data_files(&self.dir, max)?.saturating_add(pending) >= max {
+        if fsread::count_data_files(&self.dir, max)? >= max {
             return Err(EditError::Limit(format!("too many files (limit {max})")));
         }
         Ok(())

@@ -79,12 +79,17 @@ fn show_inside_a_group_commits_what_is_staged_first() {
 }
 
 #[test]
-fn groups_on_several_files_commit_each_file() {
+fn a_group_holds_one_file_at_a_time_and_commits_it_before_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     store.begin_group();
     ok(&store, &on("one", append("1")));
     ok(&store, &req(append("d")));
+    assert_eq!(
+        content(dir.path(), "one"),
+        "1\n",
+        "committed before notes.txt was locked"
+    );
     ok(&store, &on("one", append("2")));
     assert!(matches!(
         err(&store, &on("missing", Action::Delete { line: 1 })),
@@ -144,9 +149,9 @@ fn a_failed_commit_fails_every_change_of_its_group_and_is_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     store.begin_group();
+    ok(&store, &req(append("fine")));
     ok(&store, &on("new", append("a")));
     ok(&store, &on("new", append("b")));
-    ok(&store, &req(append("fine")));
     // The content cannot be renamed into place: a directory is in the way.
     std::fs::create_dir(dir.path().join("new")).unwrap();
     std::fs::write(dir.path().join("new").join("x"), "").unwrap();
