@@ -19,7 +19,7 @@ use help::{ASK_HELP, COMPLETIONS_HELP, DLQ_HELP, SERVE_HELP, SHELL_HELP, STATUS_
 /// defaults. The seed app's BROKER/PORT and USERNAME/PASSWORD variables are
 /// honoured as a fallback.
 #[derive(Debug, Parser)]
-#[command(name = "mqttapp", version = crate::version::LONG, propagate_version = true)]
+#[command(name = "mqttapp", version = crate::version::long(), propagate_version = true)]
 #[command(after_help = TOP_HELP)]
 pub struct Cli {
     /// Connection and output settings shared by every subcommand.

@@ -129,13 +129,14 @@ fn linked_paho_c_version() -> String {
 }
 
 #[test]
-fn version_shows_ours_the_linked_paho_c_and_the_protocol() {
+fn version_shows_ours_the_protocol_the_linked_paho_c_and_openssl() {
     let paho = linked_paho_c_version();
     bare().arg("--version").assert().success().stdout(
         predicate::str::starts_with(format!("mqttapp {}", env!("CARGO_PKG_VERSION")))
             .and(predicate::str::contains(format!("Eclipse Paho C {paho}")))
             .and(predicate::str::contains("protocol v1"))
-            .and(predicate::str::contains("MQTT 5")),
+            .and(predicate::str::contains("MQTT 5"))
+            .and(predicate::str::is_match(r", OpenSSL 3\.\d+\.\d+\)").expect("regex")),
     );
 }
 
