@@ -1,20 +1,6 @@
 //! Group commit: a burst of changes to one file, committed once.
 
-use super::super::meta::{self, Meta};
 use super::*;
-
-fn keyed(action: Action, key: &[u8]) -> EditRequest {
-    EditRequest {
-        replay_key: Some(key.to_vec()),
-        ..req(action)
-    }
-}
-
-fn read_meta(dir: &Path, name: &str) -> Meta {
-    meta::load(&dir.join(".mqttapp").join(format!("{name}.meta")))
-        .unwrap()
-        .expect("meta exists")
-}
 
 #[test]
 fn a_group_applies_changes_in_order_and_writes_them_only_at_the_commit() {

@@ -73,6 +73,24 @@ fn err(store: &Store, r: &EditRequest) -> EditError {
     }
 }
 
+/// A request on the default file with a replay key.
+fn keyed(action: Action, key: &[u8]) -> EditRequest {
+    EditRequest {
+        replay_key: Some(key.to_vec()),
+        ..req(action)
+    }
+}
+
+fn meta_path(dir: &Path, name: &str) -> std::path::PathBuf {
+    dir.join(".mqttapp").join(format!("{name}.meta"))
+}
+
+fn read_meta(dir: &Path, name: &str) -> super::meta::Meta {
+    super::meta::load(&meta_path(dir, name))
+        .unwrap()
+        .expect("meta exists")
+}
+
 fn content(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).expect("read data file")
 }

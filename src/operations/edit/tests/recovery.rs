@@ -3,23 +3,6 @@
 use super::super::meta::{self, Applied, Meta, Reconciled, APPLIED_TTL_SECS, MAX_APPLIED};
 use super::*;
 
-fn keyed(action: Action, key: &[u8]) -> EditRequest {
-    EditRequest {
-        replay_key: Some(key.to_vec()),
-        ..req(action)
-    }
-}
-
-fn meta_path(dir: &Path, name: &str) -> std::path::PathBuf {
-    dir.join(".mqttapp").join(format!("{name}.meta"))
-}
-
-fn read_meta(dir: &Path, name: &str) -> Meta {
-    meta::load(&meta_path(dir, name))
-        .unwrap()
-        .expect("meta exists")
-}
-
 #[test]
 fn replay_returns_original_outcome_and_changes_once() {
     let dir = tempfile::tempdir().unwrap();
