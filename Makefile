@@ -59,7 +59,7 @@ broker: setup
 		echo "broker already running (pid $$(cat run/mosquitto.pid)) on mqtt://127.0.0.1:1883"; \
 	else \
 		$(MOSQUITTO) -c config/mosquitto.conf -d || { tail -5 run/mosquitto.log; exit 1; }; \
-		for i in $$(seq 50); do [ -s run/mosquitto.pid ] && break; sleep 0.1; done; \
+		for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.1; done; \
 		echo "broker running on mqtt://127.0.0.1:1883 (pid $$(cat run/mosquitto.pid), log run/mosquitto.log)"; \
 	fi
 
