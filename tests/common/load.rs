@@ -20,31 +20,7 @@ pub struct LoadClient {
 impl LoadClient {
     /// Connects as `id` and subscribes to `<prefix>/v1/resp/<id>`.
     pub fn connect(broker: &Broker, prefix: &str, id: &str) -> LoadClient {
-        // paho's process-wide threads must not stop while tests come and go
-        // (see `mqtt::init_library`).
-        mqttapp::mqtt::init_library(&mqttapp::mqtt::BrokerUri::parse(&broker.url()).unwrap());
-        let client = paho::CreateOptionsBuilder::new()
-            .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
-            .client_id(id)
-            .persistence(paho::PersistenceType::None)
-            .mqtt_version(paho::MQTT_VERSION_5)
-            .max_buffered_messages(10_000)
-            .create_client()
-            .expect("create load client");
-        let rx = client.start_consuming();
-        let opts = paho::ConnectOptionsBuilder::new_v5()
-            .clean_start(true)
-            .connect_timeout(Duration::from_secs(20))
-            .finalize();
-        client
-            .connect(opts)
-            .wait_for(Duration::from_secs(30))
-            .expect("load client connects");
-        let response_topic = format!("{prefix}/v1/resp/{id}");
-        client
-            .subscribe(&response_topic, 1)
-            .wait_for(Duration::from_secs(30))
-            .expect("load client subscribes");
+        let (client, rx, response_topic) = super::raw::connect_subscribed(broker, prefix, id);
         LoadClient {
             client,
             rx,

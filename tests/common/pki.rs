@@ -73,7 +73,8 @@ impl Pki {
         conf
     }
 
-    fn self_signed(&self, name: &str, cn: &str) {
+    /// A fresh P-256 key in `<name>.key`; returns that file name.
+    fn new_key(&self, name: &str) -> String {
         let key = format!("{name}.key");
         openssl(
             self.dir.path(),
@@ -87,6 +88,11 @@ impl Pki {
                 &key,
             ],
         );
+        key
+    }
+
+    fn self_signed(&self, name: &str, cn: &str) {
+        let key = self.new_key(name);
         openssl(
             self.dir.path(),
             &[
@@ -106,20 +112,8 @@ impl Pki {
     }
 
     fn issued(&self, name: &str, cn: &str, ca: &str, san: Option<&str>) {
-        let key = format!("{name}.key");
+        let key = self.new_key(name);
         let csr = format!("{name}.csr");
-        openssl(
-            self.dir.path(),
-            &[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-                &key,
-            ],
-        );
         openssl(
             self.dir.path(),
             &[

@@ -24,30 +24,7 @@ pub struct RawReply {
 impl RawClient {
     /// Connects with client id `id` and subscribes to `<prefix>/v1/resp/<id>`.
     pub fn connect(broker: &Broker, prefix: &str, id: &str) -> RawClient {
-        // paho's process-wide threads must not stop while tests come and go
-        // (see `mqtt::init_library`).
-        mqttapp::mqtt::init_library(&mqttapp::mqtt::BrokerUri::parse(&broker.url()).unwrap());
-        let client = paho::CreateOptionsBuilder::new()
-            .server_uri(format!("tcp://127.0.0.1:{}", broker.port()))
-            .client_id(id)
-            .persistence(paho::PersistenceType::None)
-            .mqtt_version(paho::MQTT_VERSION_5)
-            .create_client()
-            .expect("create raw client");
-        let rx = client.start_consuming();
-        client
-            .connect(
-                paho::ConnectOptionsBuilder::new_v5()
-                    .clean_start(true)
-                    .finalize(),
-            )
-            .wait()
-            .expect("raw connect");
-        let response_topic = format!("{prefix}/v1/resp/{id}");
-        client
-            .subscribe(&response_topic, 1)
-            .wait()
-            .expect("raw subscribe");
+        let (client, rx, response_topic) = connect_subscribed(broker, prefix, id);
         RawClient {
             client,
             rx,
@@ -136,4 +113,35 @@ impl RawReply {
             .take(300)
             .collect()
     }
+}
+
+/// A paho client (the project's client options, see `mqtt::create_client`)
+/// connected with a clean start as `id` and subscribed (QoS 1) to
+/// `<prefix>/v1/resp/<id>`: the client, its message channel, the topic.
+pub fn connect_subscribed(
+    broker: &Broker,
+    prefix: &str,
+    id: &str,
+) -> (
+    paho::AsyncClient,
+    paho::SyncReceiver<Option<paho::Message>>,
+    String,
+) {
+    let uri = mqttapp::mqtt::BrokerUri::parse(&broker.url()).expect("broker url");
+    let client = mqttapp::mqtt::create_client(&uri, id, false).expect("create paho client");
+    let rx = client.start_consuming();
+    let opts = paho::ConnectOptionsBuilder::new_v5()
+        .clean_start(true)
+        .connect_timeout(Duration::from_secs(20))
+        .finalize();
+    client
+        .connect(opts)
+        .wait_for(Duration::from_secs(30))
+        .expect("paho client connects");
+    let response_topic = format!("{prefix}/v1/resp/{id}");
+    client
+        .subscribe(&response_topic, 1)
+        .wait_for(Duration::from_secs(30))
+        .expect("paho client subscribes");
+    (client, rx, response_topic)
 }
