@@ -200,7 +200,7 @@ fn run_bench(config: &Config, args: &BenchArgs) -> ExitCode {
             } else {
                 eprintln!(
                     "error: {} lost, {} duplicated, {} publish errors",
-                    report.lost, report.duplicates, report.publish_errors
+                    report.counts.lost, report.counts.duplicates, report.counts.publish_errors
                 );
                 ExitCode::OperationError
             }

@@ -43,6 +43,48 @@ pub struct Latency {
     pub mean: f64,
 }
 
+/// What a run counts, per worker and in the report. Field names are
+/// stable (`--json`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Requests sent (re-sends not counted).
+    pub sent: u64,
+    /// Replies with `ok`.
+    pub ok: u64,
+    /// Replies with `err`.
+    pub errors: u64,
+    /// Replies that were not reply maps (e.g. a bare echo responder).
+    pub undecodable: u64,
+    /// Requests never answered within the timeout: must be 0.
+    pub lost: u64,
+    /// Replies to requests already answered (or given up): must be 0
+    /// without re-sends.
+    pub duplicates: u64,
+    /// Re-sends of requests unanswered within the retry interval.
+    pub resent: u64,
+    /// Publishes the broker did not acknowledge: must be 0.
+    pub publish_errors: u64,
+}
+
+impl Counts {
+    /// Adds another worker's counts.
+    pub fn add(&mut self, o: &Counts) {
+        self.sent += o.sent;
+        self.ok += o.ok;
+        self.errors += o.errors;
+        self.undecodable += o.undecodable;
+        self.lost += o.lost;
+        self.duplicates += o.duplicates;
+        self.resent += o.resent;
+        self.publish_errors += o.publish_errors;
+    }
+
+    /// Replies received for sent requests.
+    pub fn replies(&self) -> u64 {
+        self.ok + self.errors + self.undecodable
+    }
+}
+
 /// The results of a run. Field names are stable (`--json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
@@ -52,24 +94,11 @@ pub struct BenchReport {
     pub window: usize,
     /// The operation mix.
     pub ops: String,
-    /// Requests sent (re-sends not counted).
-    pub sent: u64,
+    /// What was sent and what came back (flattened into the JSON object).
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Replies received for sent requests.
     pub replies: u64,
-    /// Replies with `ok`.
-    pub ok: u64,
-    /// Replies with `err`.
-    pub errors: u64,
-    /// Replies that were not reply maps.
-    pub undecodable: u64,
-    /// Requests never answered: must be 0.
-    pub lost: u64,
-    /// Replies to requests already answered: must be 0 without re-sends.
-    pub duplicates: u64,
-    /// Re-sends of requests unanswered within the retry interval.
-    pub resent: u64,
-    /// Publishes the broker did not acknowledge: must be 0.
-    pub publish_errors: u64,
     /// Wall time, seconds.
     pub elapsed_s: f64,
     /// Replies per second.
@@ -81,7 +110,8 @@ pub struct BenchReport {
 impl BenchReport {
     /// True when every request was answered exactly once.
     pub fn is_clean(&self) -> bool {
-        self.lost == 0 && self.duplicates == 0 && self.publish_errors == 0
+        let c = &self.counts;
+        c.lost == 0 && c.duplicates == 0 && c.publish_errors == 0
     }
 }
 
@@ -169,20 +199,13 @@ fn progress_bar(args: &BenchArgs) -> ProgressBar {
 fn report(args: &BenchArgs, t: &Tally, elapsed: Duration) -> BenchReport {
     let ms = |us: u64| us as f64 / 1000.0;
     let h = &t.latency_us;
-    let replies = t.ok + t.errors + t.undecodable;
+    let replies = t.counts.replies();
     BenchReport {
         connections: args.connections,
         window: args.window,
         ops: args.ops.clone(),
-        sent: t.sent,
+        counts: t.counts,
         replies,
-        ok: t.ok,
-        errors: t.errors,
-        undecodable: t.undecodable,
-        lost: t.lost,
-        duplicates: t.duplicates,
-        resent: t.resent,
-        publish_errors: t.publish_errors,
         elapsed_s: elapsed.as_secs_f64(),
         throughput_rps: replies as f64 / elapsed.as_secs_f64().max(1e-9),
         latency_ms: Latency {
@@ -197,13 +220,13 @@ fn report(args: &BenchArgs, t: &Tally, elapsed: Duration) -> BenchReport {
 
 /// The report as a table for people.
 pub fn table(r: &BenchReport) -> String {
-    let l = &r.latency_ms;
+    let (l, c) = (&r.latency_ms, &r.counts);
     format!(
         "connections     {}\nwindow          {}\nops             {}\nsent            {}\n\
          replies         {} (ok {}, error {}, not a reply map {})\nlost            {}\n\
          duplicates      {}\nre-sent         {}\npublish errors  {}\nelapsed         {:.2} s\n\
          throughput      {:.0} requests/s\nlatency ms      p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}\n",
-        r.connections, r.window, r.ops, r.sent, r.replies, r.ok, r.errors, r.undecodable, r.lost,
-        r.duplicates, r.resent, r.publish_errors, r.elapsed_s, r.throughput_rps, l.p50, l.p90, l.p99, l.max, l.mean
+        r.connections, r.window, r.ops, c.sent, r.replies, c.ok, c.errors, c.undecodable, c.lost,
+        c.duplicates, c.resent, c.publish_errors, r.elapsed_s, r.throughput_rps, l.p50, l.p90, l.p99, l.max, l.mean
     )
 }

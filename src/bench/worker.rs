@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::protocol::{Encoding, Reply};
 
 use super::mix::Mix;
+use super::Counts;
 
 /// What one worker does.
 pub struct Plan {
@@ -34,22 +35,8 @@ pub struct Plan {
 
 /// What one worker counted.
 pub struct Tally {
-    /// Requests sent (not counting re-sends).
-    pub sent: u64,
-    /// Replies that were reply maps with `ok`.
-    pub ok: u64,
-    /// Replies that were reply maps with `err`.
-    pub errors: u64,
-    /// Replies that were not reply maps (e.g. a bare echo responder).
-    pub undecodable: u64,
-    /// Requests never answered within the timeout.
-    pub lost: u64,
-    /// Replies for requests already answered (or given up).
-    pub duplicates: u64,
-    /// Re-sends of unanswered requests.
-    pub resent: u64,
-    /// Publishes the broker did not acknowledge.
-    pub publish_errors: u64,
+    /// Requests, replies and failures.
+    pub counts: Counts,
     /// Latency from first send to reply, microseconds.
     pub latency_us: Histogram<u64>,
 }
@@ -71,7 +58,7 @@ pub fn run(config: &Config, plan: &Plan, progress: &ProgressBar) -> Result<Tally
             && Instant::now() < plan.stop_sending
         {
             pipeline.send((), plan.mix.request(plan.worker, i));
-            tally.sent += 1;
+            tally.counts.sent += 1;
             i += 1;
         }
         if pipeline.in_flight() == 0 && (i >= plan.count || Instant::now() >= plan.stop_sending) {
@@ -83,8 +70,8 @@ pub fn run(config: &Config, plan: &Plan, progress: &ProgressBar) -> Result<Tally
         }
     }
     let (resent, publish_errors, requester) = pipeline.finish();
-    tally.resent = resent;
-    tally.publish_errors = publish_errors;
+    tally.counts.resent = resent;
+    tally.counts.publish_errors = publish_errors;
     // `mqttapp bench` exits right after; paho's teardown (up to a second)
     // would otherwise count as benchmark time.
     requester.abandon();
@@ -95,14 +82,7 @@ impl Tally {
     /// An empty tally.
     pub fn empty() -> Tally {
         Tally {
-            sent: 0,
-            ok: 0,
-            errors: 0,
-            undecodable: 0,
-            lost: 0,
-            duplicates: 0,
-            resent: 0,
-            publish_errors: 0,
+            counts: Counts::default(),
             // 1 µs to 1 hour at 3 significant digits: valid bounds, cannot fail.
             latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("valid histogram bounds"),
@@ -117,29 +97,22 @@ impl Tally {
                     .max(1);
                 self.latency_us.saturating_record(micros);
                 match reply {
-                    Some(Reply::Ok(_)) => self.ok += 1,
-                    Some(Reply::Err(_)) => self.errors += 1,
-                    None => self.undecodable += 1,
+                    Some(Reply::Ok(_)) => self.counts.ok += 1,
+                    Some(Reply::Err(_)) => self.counts.errors += 1,
+                    None => self.counts.undecodable += 1,
                 }
                 progress.inc(1);
             }
             // Already counted in publish_errors by the pipeline's checker.
             Outcome::Refused((), _) => {}
-            Outcome::Lost(()) => self.lost += 1,
-            Outcome::Duplicate => self.duplicates += 1,
+            Outcome::Lost(()) => self.counts.lost += 1,
+            Outcome::Duplicate => self.counts.duplicates += 1,
         }
     }
 
     /// Adds another worker's counts to this one.
     pub fn merge(&mut self, other: &Tally) {
-        self.sent += other.sent;
-        self.ok += other.ok;
-        self.errors += other.errors;
-        self.undecodable += other.undecodable;
-        self.lost += other.lost;
-        self.duplicates += other.duplicates;
-        self.resent += other.resent;
-        self.publish_errors += other.publish_errors;
+        self.counts.add(&other.counts);
         let _ = self.latency_us.add(&other.latency_us);
     }
 }
