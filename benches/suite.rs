@@ -152,16 +152,7 @@ fn one_shot(broker: &Broker, report: &mut Report) {
         ours.push(timed(
             mqttapp(broker, &prefix).args(["ask", "calc", "2+3*4"]),
         ));
-        theirs.push(timed(
-            broker.mqtt5_tool("mosquitto_rr").args(["-W", "5"]).args([
-                "-t",
-                &format!("{prefix}/v1/req/calc"),
-                "-e",
-                &format!("{prefix}/v1/resp/rr"),
-                "-m",
-                "2+3*4",
-            ]),
-        ));
+        theirs.push(timed(&mut broker.mosquitto_rr_calc(&prefix, "2+3*4", 5)));
     }
     let (ours, theirs) = (median(ours), median(theirs));
     report.line(

@@ -435,9 +435,18 @@ pub fn validate_id(setting: &'static str, id: &str) -> Result<(), ConfigError> {
 
 /// The host name, reduced to the characters ids allow.
 fn default_server_id() -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let id: String = host
-        .chars()
+    let id = server_id_from(&gethostname::gethostname().to_string_lossy());
+    if id.is_empty() {
+        "server".to_string()
+    } else {
+        id
+    }
+}
+
+/// `text` as a server id: characters ids do not allow become `-`, at most
+/// 64 of them (may be empty).
+pub fn server_id_from(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -446,12 +455,7 @@ fn default_server_id() -> String {
             }
         })
         .take(64)
-        .collect();
-    if id.is_empty() {
-        "server".to_string()
-    } else {
-        id
-    }
+        .collect()
 }
 
 fn default_data_dir() -> PathBuf {

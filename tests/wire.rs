@@ -133,16 +133,7 @@ fn hex_of(bytes: &[u8]) -> String {
 fn mosquitto_rr_gets_a_plain_text_answer() {
     let (broker, prefix, _s, _raw) = setup("rr");
     let out = broker
-        .mqtt5_tool("mosquitto_rr")
-        .args(["-W", "10"])
-        .args([
-            "-t",
-            &format!("{prefix}/v1/req/calc"),
-            "-e",
-            &format!("{prefix}/v1/resp/rr"),
-            "-m",
-            "2+3*4",
-        ])
+        .mosquitto_rr_calc(&prefix, "2+3*4", 10)
         .output()
         .expect("mosquitto_rr is installed by `make setup` (package mosquitto-clients)");
     assert_eq!(

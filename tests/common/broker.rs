@@ -153,6 +153,22 @@ impl Broker {
         cmd
     }
 
+    /// `mosquitto_rr` sending the calc `expr` to `<prefix>/v1/req/calc` and
+    /// waiting up to `wait_secs` for the answer on `<prefix>/v1/resp/rr`.
+    #[allow(dead_code)]
+    pub fn mosquitto_rr_calc(&self, prefix: &str, expr: &str, wait_secs: u32) -> Command {
+        let mut cmd = self.mqtt5_tool("mosquitto_rr");
+        cmd.args(["-W", &wait_secs.to_string()]).args([
+            "-t",
+            &format!("{prefix}/v1/req/calc"),
+            "-e",
+            &format!("{prefix}/v1/resp/rr"),
+            "-m",
+            expr,
+        ]);
+        cmd
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port

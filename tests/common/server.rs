@@ -176,17 +176,7 @@ impl Server {
 
 /// A valid server id derived from a test prefix.
 pub fn server_id_for(prefix: &str) -> String {
-    prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(64)
-        .collect()
+    mqttapp::config::server_id_from(prefix)
 }
 
 impl Drop for Server {
