@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::load::{pipelined, Tally};
+use common::load::pipelined;
 use common::{unique_prefix, Broker, Server};
 
 /// `c+i` as plain text; the reply is the sum.
@@ -17,13 +17,6 @@ fn sum(c: usize, i: usize) -> (&'static str, Vec<u8>, Vec<u8>) {
         format!("{c}+{i}").into_bytes(),
         (c + i).to_string().into_bytes(),
     )
-}
-
-fn assert_exactly_once(tally: &Tally, expected: usize) {
-    assert_eq!(tally.sent, expected, "{tally:?}");
-    assert_eq!(tally.lost(), 0, "requests without a reply: {tally:?}");
-    assert_eq!(tally.duplicates, 0, "duplicate replies: {tally:?}");
-    assert!(tally.wrong.is_empty(), "wrong replies: {:?}", tally.wrong);
 }
 
 #[test]
@@ -40,7 +33,7 @@ fn hundred_clients_pipelining_a_thousand_requests_each_get_exactly_one_reply_eac
         Duration::from_secs(240),
         Duration::from_millis(500),
     );
-    assert_exactly_once(&tally, 100_000);
+    tally.assert_exactly_once(100_000);
     let dead = server.data_dir().join(".mqttapp/deadletters.jsonl");
     assert!(
         !dead.exists() || std::fs::read_to_string(&dead).unwrap().is_empty(),

@@ -53,10 +53,7 @@ fn three_servers_in_one_group_answer_each_request_exactly_once_and_share_the_loa
         Duration::from_secs(120),
         Duration::from_millis(500),
     );
-    assert_eq!(tally.sent, 3_000);
-    assert_eq!(tally.lost(), 0, "{tally:?}");
-    assert_eq!(tally.duplicates, 0, "{tally:?}");
-    assert!(tally.wrong.is_empty(), "{:?}", tally.wrong);
+    tally.assert_exactly_once(3_000);
     let shares: Vec<usize> = servers
         .iter()
         .map(|s| s.log().matches(" answered ").count())

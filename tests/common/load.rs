@@ -115,6 +115,16 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Asserts that `expected` requests were sent and each got exactly one
+    /// right reply.
+    #[allow(dead_code)]
+    pub fn assert_exactly_once(&self, expected: usize) {
+        assert_eq!(self.sent, expected, "{self:?}");
+        assert_eq!(self.lost(), 0, "requests without a reply: {self:?}");
+        assert_eq!(self.duplicates, 0, "duplicate replies: {self:?}");
+        assert!(self.wrong.is_empty(), "wrong replies: {:?}", self.wrong);
+    }
+
     /// Requests that got no reply.
     pub fn lost(&self) -> usize {
         self.sent - self.answered
