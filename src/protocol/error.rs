@@ -27,6 +27,10 @@ pub enum ErrorCode {
     Io,
     /// A bug on the server; the request went to the dead letters.
     Internal,
+    /// The server is at a documented capacity bound (its request queue's
+    /// bytes, or a file's replay memory) and refused the request at once
+    /// without applying it; the client backs off and sends it again.
+    Busy,
 }
 
 impl ErrorCode {
@@ -42,13 +46,14 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::Io => "io",
             ErrorCode::Internal => "internal",
+            ErrorCode::Busy => "busy",
         }
     }
 
     /// Parses a wire spelling; unknown codes from newer servers map to
     /// `None` so clients can still show the message.
     pub fn parse(code: &str) -> Option<Self> {
-        const ALL: [ErrorCode; 9] = [
+        const ALL: [ErrorCode; 10] = [
             ErrorCode::BadRequest,
             ErrorCode::UnknownOp,
             ErrorCode::Parse,
@@ -58,6 +63,7 @@ impl ErrorCode {
             ErrorCode::Conflict,
             ErrorCode::Io,
             ErrorCode::Internal,
+            ErrorCode::Busy,
         ];
         ALL.into_iter().find(|c| c.as_str() == code)
     }
