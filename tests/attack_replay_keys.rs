@@ -87,7 +87,7 @@ fn missing_victim_edits_after_the_attack(name: &str, victim_args: &[&str]) -> us
     let (attacker, rx, _) =
         common::raw::connect_subscribed(&broker, &prefix, &format!("attacker-{name}"));
     attacker
-        .subscribe(&format!("{prefix}/v1/req/edit"), 1)
+        .subscribe(format!("{prefix}/v1/req/edit"), 1)
         .wait_for(Duration::from_secs(10))
         .expect("attacker subscribes to the edit requests");
 
