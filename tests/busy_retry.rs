@@ -140,6 +140,8 @@ fn assert_resent_with_the_same_correlation(r: &BusyResponder, requests: usize, a
         copies.iter().all(|&n| n >= at_least),
         "copies per request: {copies:?}"
     );
+    let shortest = r.copies.lock().unwrap().keys().map(Vec::len).min();
+    assert!(shortest >= Some(16), "128 bits of correlation data");
 }
 
 #[test]
