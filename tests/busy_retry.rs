@@ -175,6 +175,20 @@ fn a_batch_is_answered_after_busy_replies() {
 }
 
 #[test]
+fn a_shell_session_is_answered_after_busy_replies() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("busy-shell");
+    let responder = BusyResponder::start(&broker, &prefix, 2);
+    mqttapp(&broker, &prefix)
+        .arg("shell")
+        .write_stdin("calc 1\necho hi\n")
+        .assert()
+        .success()
+        .stdout(format!("{ANSWER}\n{ANSWER}\n"));
+    assert_resent_with_the_same_correlation(&responder, 2, 3);
+}
+
+#[test]
 fn bench_is_answered_after_busy_replies_and_counts_them() {
     let broker = Broker::start();
     let prefix = unique_prefix("busy-bench");
