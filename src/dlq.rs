@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use paho_mqtt as paho;
 
-use crate::ask::random_u64;
 use crate::config::Config;
 use crate::deadletter::{DeadLetter, DeadLetterError, DeadLetters};
+use crate::ids::random_u64;
 use crate::mqtt::{self, MessageMeta, MqttError};
 use crate::status;
 

@@ -68,7 +68,7 @@ impl ExitCode {
         match e {
             AskError::Mqtt(m) => ExitCode::of_mqtt(m),
             AskError::NoServer { .. } => ExitCode::NoServer,
-            AskError::Timeout(_) => ExitCode::Timeout,
+            AskError::Timeout(_) | AskError::Busy { .. } => ExitCode::Timeout,
             AskError::Usage(_) => ExitCode::Usage,
         }
     }

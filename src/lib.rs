@@ -20,6 +20,7 @@
 //! - [`deadletter`]: the persistent dead-letter store.
 //! - [`dlq`]: `mqttapp dlq`, listing, replaying and purging dead letters.
 //! - [`exit`]: exit codes.
+//! - [`ids`]: random client ids and correlation data from the OS CSPRNG.
 
 pub mod ask;
 pub mod bench;
@@ -28,6 +29,7 @@ pub mod config;
 pub mod deadletter;
 pub mod dlq;
 pub mod exit;
+pub mod ids;
 pub mod limits;
 pub mod logging;
 pub mod mqtt;

@@ -199,8 +199,11 @@ fn run_bench(config: &Config, args: &BenchArgs) -> ExitCode {
                 ExitCode::Ok
             } else {
                 eprintln!(
-                    "error: {} lost, {} duplicated, {} publish errors",
-                    report.counts.lost, report.counts.duplicates, report.counts.publish_errors
+                    "error: {} lost, {} duplicated, {} publish errors, {} still busy at the timeout",
+                    report.counts.lost,
+                    report.counts.duplicates,
+                    report.counts.publish_errors,
+                    report.counts.busy_gave_up
                 );
                 ExitCode::OperationError
             }

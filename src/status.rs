@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::ask::random_u64;
 use crate::config::Config;
+use crate::ids::random_u64;
 use crate::mqtt::{self, MessageMeta, MqttError};
 use crate::protocol::{Status, Topics};
 

@@ -1,9 +1,11 @@
 //! The client side: send a request, wait for its one reply, re-send when
-//! no reply came within the retry interval, fail fast and clearly.
+//! no reply came (backing off: 1, 2, 4 s ... apart) or the server answered
+//! `busy`, fail fast and clearly.
 //!
 //! [`request`] is the library entry point for one request; `main.rs` turns
 //! its result into output and an exit code.
 
+mod backoff;
 mod pipeline;
 mod requester;
 
@@ -16,8 +18,9 @@ use crate::protocol::{
     CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, Op, Reply, Request,
 };
 
-pub use pipeline::{Outcome, Pipeline};
-pub use requester::{random_u64, Received, Requester};
+pub use backoff::{busy_body, Attempts};
+pub use pipeline::{Outcome, Pipeline, Totals};
+pub use requester::{Received, Requester};
 
 /// Why a request got no reply.
 #[derive(Debug, thiserror::Error)]
@@ -38,14 +41,25 @@ pub enum AskError {
         "no reply within {0:?} - the server may be overloaded or stopped; try a longer --timeout"
     )]
     Timeout(Duration),
+    /// Every answer within the timeout was `busy` (refused at capacity,
+    /// not applied): the server is overloaded.
+    #[error("server busy: no final reply within {timeout:?}, the server refused the request at capacity ({message}) and it was not applied - try again later or with a longer --timeout")]
+    Busy {
+        /// The timeout that ran out.
+        timeout: Duration,
+        /// The server's message in its last `busy` reply.
+        message: String,
+    },
     /// The command line does not make a valid request.
     #[error("{0}")]
     Usage(String),
 }
 
-/// How long to wait before re-sending an unanswered request.
+/// How long to wait before the first re-send of an unanswered request
+/// (1 s, less for a timeout under 3 s); later re-sends wait twice as long
+/// each time (see [`Attempts`]).
 pub fn retry_interval(timeout: Duration) -> Duration {
-    (timeout / 3).min(Duration::from_secs(1))
+    backoff::first_resend(timeout)
 }
 
 /// How long to wait for a server's online status before failing fast.
@@ -95,14 +109,16 @@ pub fn call(
 
 /// The part of [`call`] after the server check: publish `request` with
 /// `correlation`, and re-send it (same correlation data, so the server
-/// answers a replay from memory) whenever no reply came within the retry
-/// interval or the connection dropped, until `deadline`.
+/// answers a replay from memory) when no reply came (after 1, 2, 4 s ...),
+/// when the server answered `busy` (after a short jittered back-off), or
+/// when the connection dropped, until `deadline`.
 ///
 /// An error here means the request may or may not have been applied; the
 /// safe retry is another `exchange` with the same `correlation`.
 ///
 /// # Errors
-/// [`AskError::Timeout`] (reporting `timeout`) at the deadline, or
+/// [`AskError::Timeout`] (reporting `timeout`) at the deadline,
+/// [`AskError::Busy`] when the server was still answering `busy` then, or
 /// [`AskError::Mqtt`] when the broker refuses or stays away.
 pub fn exchange(
     requester: &mut Requester,
@@ -111,10 +127,11 @@ pub fn exchange(
     deadline: Instant,
     timeout: Duration,
 ) -> Result<Reply, AskError> {
-    let retry = retry_interval(timeout);
+    let mut attempts = Attempts::new(retry_interval(timeout), Instant::now());
+    let mut last_busy: Option<String> = None;
     'send: loop {
         let mut unchecked = Some(requester.publish_nowait(request, correlation));
-        let resend_at = (Instant::now() + retry).min(deadline);
+        let mut resend_at = attempts.sent(Instant::now()).min(deadline);
         loop {
             // The acknowledgement is checked as it comes, in the same wait
             // as the reply: a refusal fails at once, and a reply needs no
@@ -137,15 +154,27 @@ pub fn exchange(
                 }
             }
             match requester.next(resend_at) {
-                Some(Received::Reply(c, reply)) if c == correlation => return Ok(reply),
+                Some(Received::Reply(c, reply)) if c == correlation => match busy_body(&reply) {
+                    Some(body) => {
+                        tracing::debug!(message = %body.message, "server busy; backing off");
+                        last_busy = Some(body.message.clone());
+                        resend_at = attempts.busy(Instant::now()).min(deadline);
+                    }
+                    None => return Ok(reply),
+                },
                 Some(Received::Lost) => {
                     requester.reconnect(deadline)?;
                     continue 'send;
                 }
                 Some(_) => {}
-                None if Instant::now() >= deadline => return Err(AskError::Timeout(timeout)),
+                None if Instant::now() >= deadline => {
+                    return Err(match last_busy {
+                        Some(message) => AskError::Busy { timeout, message },
+                        None => AskError::Timeout(timeout),
+                    })
+                }
                 None => {
-                    tracing::debug!("no reply yet; sending the request again");
+                    tracing::debug!(sends = attempts.sends(), "sending the request again");
                     continue 'send;
                 }
             }

@@ -1,6 +1,8 @@
 //! Many requests in flight over one connection: send without waiting,
-//! match replies by correlation data, re-send what goes unanswered within
-//! the retry interval (same correlation data, so edits apply once), give up
+//! match replies by correlation data, re-send what goes unanswered (backing
+//! off: the first re-send after the retry interval, each next one twice as
+//! long after) or is answered `busy` (after a short jittered back-off),
+//! always with the same correlation data so edits apply once; give up
 //! after the timeout, and check every publish result.
 //!
 //! Used by `ask --batch` and `bench`.
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use paho_mqtt as paho;
 
+use super::backoff::{busy_body, Attempts};
 use super::{AskError, Received, Requester};
 use crate::mqtt::{self, MessageMeta, MqttError};
 use crate::protocol::{Reply, Request};
@@ -24,6 +27,9 @@ pub enum Outcome<K> {
     Answered(K, Option<Reply>, Duration),
     /// No reply within the timeout, re-sends included.
     Lost(K),
+    /// Every answer within the timeout was `busy` (refused at capacity,
+    /// not applied).
+    Busy(K),
     /// The broker refused the request (e.g. its ACL: PUBACK "not
     /// authorized"); re-sending would not help.
     Refused(K, String),
@@ -31,11 +37,22 @@ pub enum Outcome<K> {
     Duplicate,
 }
 
+/// What a pipeline counted besides the outcomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Re-sends (after silence or after `busy`).
+    pub resent: u64,
+    /// Publishes the broker did not acknowledge.
+    pub publish_errors: u64,
+    /// `busy` replies (each one followed by a back-off and a re-send).
+    pub busy: u64,
+}
+
 struct Pending<K> {
     key: K,
     request: Request,
     first_sent: Instant,
-    last_sent: Instant,
+    attempts: Attempts,
 }
 
 /// A window of requests in flight over one [`Requester`].
@@ -47,12 +64,16 @@ pub struct Pipeline<K> {
     next_check: Instant,
     unchecked: VecDeque<paho::DeliveryToken>,
     window: usize,
-    publish_errors: u64,
-    resent: u64,
+    totals: Totals,
 }
 
+/// Longest pause between two scans for due re-sends and expired requests.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
 impl<K> Pipeline<K> {
-    /// Wraps a connected requester; `window` bounds unchecked publishes.
+    /// Wraps a connected requester; `window` bounds unchecked publishes,
+    /// `retry` is the interval before a request's first re-send (it
+    /// doubles for each next one), `timeout` when a request is given up.
     pub fn new(
         requester: Requester,
         window: usize,
@@ -64,11 +85,10 @@ impl<K> Pipeline<K> {
             pending: HashMap::with_capacity(window),
             retry,
             timeout,
-            next_check: Instant::now() + retry,
+            next_check: Instant::now() + retry.min(CHECK_EVERY),
             unchecked: VecDeque::with_capacity(window),
             window: window.max(1),
-            publish_errors: 0,
-            resent: 0,
+            totals: Totals::default(),
         }
     }
 
@@ -82,13 +102,15 @@ impl<K> Pipeline<K> {
         let correlation = self.requester.next_correlation();
         self.publish(&request, &correlation);
         let now = Instant::now();
+        let mut attempts = Attempts::new(self.retry, now);
+        attempts.sent(now);
         self.pending.insert(
             correlation,
             Pending {
                 key,
                 request,
                 first_sent: now,
-                last_sent: now,
+                attempts,
             },
         );
     }
@@ -127,8 +149,8 @@ impl<K> Pipeline<K> {
         e: paho::Error,
         out: &mut Vec<Outcome<K>>,
     ) {
-        self.publish_errors += 1;
-        if self.publish_errors == 1 {
+        self.totals.publish_errors += 1;
+        if self.totals.publish_errors == 1 {
             tracing::warn!(error = %e, "a request was not acknowledged by the broker");
         }
         let msg = token.message();
@@ -168,21 +190,37 @@ impl<K> Pipeline<K> {
                 None => break,
             };
             if let Some((correlation, reply)) = answered {
-                out.push(match self.pending.remove(&correlation) {
-                    Some(p) => Outcome::Answered(p.key, reply, p.first_sent.elapsed()),
-                    None => Outcome::Duplicate,
-                });
+                self.answered(correlation, reply, out);
             }
             received = self.requester.try_next();
         }
         self.check_publishes(out);
         if Instant::now() >= self.next_check {
             self.resend_or_give_up(out);
-            self.next_check = Instant::now() + self.retry.min(Duration::from_millis(100));
         }
         Ok(())
     }
 
+    /// A reply came: the request's final answer, or a `busy` refusal that
+    /// schedules a re-send (a late `busy` for a request already answered
+    /// is only counted).
+    fn answered(&mut self, correlation: Vec<u8>, reply: Option<Reply>, out: &mut Vec<Outcome<K>>) {
+        if reply.as_ref().and_then(busy_body).is_some() {
+            self.totals.busy += 1;
+            if let Some(p) = self.pending.get_mut(&correlation) {
+                let due = p.attempts.busy(Instant::now());
+                self.next_check = self.next_check.min(due);
+            }
+            return;
+        }
+        out.push(match self.pending.remove(&correlation) {
+            Some(p) => Outcome::Answered(p.key, reply, p.first_sent.elapsed()),
+            None => Outcome::Duplicate,
+        });
+    }
+
+    /// Gives up the requests past their timeout and re-sends those due;
+    /// schedules the next scan for the earliest moment one is due.
     fn resend_or_give_up(&mut self, out: &mut Vec<Outcome<K>>) {
         let now = Instant::now();
         let timeout = self.timeout;
@@ -194,35 +232,36 @@ impl<K> Pipeline<K> {
             .collect();
         for correlation in expired {
             if let Some(p) = self.pending.remove(&correlation) {
-                out.push(Outcome::Lost(p.key));
+                out.push(if p.attempts.busy_replies() > 0 {
+                    Outcome::Busy(p.key)
+                } else {
+                    Outcome::Lost(p.key)
+                });
             }
         }
-        let due: Vec<Vec<u8>> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| now.duration_since(p.last_sent) >= self.retry)
-            .map(|(c, _)| c.clone())
-            .collect();
-        for correlation in due {
-            if let Some(p) = self.pending.get_mut(&correlation) {
-                p.last_sent = now;
-                self.resent += 1;
-                let token = self.requester.publish_nowait(&p.request, &correlation);
+        let mut next_check = now + CHECK_EVERY;
+        for (correlation, p) in &mut self.pending {
+            if p.attempts.due() <= now {
+                p.attempts.sent(now);
+                self.totals.resent += 1;
+                let token = self.requester.publish_nowait(&p.request, correlation);
                 self.unchecked.push_back(token);
             }
+            next_check = next_check.min(p.attempts.due()).min(p.first_sent + timeout);
         }
+        self.next_check = next_check;
     }
 
-    /// Waits for the publish checks; returns (re-sends, publishes the
-    /// broker did not acknowledge) and the requester.
-    pub fn finish(mut self) -> (u64, u64, Requester) {
+    /// Waits for the publish checks; returns what was counted and the
+    /// requester.
+    pub fn finish(mut self) -> (Totals, Requester) {
         let mut ignored = Vec::new();
         while let Some(token) = self.unchecked.pop_front() {
             if let Err(e) = mqtt::wait(token.clone(), ACK_LIMIT) {
                 self.publish_failed(&token, e, &mut ignored);
             }
         }
-        (self.resent, self.publish_errors, self.requester)
+        (self.totals, self.requester)
     }
 
     /// The underlying requester (e.g. to wait for a server first).

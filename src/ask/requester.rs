@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher, RandomState};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -15,6 +14,7 @@ use paho::sync_channel::{Receiver, Sender};
 use paho_mqtt as paho;
 
 use crate::config::Config;
+use crate::ids::{self, Correlations};
 use crate::mqtt::{self, BrokerUri, MessageMeta, MqttError, SessionSpec};
 use crate::protocol::{decode_reply, encode_request, Encoding, Op, Reply, Request, Status, Topics};
 
@@ -65,17 +65,8 @@ pub struct Requester {
     encoding: Encoding,
     expiry_secs: u32,
     servers: HashMap<String, Status>,
-    nonce: u64,
-    counter: u64,
+    correlations: Correlations,
     qos: i32,
-}
-
-/// 64 random bits from the OS-seeded hasher keys: enough to keep client ids
-/// and correlation data of concurrent clients apart.
-pub fn random_u64() -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id()));
-    h.finish()
 }
 
 impl Requester {
@@ -86,7 +77,7 @@ impl Requester {
     /// [`AskError::Mqtt`] for connection, authentication and TLS failures.
     pub fn connect(config: &Config, encoding: Encoding) -> Result<Requester, AskError> {
         let uri = BrokerUri::parse(&config.connection.broker)?;
-        let client_id = format!("mqttapp-ask-{:016x}", random_u64());
+        let client_id = format!("mqttapp-ask-{:016x}", ids::random_u64());
         let client = mqtt::create_client(&uri, &client_id, false)?;
         let (events, waker) = consume(&client);
         let session = SessionSpec {
@@ -108,8 +99,7 @@ impl Requester {
             encoding,
             expiry_secs: u32::try_from(config.timeout.as_secs().max(1) + 1).unwrap_or(u32::MAX),
             servers: HashMap::new(),
-            nonce: random_u64(),
-            counter: 0,
+            correlations: Correlations::new(),
             qos: mqtt::QOS,
             topics,
         };
@@ -132,13 +122,11 @@ impl Requester {
         Ok(())
     }
 
-    /// Fresh correlation data for a new request.
+    /// Fresh correlation data for a new request: 128 random bits, so that
+    /// nobody who saw this client's earlier requests can guess it and claim
+    /// its replay key first. Re-sends reuse it; a new request never does.
     pub fn next_correlation(&mut self) -> Vec<u8> {
-        self.counter += 1;
-        let mut c = Vec::with_capacity(16);
-        c.extend_from_slice(&self.nonce.to_be_bytes());
-        c.extend_from_slice(&self.counter.to_be_bytes());
-        c
+        self.correlations.fresh()
     }
 
     /// What a failed publish of `request` means for the caller: a refusal

@@ -60,10 +60,17 @@ pub struct Counts {
     /// Replies to requests already answered (or given up): must be 0
     /// without re-sends.
     pub duplicates: u64,
-    /// Re-sends of requests unanswered within the retry interval.
+    /// Re-sends: of requests unanswered within the retry interval
+    /// (backing off), and after `busy` replies.
     pub resent: u64,
     /// Publishes the broker did not acknowledge: must be 0.
     pub publish_errors: u64,
+    /// `busy` replies (refused at capacity, not applied): not final, each
+    /// one is followed by a jittered back-off and a re-send.
+    pub busy: u64,
+    /// Requests still answered `busy` when their timeout ran out (not in
+    /// `lost`): must be 0.
+    pub busy_gave_up: u64,
 }
 
 impl Counts {
@@ -77,6 +84,8 @@ impl Counts {
         self.duplicates += o.duplicates;
         self.resent += o.resent;
         self.publish_errors += o.publish_errors;
+        self.busy += o.busy;
+        self.busy_gave_up += o.busy_gave_up;
     }
 
     /// Replies received for sent requests.
@@ -108,10 +117,11 @@ pub struct BenchReport {
 }
 
 impl BenchReport {
-    /// True when every request was answered exactly once.
+    /// True when every request was answered exactly once (`busy` replies
+    /// that were followed by a final answer are fine).
     pub fn is_clean(&self) -> bool {
         let c = &self.counts;
-        c.lost == 0 && c.duplicates == 0 && c.publish_errors == 0
+        c.lost == 0 && c.duplicates == 0 && c.publish_errors == 0 && c.busy_gave_up == 0
     }
 }
 
@@ -224,9 +234,11 @@ pub fn table(r: &BenchReport) -> String {
     format!(
         "connections     {}\nwindow          {}\nops             {}\nsent            {}\n\
          replies         {} (ok {}, error {}, not a reply map {})\nlost            {}\n\
-         duplicates      {}\nre-sent         {}\npublish errors  {}\nelapsed         {:.2} s\n\
-         throughput      {:.0} requests/s\nlatency ms      p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}\n",
+         duplicates      {}\nre-sent         {}\nbusy replies    {} (gave up busy {})\npublish errors  {}\n\
+         elapsed         {:.2} s\nthroughput      {:.0} requests/s\n\
+         latency ms      p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}\n",
         r.connections, r.window, r.ops, c.sent, r.replies, c.ok, c.errors, c.undecodable, c.lost,
-        c.duplicates, c.resent, c.publish_errors, r.elapsed_s, r.throughput_rps, l.p50, l.p90, l.p99, l.max, l.mean
+        c.duplicates, c.resent, c.busy, c.busy_gave_up, c.publish_errors, r.elapsed_s, r.throughput_rps,
+        l.p50, l.p90, l.p99, l.max, l.mean
     )
 }

@@ -27,7 +27,8 @@ pub struct Plan {
     pub mix: Mix,
     /// QoS of the requests.
     pub qos: i32,
-    /// Re-send a request unanswered for this long.
+    /// Re-send a request unanswered for this long (then after twice as
+    /// long, and so on).
     pub retry: Duration,
     /// Give a request up as lost after this long.
     pub timeout: Duration,
@@ -69,9 +70,10 @@ pub fn run(config: &Config, plan: &Plan, progress: &ProgressBar) -> Result<Tally
             tally.count(outcome, progress);
         }
     }
-    let (resent, publish_errors, requester) = pipeline.finish();
-    tally.counts.resent = resent;
-    tally.counts.publish_errors = publish_errors;
+    let (totals, requester) = pipeline.finish();
+    tally.counts.resent = totals.resent;
+    tally.counts.publish_errors = totals.publish_errors;
+    tally.counts.busy = totals.busy;
     // `mqttapp bench` exits right after; paho's teardown (up to a second)
     // would otherwise count as benchmark time.
     requester.abandon();
@@ -106,6 +108,7 @@ impl Tally {
             // Already counted in publish_errors by the pipeline's checker.
             Outcome::Refused((), _) => {}
             Outcome::Lost(()) => self.counts.lost += 1,
+            Outcome::Busy(()) => self.counts.busy_gave_up += 1,
             Outcome::Duplicate => self.counts.duplicates += 1,
         }
     }

@@ -15,8 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use paho_mqtt as paho;
 
-use crate::ask::random_u64;
 use crate::config::Config;
+use crate::ids::random_u64;
 use crate::mqtt::MessageMeta;
 use crate::protocol::{Op, Status, Topics};
 

@@ -227,7 +227,7 @@ fn pause(pause: Duration, stop: &AtomicBool) -> bool {
 /// knocked off together do not come back in lockstep.
 fn jittered(pause: Duration) -> Duration {
     let spread = pause.as_millis() as u64 / 2;
-    pause + Duration::from_millis(crate::ask::random_u64() % (spread + 1))
+    pause + Duration::from_millis(crate::ids::random_u64() % (spread + 1))
 }
 
 /// Forwards paho's callbacks: requests into `events` (stamped with their

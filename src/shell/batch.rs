@@ -89,7 +89,7 @@ pub fn run_batch(
     }
     batch.flush(out)?;
     let summary = batch.summary;
-    let (_, _, requester) = batch.pipeline.finish();
+    let (_, requester) = batch.pipeline.finish();
     // The CLI exits right after: skip paho's slow teardown.
     requester.abandon();
     Ok(summary)
@@ -136,6 +136,16 @@ impl Batch {
                 Outcome::Lost(i) => self.finish_line(
                     i,
                     Err(("timeout", format!("no reply within {:?}", self.timeout))),
+                ),
+                Outcome::Busy(i) => self.finish_line(
+                    i,
+                    Err((
+                        "busy",
+                        format!(
+                            "server busy: still refused at capacity (not applied) after {:?}",
+                            self.timeout
+                        ),
+                    )),
                 ),
                 Outcome::Duplicate => {}
             }
