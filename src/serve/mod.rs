@@ -75,7 +75,8 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
     let (events_tx, events) = unbounded();
     let link = Link::open(config, events_tx)?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, "serving");
-    let store = DeadLetters::new(&config.data_dir, &config.server_id);
+    let store = DeadLetters::new(&config.data_dir, &config.server_id)
+        .with_max_payload(config.limits.max_payload);
     let letters = Arc::new(DeadLetterSink::start(
         store,
         config.limits.max_deadletter_bytes,
