@@ -199,7 +199,7 @@ impl Server {
             self.letters.record(*reason, detail, &incoming.original());
         }
         if let Some(reply) = outcome.reply {
-            tracing::debug!(topic = %incoming.topic, reply_to = %reply.topic, error = ?reply.error, "answered");
+            tracing::debug!(topic = %crate::logging::shorten(&incoming.topic, 120), reply_to = %crate::logging::shorten(&reply.topic, 120), error = ?reply.error, "answered");
             let msg = reply.meta.message(&reply.topic, reply.payload, false);
             self.replies.send(msg);
         }
