@@ -14,6 +14,7 @@
 //! and counted).
 
 mod bound;
+mod dropped;
 mod store;
 
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::bound::{bounded, without_payload, Header};
+use super::dropped;
 use super::{DeadLetter, DeadLetterError, Original, Reason};
 use crate::limits::DEFAULT_MAX_PAYLOAD;
 
@@ -77,10 +78,6 @@ impl DeadLetters {
         &self.path
     }
 
-    fn dropped_path(&self) -> PathBuf {
-        self.path.with_extension("dropped")
-    }
-
     /// Records a dead letter durably (fsynced), cut to the caps. When the
     /// whole letter would take the file past its budget it is stored
     /// without its payload, and when even that does not fit it is dropped
@@ -105,29 +102,24 @@ impl DeadLetters {
             detail,
         };
         let letter = bounded(header, original, self.max_payload);
-        let mut slim = None;
-        self.locked(|| {
+        let line = json_line(&letter);
+        self.locked(move || {
             let mut file = self.open_append()?;
             let size = file.metadata()?.len();
-            let line = json_line(&letter);
-            let line = if fits(size, &line, self.max_bytes) {
-                line
+            let (letter, line) = if fits(size, &line, self.max_bytes) {
+                (letter, line)
             } else {
-                let s = without_payload(&letter, original);
-                let line = json_line(&s);
-                slim = Some(s);
+                let slim = without_payload(&letter, original);
+                let line = json_line(&slim);
                 if !fits(size, &line, self.max_bytes) {
-                    return self
-                        .count_dropped()
-                        .map(|total| Recorded::Dropped { total });
+                    let total = dropped::count_one(&self.path)?;
+                    return Ok(Recorded::Dropped { total });
                 }
-                line
+                (slim, line)
             };
             file.write_all(&line)?;
             file.sync_data()?;
-            Ok(Recorded::Stored(Box::new(
-                slim.take().unwrap_or_else(|| letter.clone()),
-            )))
+            Ok(Recorded::Stored(Box::new(letter)))
         })
     }
 
@@ -136,16 +128,7 @@ impl DeadLetters {
     /// # Errors
     /// [`DeadLetterError::Io`] when the count cannot be read.
     pub fn dropped(&self) -> Result<u64, DeadLetterError> {
-        read_count(&self.dropped_path()).map_err(|e| self.io(e))
-    }
-
-    fn count_dropped(&self) -> std::io::Result<u64> {
-        let path = self.dropped_path();
-        let total = read_count(&path)? + 1;
-        let mut file =
-            private_file(OpenOptions::new().write(true).create(true).truncate(true)).open(&path)?;
-        file.write_all(format!("{total}\n").as_bytes())?;
-        Ok(total)
+        dropped::read(&self.path).map_err(|e| self.io(e))
     }
 
     fn open_append(&self) -> std::io::Result<File> {
@@ -257,10 +240,7 @@ impl DeadLetters {
             tmp.persist(&self.path).map_err(|e| e.error)?;
             File::open(dir)?.sync_all()?;
             if ids.is_none() {
-                match std::fs::remove_file(self.dropped_path()) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
+                dropped::reset(&self.path)?;
             }
             Ok(gone)
         })
@@ -293,7 +273,7 @@ impl DeadLetters {
 }
 
 /// Files of the store are the server's alone (docs/SECURITY.md).
-fn private_file(options: &mut OpenOptions) -> &mut OpenOptions {
+pub(super) fn private_file(options: &mut OpenOptions) -> &mut OpenOptions {
     options.mode(0o600)
 }
 
@@ -306,15 +286,4 @@ fn json_line(letter: &DeadLetter) -> Vec<u8> {
     let mut line = serde_json::to_vec(letter).expect("dead letter serializes");
     line.push(b'\n');
     line
-}
-
-/// The count in `path`, 0 when the file does not exist.
-fn read_count(path: &Path) -> std::io::Result<u64> {
-    let mut text = String::new();
-    match File::open(path) {
-        Ok(f) => f.take(64).read_to_string(&mut text)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    Ok(text.trim().parse().unwrap_or(0))
 }
