@@ -133,7 +133,7 @@ fn a_flood_of_huge_properties_keeps_the_dead_letter_store_within_its_budget() {
     const BUDGET: u64 = 200_000;
     let broker = Broker::start();
     let prefix = unique_prefix("dlbudget");
-    let (server, data_dir) = server_with_limits(
+    let (mut server, data_dir) = server_with_limits(
         &broker,
         &prefix,
         &format!("max_deadletter_bytes = {BUDGET}"),
@@ -207,6 +207,10 @@ fn a_flood_of_huge_properties_keeps_the_dead_letter_store_within_its_budget() {
     assert!(kib < 64 * 1024, "dlq list peak RSS {kib} KiB");
     let longest = server.log().lines().map(str::len).max().unwrap_or(0);
     assert!(longest < 2048, "longest log line {longest} bytes");
+    // The warnings are rate-limited; the last count is logged at the stop.
+    assert_eq!(server.terminate(), Some(0));
+    let log = server.log();
+    assert!(log.contains(&format!("dropped={dropped}")), "{log}");
 }
 
 #[test]

@@ -35,10 +35,21 @@ pub const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
 /// Characters of a client-supplied string a log line keeps.
 const LOG_CHARS: usize = 120;
 
+/// The drop count as the log last reported it.
+#[derive(Default)]
+struct Drops {
+    /// When the last warning went out.
+    warned_at: Option<Instant>,
+    /// The count that warning carried.
+    warned: u64,
+    /// The latest count.
+    total: u64,
+}
+
 /// Records dead letters and announces them.
 pub struct DeadLetterSink {
     store: DeadLetters,
-    last_drop_warning: Mutex<Option<Instant>>,
+    drops: Mutex<Drops>,
     client: paho::AsyncClient,
     topic: String,
     announced: Sender<(paho::DeliveryToken, String)>,
@@ -71,7 +82,7 @@ impl DeadLetterSink {
         }
         DeadLetterSink {
             store: store.with_budget(max_bytes),
-            last_drop_warning: Mutex::new(None),
+            drops: Mutex::default(),
             client,
             topic,
             announced: tx,
@@ -97,14 +108,16 @@ impl DeadLetterSink {
 
     /// The rate-limited warning for letters the store's budget turned away.
     fn warn_dropped(&self, total: u64) {
-        let mut last = self
-            .last_drop_warning
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if last.is_some_and(|at| at.elapsed() < DROP_WARN_EVERY) {
+        let mut drops = self.drops.lock().unwrap_or_else(|p| p.into_inner());
+        drops.total = total;
+        if drops
+            .warned_at
+            .is_some_and(|at| at.elapsed() < DROP_WARN_EVERY)
+        {
             return;
         }
-        *last = Some(Instant::now());
+        drops.warned_at = Some(Instant::now());
+        drops.warned = total;
         tracing::warn!(
             dropped = total,
             "dead-letter store is full (max_deadletter_bytes): new dead letters are dropped and counted; see `mqttapp dlq list`, free it with `mqttapp dlq purge`"
@@ -124,6 +137,19 @@ impl DeadLetterSink {
             Err(e) => {
                 tracing::warn!(id = %letter.id, error = %e, "cannot announce dead letter; it is in the store")
             }
+        }
+    }
+}
+
+impl Drop for DeadLetterSink {
+    /// The last count, if the rate limit held it back.
+    fn drop(&mut self) {
+        let drops = self.drops.get_mut().unwrap_or_else(|p| p.into_inner());
+        if drops.total > drops.warned {
+            tracing::warn!(
+                dropped = drops.total,
+                "dead letters dropped at max_deadletter_bytes so far"
+            );
         }
     }
 }
