@@ -6,14 +6,23 @@
 //! appended and fsynced one at a time under an exclusive file lock (several
 //! servers may share a data directory). `mqttapp dlq` reads, replays and
 //! purges them.
+//!
+//! Whatever a request carries, its letter is bounded (`bound.rs`: each
+//! property cut to a few hundred bytes, the payload to `max_payload_bytes`,
+//! with the full length and SHA-256 of what was cut) and the file stays
+//! within `max_deadletter_bytes` (`store.rs`: past it, letters are dropped
+//! and counted).
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+mod bound;
+mod dropped;
+mod store;
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+pub use bound::{prefix_within, sha256_hex, DETAIL_CAP, PROPERTY_CAP};
+pub use store::{DeadLetters, Recorded};
 
 /// Why a request became a dead letter. The spelling is part of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +59,8 @@ impl Reason {
     }
 }
 
-/// One dead letter: why, when, and the original message, byte for byte.
+/// One dead letter: why, when, and the original message, each field cut
+/// to its cap (see the `_cut` fields and `truncated`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// Unique id: `<server-id>-<unix-ms>-<seq>`.
@@ -59,21 +69,50 @@ pub struct DeadLetter {
     pub time: u64,
     /// Why it could not be answered.
     pub reason: Reason,
-    /// Details for a human.
+    /// Details for a human (at most [`DETAIL_CAP`] bytes).
     pub detail: String,
-    /// The topic the request arrived on.
+    /// The topic the request arrived on (at most [`PROPERTY_CAP`] bytes).
     pub topic: String,
-    /// Its Response Topic, if any.
+    /// Its Response Topic, if any (at most [`PROPERTY_CAP`] bytes).
     #[serde(default)]
     pub response_topic: Option<String>,
-    /// Its Correlation Data, hex.
+    /// Its Correlation Data, hex (at most [`PROPERTY_CAP`] bytes before hex).
     #[serde(default)]
     pub correlation_hex: Option<String>,
-    /// Its Content Type, if any.
+    /// Its Content Type, if any (at most [`PROPERTY_CAP`] bytes).
     #[serde(default)]
     pub content_type: Option<String>,
-    /// The payload, hex.
+    /// The payload, hex (at most the server's `max_payload_bytes`).
     pub payload_hex: String,
+    /// True when any field above was cut: the letter is not the request,
+    /// so `mqttapp dlq replay` refuses it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// The full topic's length and hash, when `topic` was cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_cut: Option<Cut>,
+    /// The same for `response_topic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_topic_cut: Option<Cut>,
+    /// The same for the Correlation Data (length in bytes, hash of the bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_cut: Option<Cut>,
+    /// The same for `content_type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type_cut: Option<Cut>,
+    /// The same for the payload (cut, or left out past the store's budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_cut: Option<Cut>,
+}
+
+/// What remains of a field too large to keep whole: enough to recognise
+/// the request it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cut {
+    /// The field's full length in bytes.
+    pub len: u64,
+    /// SHA-256 of the full field, lowercase hex.
+    pub sha256: String,
 }
 
 /// The original message of a dead letter, as received.
@@ -92,6 +131,19 @@ pub struct Original {
 }
 
 impl DeadLetter {
+    /// True when some field is cut, i.e. the letter is not the request.
+    pub fn is_cut(&self) -> bool {
+        [
+            &self.topic_cut,
+            &self.response_topic_cut,
+            &self.correlation_cut,
+            &self.content_type_cut,
+            &self.payload_cut,
+        ]
+        .iter()
+        .any(|c| c.is_some())
+    }
+
     /// The original message, decoded from hex.
     ///
     /// # Errors
@@ -127,141 +179,6 @@ pub enum DeadLetterError {
     Corrupt(String),
 }
 
-/// Appends and reads dead letters in a data directory.
-#[derive(Debug)]
-pub struct DeadLetters {
-    path: PathBuf,
-    server_id: String,
-    seq: AtomicU64,
-}
-
-impl DeadLetters {
-    /// The store of `data_dir` (the file is created on first use).
-    pub fn new(data_dir: &Path, server_id: &str) -> DeadLetters {
-        DeadLetters {
-            path: data_dir.join(".mqttapp").join("deadletters.jsonl"),
-            server_id: server_id.to_string(),
-            seq: AtomicU64::new(0),
-        }
-    }
-
-    /// Where the records live.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Records a dead letter durably (fsynced) and returns it.
-    ///
-    /// # Errors
-    /// [`DeadLetterError::Io`] when the record cannot be written.
-    pub fn record(
-        &self,
-        reason: Reason,
-        detail: &str,
-        original: &Original,
-    ) -> Result<DeadLetter, DeadLetterError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let letter = DeadLetter {
-            id: format!("{}-{}-{}", self.server_id, now.as_millis(), seq),
-            time: now.as_secs(),
-            reason,
-            detail: detail.to_string(),
-            topic: original.topic.clone(),
-            response_topic: original.response_topic.clone(),
-            correlation_hex: original.correlation.as_ref().map(hex::encode),
-            content_type: original.content_type.clone(),
-            payload_hex: hex::encode(&original.payload),
-        };
-        // A struct of strings and integers always serializes.
-        let mut line = serde_json::to_vec(&letter).expect("dead letter serializes");
-        line.push(b'\n');
-        self.locked(|| {
-            let mut file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
-            file.write_all(&line)?;
-            file.sync_data()
-        })?;
-        Ok(letter)
-    }
-
-    /// Every stored dead letter, oldest first.
-    ///
-    /// # Errors
-    /// [`DeadLetterError`] for unreadable or corrupt records.
-    pub fn list(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
-        let file = match File::open(&self.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(self.io(source)),
-        };
-        let mut out = Vec::new();
-        for line in BufReader::new(file).lines() {
-            let line = line.map_err(|e| self.io(e))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            out.push(
-                serde_json::from_str(&line).map_err(|e| DeadLetterError::Corrupt(e.to_string()))?,
-            );
-        }
-        Ok(out)
-    }
-
-    /// Removes the dead letters whose ids are in `ids` (all when `None`);
-    /// returns how many were removed. The file is rewritten atomically.
-    ///
-    /// # Errors
-    /// [`DeadLetterError`] when the store cannot be read or rewritten.
-    pub fn remove(&self, ids: Option<&[String]>) -> Result<usize, DeadLetterError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        self.locked(|| {
-            let all = self.list().map_err(std::io::Error::other)?;
-            let (gone, kept): (Vec<_>, Vec<_>) = all
-                .into_iter()
-                .partition(|l| ids.is_none_or(|ids| ids.contains(&l.id)));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-            for letter in &kept {
-                serde_json::to_writer(&mut tmp, letter)?;
-                tmp.write_all(b"\n")?;
-            }
-            tmp.as_file().sync_all()?;
-            tmp.persist(&self.path).map_err(|e| e.error)?;
-            File::open(dir)?.sync_all()?;
-            Ok(gone.len())
-        })
-    }
-
-    /// Runs `f` under an exclusive lock on a separate lock file (the store
-    /// file itself is replaced by `remove`, so it cannot carry the lock).
-    fn locked<T>(&self, f: impl FnOnce() -> std::io::Result<T>) -> Result<T, DeadLetterError> {
-        let run = || {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let lock = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(self.path.with_extension("lock"))?;
-            lock.lock()?;
-            f()
-        };
-        run().map_err(|e| self.io(e))
-    }
-
-    fn io(&self, source: std::io::Error) -> DeadLetterError {
-        DeadLetterError::Io {
-            path: self.path.clone(),
-            source,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,7 +205,10 @@ mod tests {
             .unwrap();
         let again = DeadLetters::new(dir.path(), "s1").list().unwrap();
         assert_eq!(again.len(), 2);
-        assert_eq!(again[0], a);
+        let Recorded::Stored(a) = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(again[0], *a);
         assert_eq!(again[0].original().unwrap(), original(&[0xA1, 0x00]));
         assert_ne!(again[0].id, again[1].id);
     }
@@ -297,11 +217,47 @@ mod tests {
     fn remove_deletes_only_the_named_letters() {
         let dir = tempfile::tempdir().unwrap();
         let store = DeadLetters::new(dir.path(), "s1");
-        let a = store.record(Reason::Expired, "", &original(b"a")).unwrap();
-        let b = store.record(Reason::Expired, "", &original(b"b")).unwrap();
+        let stored = |p: &[u8]| match store.record(Reason::Expired, "", &original(p)).unwrap() {
+            Recorded::Stored(l) => *l,
+            other => panic!("{other:?}"),
+        };
+        let (a, b) = (stored(b"a"), stored(b"b"));
         assert_eq!(store.remove(Some(std::slice::from_ref(&a.id))).unwrap(), 1);
         assert_eq!(store.list().unwrap(), vec![b]);
         assert_eq!(store.remove(None).unwrap(), 1);
         assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_store_stays_within_its_budget_and_counts_what_it_drops() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = DeadLetters::new(dir.path(), "s1")
+            .with_max_payload(100)
+            .with_budget(2_000);
+        let mut kinds = (0, 0, 0);
+        for _ in 0..20 {
+            match store
+                .record(Reason::Expired, "", &original(&[9; 400]))
+                .unwrap()
+            {
+                Recorded::Stored(l) if l.payload_hex.is_empty() => kinds.1 += 1,
+                Recorded::Stored(_) => kinds.0 += 1,
+                Recorded::Dropped { .. } => kinds.2 += 1,
+            }
+        }
+        let size = std::fs::metadata(store.path()).unwrap().len();
+        assert!(size <= 2_000, "{size}");
+        assert!(kinds.0 > 0 && kinds.2 > 0, "{kinds:?}");
+        assert_eq!(store.dropped().unwrap(), kinds.2);
+        assert_eq!(store.list().unwrap().len(), kinds.0 + kinds.1);
+        assert!(store.list().unwrap().iter().all(|l| l.truncated));
+        let mode = std::fs::metadata(store.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        store.remove(None).unwrap();
+        assert_eq!(store.dropped().unwrap(), 0);
     }
 }

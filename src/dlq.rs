@@ -8,7 +8,15 @@
 //! the store only once the broker has acknowledged that publish. Because
 //! the correlation data is kept, replaying an edit that was in fact
 //! applied is answered from the server's reply memory, not applied twice.
+//! A letter the store had to cut (`truncated`) is not the request and is
+//! never replayed.
+//!
+//! Every command reads the store one record at a time (`list.rs` for
+//! listing), so a store of any size needs memory for one record.
 
+mod list;
+
+use std::collections::HashSet;
 use std::time::Duration;
 
 use paho_mqtt as paho;
@@ -18,6 +26,7 @@ use crate::deadletter::{DeadLetter, DeadLetterError, DeadLetters};
 use crate::ids::random_u64;
 use crate::mqtt::{self, MessageMeta, MqttError};
 use crate::status;
+pub use list::{write_list, Listing};
 
 /// Publishes sent before their acknowledgements are awaited (paho buffers
 /// at most 100 unsent messages on a one-shot client).
@@ -57,78 +66,139 @@ fn store(config: &Config) -> DeadLetters {
     DeadLetters::new(&config.data_dir, &config.server_id)
 }
 
-/// Every dead letter, oldest first.
-///
-/// # Errors
-/// [`DlqError::Store`].
-pub fn list(config: &Config) -> Result<Vec<DeadLetter>, DlqError> {
-    Ok(store(config).list()?)
+/// Why a selected letter is not replayed although it is in the store.
+const CUT: &str = "truncated: the store kept only part of this request (a field over its cap, or the payload past the budget), so replaying it would send a different request; it stays in the store";
+
+/// What a selection holds, found in one pass over the store.
+struct Plan {
+    /// Letters selected.
+    selected: usize,
+    /// Selected letters that are cut and will not be replayed.
+    cut: Vec<String>,
 }
 
-/// The dead letters named by `ids` (all when `None`), in store order.
+/// Checks that every id in `ids` is in the store and counts the selection.
 ///
 /// # Errors
 /// [`DlqError::UnknownIds`] naming every id that is not in the store.
-fn select(config: &Config, ids: Option<&[String]>) -> Result<Vec<DeadLetter>, DlqError> {
-    let all = list(config)?;
-    let Some(ids) = ids else {
-        return Ok(all);
-    };
-    let unknown: Vec<String> = ids
-        .iter()
-        .filter(|id| !all.iter().any(|l| &l.id == *id))
-        .cloned()
-        .collect();
-    if !unknown.is_empty() {
-        return Err(DlqError::UnknownIds(unknown));
+fn plan(store: &DeadLetters, ids: Option<&HashSet<&str>>) -> Result<Plan, DlqError> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        id: String,
+        #[serde(default)]
+        truncated: bool,
     }
-    Ok(all.into_iter().filter(|l| ids.contains(&l.id)).collect())
+    let mut found = HashSet::new();
+    let mut plan = Plan {
+        selected: 0,
+        cut: Vec::new(),
+    };
+    store.scan(|e: Entry| {
+        if ids.is_none_or(|ids| ids.contains(e.id.as_str())) {
+            plan.selected += 1;
+            if e.truncated {
+                plan.cut.push(format!("{}: {CUT}", e.id));
+            }
+            if ids.is_some() {
+                found.insert(e.id);
+            }
+        }
+        Ok::<_, DlqError>(())
+    })?;
+    if let Some(ids) = ids {
+        let mut unknown: Vec<String> = ids
+            .iter()
+            .filter(|id| !found.contains(**id))
+            .map(|id| id.to_string())
+            .collect();
+        if !unknown.is_empty() {
+            unknown.sort();
+            return Err(DlqError::UnknownIds(unknown));
+        }
+    }
+    Ok(plan)
 }
 
-/// Deletes the named dead letters (all when `None`); returns how many.
+fn id_set(ids: Option<&[String]>) -> Option<HashSet<&str>> {
+    ids.map(|ids| ids.iter().map(String::as_str).collect())
+}
+
+/// Deletes the named dead letters (all when `None`, which also resets the
+/// count of letters dropped past the budget); returns how many.
 ///
 /// # Errors
 /// [`DlqError::UnknownIds`] (nothing is deleted then) or [`DlqError::Store`].
 pub fn purge(config: &Config, ids: Option<&[String]>) -> Result<usize, DlqError> {
-    select(config, ids)?;
-    Ok(store(config).remove(ids)?)
+    let store = store(config);
+    plan(&store, id_set(ids).as_ref())?;
+    Ok(store.remove(ids)?)
 }
 
 /// Replays the named dead letters (all when `None`); returns how many were
-/// published and removed.
+/// published and removed. Truncated letters are skipped and stay.
 ///
 /// # Errors
 /// [`DlqError`]: unknown ids, no server online, connection failures, or
-/// publishes that were not acknowledged (those letters stay).
+/// letters not replayed: publishes that were not acknowledged and
+/// truncated letters (those letters stay).
 pub fn replay(config: &Config, ids: Option<&[String]>) -> Result<usize, DlqError> {
-    let letters = select(config, ids)?;
-    if letters.is_empty() {
-        return Ok(0);
+    let store = store(config);
+    let ids = id_set(ids);
+    let plan = plan(&store, ids.as_ref())?;
+    let mut failures = plan.cut.clone();
+    let mut replayed = 0;
+    if plan.selected > plan.cut.len() {
+        replayed = publish_all(config, &store, ids.as_ref(), &mut failures)?;
     }
+    match failures.first() {
+        None => Ok(replayed),
+        Some(first) => Err(DlqError::NotReplayed {
+            failed: failures.len(),
+            total: plan.selected,
+            first: first.clone(),
+        }),
+    }
+}
+
+/// Publishes every selected letter that is not cut, in chunks, removing
+/// each chunk's acknowledged letters before reading on (the scan reads the
+/// file it opened; `remove` replaces the file, it does not change it).
+fn publish_all(
+    config: &Config,
+    store: &DeadLetters,
+    ids: Option<&HashSet<&str>>,
+    failures: &mut Vec<String>,
+) -> Result<usize, DlqError> {
     let wait = config.timeout.min(status::DEFAULT_WAIT);
     if !status::collect(config, wait)?.iter().any(|s| s.is_online()) {
         return Err(DlqError::NoServer(config.prefix.clone()));
     }
     let client_id = format!("mqttapp-dlq-{:016x}", random_u64());
     let client = mqtt::connect_oneshot(&config.connection, &client_id, config.timeout)?;
-    let store = store(config);
     let mut replayed = 0;
-    let mut failures = Vec::new();
-    for chunk in letters.chunks(CHUNK) {
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut flush = |chunk: &mut Vec<DeadLetter>| -> Result<(), DlqError> {
         let (acked, failed) = publish_chunk(&client, chunk, config.timeout);
         store.remove(Some(&acked))?;
         replayed += acked.len();
         failures.extend(failed);
+        chunk.clear();
+        Ok(())
+    };
+    store.scan(|letter: DeadLetter| {
+        if ids.is_none_or(|ids| ids.contains(letter.id.as_str())) && !letter.truncated {
+            chunk.push(letter);
+        }
+        if chunk.len() == CHUNK {
+            flush(&mut chunk)?;
+        }
+        Ok::<_, DlqError>(())
+    })?;
+    if !chunk.is_empty() {
+        flush(&mut chunk)?;
     }
     let _ = mqtt::wait(client.disconnect(None), Duration::from_millis(500));
-    match failures.first() {
-        None => Ok(replayed),
-        Some(first) => Err(DlqError::NotReplayed {
-            failed: failures.len(),
-            total: letters.len(),
-            first: first.clone(),
-        }),
-    }
+    Ok(replayed)
 }
 
 /// Publishes a chunk of letters and waits for each acknowledgement.
@@ -163,92 +233,4 @@ fn publish_chunk(
         }
     }
     (acked, failed)
-}
-
-/// The letters as a table: id, time, reason, topic, detail.
-pub fn table(letters: &[DeadLetter]) -> String {
-    let mut out = String::new();
-    let rows: Vec<[String; 5]> = letters
-        .iter()
-        .map(|l| {
-            [
-                l.id.clone(),
-                humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH + Duration::from_secs(l.time.min(253_402_300_799)),
-                )
-                .to_string(),
-                l.reason.as_str().to_string(),
-                l.topic.clone(),
-                shorten(&l.detail, 60),
-            ]
-        })
-        .collect();
-    let header = ["ID", "TIME", "REASON", "TOPIC", "DETAIL"].map(String::from);
-    let widths: Vec<usize> = (0..5)
-        .map(|i| {
-            rows.iter()
-                .chain(std::iter::once(&header))
-                .map(|r| r[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-/// At most `max` characters, with an ellipsis when cut; control characters
-/// (from hostile requests) become spaces so the table stays a table.
-fn shorten(text: &str, max: usize) -> String {
-    let clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if clean.chars().count() <= max {
-        return clean;
-    }
-    let mut cut: String = clean.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::deadletter::{Original, Reason};
-
-    #[test]
-    fn shorten_cuts_long_details_and_removes_control_characters() {
-        assert_eq!(shorten("a\nb", 10), "a b");
-        assert_eq!(shorten("abcdef", 4), "abc…");
-    }
-
-    #[test]
-    fn table_lists_each_letter_under_a_header() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = DeadLetters::new(dir.path(), "s1");
-        let original = Original {
-            topic: "p/v1/req/nope".into(),
-            ..Original::default()
-        };
-        store
-            .record(Reason::UnknownOp, "unknown operation", &original)
-            .unwrap();
-        let text = table(&store.list().unwrap());
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2);
-        assert!(lines[0].starts_with("ID "), "{text}");
-        assert!(
-            lines[1].contains("unknown_op  p/v1/req/nope  unknown operation"),
-            "{text}"
-        );
-    }
 }

@@ -16,8 +16,7 @@ pub const MAX_CALC_DEPTH: usize = 512;
 /// Default largest request payload the server decodes, in bytes.
 pub const DEFAULT_MAX_PAYLOAD: usize = 256 * 1024;
 
-/// Default size of the dead-letter store past which payloads are no
-/// longer kept (64 MiB).
+/// Default size the dead-letter store never grows past (64 MiB).
 pub const DEFAULT_MAX_DEADLETTER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// All limits of a server.
@@ -25,9 +24,9 @@ pub const DEFAULT_MAX_DEADLETTER_BYTES: u64 = 64 * 1024 * 1024;
 pub struct Limits {
     /// Largest request payload decoded, in bytes.
     pub max_payload: usize,
-    /// Size of the dead-letter store past which a new dead letter keeps
-    /// only its metadata, not its payload: a flood of large bad requests
-    /// cannot fill the disk at the payload's rate.
+    /// Size the dead-letter store never grows past: near it a new dead
+    /// letter keeps only its metadata, at it letters are dropped and
+    /// counted, so a flood of bad requests cannot fill the disk.
     pub max_deadletter_bytes: u64,
     /// Limits of calc.
     pub calc: CalcLimits,

@@ -44,6 +44,27 @@ pub fn init(verbose: u8, quiet: bool, colour: bool) {
     log::set_max_level(log::LevelFilter::Warn);
 }
 
+/// At most `max` characters of `text`, control characters (from hostile
+/// requests) as spaces, and when cut an ellipsis and the full length: for
+/// every client-supplied string that reaches a log line or a table, so a
+/// 64 KiB topic costs a log line ~`max` characters, not 64 KiB.
+pub fn shorten(text: &str, max: usize) -> String {
+    let clean = |c: char| if c.is_control() { ' ' } else { c };
+    if text.chars().nth(max).is_none() {
+        return text.chars().map(clean).collect();
+    }
+    let mut cut: String = text
+        .chars()
+        .take(max.saturating_sub(1))
+        .map(clean)
+        .collect();
+    cut.push('…');
+    if max >= 40 {
+        cut.push_str(&format!(" ({} bytes)", text.len()));
+    }
+    cut
+}
+
 /// False for records that may carry secrets: paho's, below WARN.
 fn allowed(meta: &Metadata<'_>) -> bool {
     allowed_at(meta.target(), *meta.level())
@@ -56,6 +77,16 @@ fn allowed_at(target: &str, level: Level) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shorten_cuts_long_strings_and_removes_control_characters() {
+        assert_eq!(shorten("a\nb", 10), "a b");
+        assert_eq!(shorten("abcdef", 4), "abc…");
+        assert_eq!(shorten("abcd", 4), "abcd");
+        let long = shorten(&"é".repeat(70_000), 120);
+        assert!(long.ends_with("… (140000 bytes)"), "{long}");
+        assert!(long.chars().count() < 140);
+    }
 
     #[test]
     fn paho_records_below_warn_are_dropped_whatever_the_filter() {

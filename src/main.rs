@@ -243,30 +243,34 @@ fn run_status(config: &Config, args: &StatusArgs) -> ExitCode {
 /// Runs a `dlq` action on the local store; counts go to stderr.
 fn run_dlq(config: &Config, args: &DlqArgs) -> ExitCode {
     let ids = |w: &DlqSelection| (!w.all).then_some(w.ids.clone());
-    let result =
-        match &args.action {
-            DlqAction::List { json } => dlq::list(config).map(|l| print_letters(&l, *json)),
-            DlqAction::Replay(w) => dlq::replay(config, ids(w).as_deref())
-                .map(|n| eprintln!("replayed {n} dead letter(s)")),
-            DlqAction::Purge(w) => dlq::purge(config, ids(w).as_deref())
-                .map(|n| eprintln!("purged {n} dead letter(s)")),
-        };
+    let result = match &args.action {
+        DlqAction::List { json } => dlq::write_list(config, *json, &mut std::io::stdout().lock())
+            .map(|l| {
+                print_listing_notes(l, *json);
+            }),
+        DlqAction::Replay(w) => {
+            dlq::replay(config, ids(w).as_deref()).map(|n| eprintln!("replayed {n} dead letter(s)"))
+        }
+        DlqAction::Purge(w) => {
+            dlq::purge(config, ids(w).as_deref()).map(|n| eprintln!("purged {n} dead letter(s)"))
+        }
+    };
     match result {
         Ok(()) => ExitCode::Ok,
         Err(e) => fail(&e, ExitCode::of_dlq(&e)),
     }
 }
 
-fn print_letters(letters: &[mqttapp::deadletter::DeadLetter], json: bool) {
-    let mut out = std::io::stdout().lock();
-    if json {
-        // Records of strings and numbers always serialize.
-        let text = serde_json::to_string(letters).expect("dead letters are JSON");
-        let _ = writeln!(out, "{text}");
-    } else if letters.is_empty() {
+/// The counts of a listing, on stderr (stdout holds the letters).
+fn print_listing_notes(listing: dlq::Listing, json: bool) {
+    if listing.listed == 0 && !json {
         eprintln!("no dead letters");
-    } else {
-        let _ = write!(out, "{}", dlq::table(letters));
+    }
+    if listing.dropped > 0 {
+        eprintln!(
+            "dropped {} dead letter(s) not in this list: the store was at max_deadletter_bytes (`mqttapp dlq purge --all` resets the count)",
+            listing.dropped
+        );
     }
 }
 

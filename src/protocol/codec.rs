@@ -5,11 +5,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::messages::{CalcRequest, EchoRequest, EditRequest, OkValue, Reply, Request};
+use super::wording::{cbor_reason, in_protocol_words};
 use super::{ErrorBody, Op, ProtocolError};
 
 /// How deeply nested CBOR items may be before decoding stops. Our maps are
 /// two levels deep; anything deeper is hostile or a mistake.
-const CBOR_RECURSION_LIMIT: usize = 16;
+pub(crate) const CBOR_RECURSION_LIMIT: usize = 16;
 
 /// The three payload encodings of protocol v1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,7 +167,7 @@ fn decode_map<T: DeserializeOwned>(encoding: Encoding, payload: &[u8]) -> Result
             match ciborium::de::from_reader_with_recursion_limit(&mut rest, CBOR_RECURSION_LIMIT) {
                 Ok(value) if rest.is_empty() => return Ok(value),
                 Ok(_) => format!("{} bytes after the end of the CBOR map", rest.len()),
-                Err(e) => e.to_string(),
+                Err(e) => cbor_reason(e),
             }
         }
         _ => match serde_json::from_slice(payload) {
@@ -176,7 +177,7 @@ fn decode_map<T: DeserializeOwned>(encoding: Encoding, payload: &[u8]) -> Result
     };
     Err(ProtocolError::Decode {
         encoding: encoding.name(),
-        reason,
+        reason: in_protocol_words(&reason),
     })
 }
 

@@ -13,6 +13,7 @@ mod messages;
 mod props;
 mod status;
 mod topics;
+mod wording;
 
 pub use codec::{
     decode_reply, decode_request, encode_reply, encode_request, from_cbor, to_cbor, Encoding,

@@ -54,7 +54,7 @@ impl Status {
         ciborium::de::from_reader_with_recursion_limit(payload, 8).map_err(|e| {
             ProtocolError::Decode {
                 encoding: "CBOR",
-                reason: e.to_string(),
+                reason: super::wording::cbor_reason(e),
             }
         })
     }

@@ -10,6 +10,7 @@ compile_error!("mqttapp serve needs panic = \"unwind\": its panic guard catches 
 use std::time::Instant;
 
 use crate::deadletter::{Original, Reason};
+use crate::logging::shorten;
 use crate::mqtt::MessageMeta;
 use crate::operations::edit::GroupFailure;
 use crate::operations::Operations;
@@ -167,7 +168,10 @@ fn answer(
 ) -> (Reply, Option<(Reason, String)>) {
     let name = topics.op_name(&msg.topic).unwrap_or("");
     let Some(op) = Op::parse(name) else {
-        let text = format!("unknown operation {name:?}; this server offers calc, echo, edit");
+        let text = format!(
+            "unknown operation \"{}\"; this server offers calc, echo, edit",
+            shorten(name, 60)
+        );
         return (
             Reply::error(ErrorCode::UnknownOp, text.clone()),
             Some((Reason::UnknownOp, text)),
@@ -208,7 +212,7 @@ fn guarded(op: Op, apply: impl FnOnce() -> Reply) -> (Reply, Option<(Reason, Str
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
             let text = format!("internal error in {op}: {what}");
-            tracing::error!(%op, panic = %what, "operation panicked; answered internal and kept serving");
+            tracing::error!(%op, panic = %shorten(&what, 200), "operation panicked; answered internal and kept serving");
             (
                 Reply::error(ErrorCode::Internal, text.clone()),
                 Some((Reason::HandlerFailure, text)),

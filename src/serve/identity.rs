@@ -79,7 +79,7 @@ impl Identity {
         if status.instance.as_deref() == Some(self.instance.as_str()) {
             self.armed.store(true, Ordering::SeqCst);
         } else if self.armed.load(Ordering::SeqCst) {
-            tracing::error!(other = ?status.instance, "another server is online with this server's id");
+            tracing::error!(other = %crate::logging::shorten(status.instance.as_deref().unwrap_or("-"), 120), "another server is online with this server's id");
             self.mark_conflict();
         }
     }

@@ -7,25 +7,49 @@
 //! neither may wait on the broker here (the broker may be the reason for
 //! the dead letter). A small thread checks each announcement's delivery and
 //! logs failures; the store keeps the letter either way.
+//!
+//! Both are bounded: the store cuts every field and keeps within its budget
+//! (`deadletter`), the announcement is the stored (cut) record, and the log
+//! line shortens what the client chose. Letters the budget turns away are
+//! counted; a warning with the count goes out at most every
+//! [`DROP_WARN_EVERY`].
 
+use std::sync::Mutex;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Sender};
 use paho_mqtt as paho;
 
-use crate::deadletter::{DeadLetter, DeadLetters, Original, Reason};
+use crate::deadletter::{DeadLetter, DeadLetters, Original, Reason, Recorded};
+use crate::logging::shorten;
 use crate::mqtt::{self, MessageMeta};
 use crate::protocol::to_cbor;
 
 /// How long an announcement may wait for its acknowledgement (it waits in
 /// paho's buffer while the broker is away).
 const ANNOUNCE_ACK_TIMEOUT: Duration = Duration::from_secs(300);
+/// At most one "dead letters dropped" warning this often: a flood must not
+/// turn into a flood of log lines.
+pub const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
+/// Characters of a client-supplied string a log line keeps.
+const LOG_CHARS: usize = 120;
+
+/// The drop count as the log last reported it.
+#[derive(Default)]
+struct Drops {
+    /// When the last warning went out.
+    warned_at: Option<Instant>,
+    /// The count that warning carried.
+    warned: u64,
+    /// The latest count.
+    total: u64,
+}
 
 /// Records dead letters and announces them.
 pub struct DeadLetterSink {
     store: DeadLetters,
-    max_bytes: u64,
+    drops: Mutex<Drops>,
     client: paho::AsyncClient,
     topic: String,
     announced: Sender<(paho::DeliveryToken, String)>,
@@ -33,8 +57,9 @@ pub struct DeadLetterSink {
 
 impl DeadLetterSink {
     /// A sink writing to `store` and announcing on `topic` through `client`.
-    /// Past `max_bytes` in the store, letters keep everything but the
-    /// payload (`[limits] max_deadletter_bytes`).
+    /// The store never grows past `max_bytes` (`[limits]
+    /// max_deadletter_bytes`): near it letters lose their payload, at it
+    /// they are dropped and counted.
     pub fn start(
         store: DeadLetters,
         max_bytes: u64,
@@ -56,8 +81,8 @@ impl DeadLetterSink {
             tracing::warn!(error = %e, "cannot start the dead-letter announcer; announcements are unchecked");
         }
         DeadLetterSink {
-            store,
-            max_bytes,
+            store: store.with_budget(max_bytes),
+            drops: Mutex::default(),
             client,
             topic,
             announced: tx,
@@ -67,39 +92,36 @@ impl DeadLetterSink {
     /// Records a dead letter durably, then announces it. If even the store
     /// fails, the log is the last trace.
     pub fn record(&self, reason: Reason, detail: &str, original: &Original) {
-        let (detail, original) = self.within_budget(detail, original);
-        let (detail, original) = (detail.as_str(), &original);
+        let topic = shorten(&original.topic, LOG_CHARS);
         match self.store.record(reason, detail, original) {
-            Ok(letter) => {
-                tracing::warn!(id = %letter.id, reason = reason.as_str(), detail, "dead letter");
+            Ok(Recorded::Stored(letter)) => {
+                let detail = shorten(&letter.detail, 2 * LOG_CHARS);
+                tracing::warn!(id = %letter.id, reason = reason.as_str(), %topic, %detail, "dead letter");
                 self.announce(&letter);
             }
+            Ok(Recorded::Dropped { total }) => self.warn_dropped(total),
             Err(e) => {
-                tracing::error!(error = %e, reason = reason.as_str(), topic = %original.topic, "cannot record dead letter")
+                tracing::error!(error = %e, reason = reason.as_str(), %topic, "cannot record dead letter")
             }
         }
     }
 
-    /// Once the store holds `max_bytes`, the payload is left out (its size
-    /// is in the detail): a flood of large bad requests must not fill the
-    /// disk. The metadata is still kept, so nothing goes untraced.
-    fn within_budget(&self, detail: &str, original: &Original) -> (String, Original) {
-        let stored = std::fs::metadata(self.store.path()).map_or(0, |m| m.len());
-        if stored < self.max_bytes || original.payload.is_empty() {
-            return (detail.to_string(), original.clone());
+    /// The rate-limited warning for letters the store's budget turned away.
+    fn warn_dropped(&self, total: u64) {
+        let mut drops = self.drops.lock().unwrap_or_else(|p| p.into_inner());
+        drops.total = total;
+        if drops
+            .warned_at
+            .is_some_and(|at| at.elapsed() < DROP_WARN_EVERY)
+        {
+            return;
         }
-        let detail = format!(
-            "{detail} (payload of {} bytes not kept: the dead-letter store is over {} bytes)",
-            original.payload.len(),
-            self.max_bytes
+        drops.warned_at = Some(Instant::now());
+        drops.warned = total;
+        tracing::warn!(
+            dropped = total,
+            "dead-letter store is full (max_deadletter_bytes): new dead letters are dropped and counted; see `mqttapp dlq list`, free it with `mqttapp dlq purge`"
         );
-        (
-            detail,
-            Original {
-                payload: Vec::new(),
-                ..original.clone()
-            },
-        )
     }
 
     fn announce(&self, letter: &DeadLetter) {
@@ -115,6 +137,19 @@ impl DeadLetterSink {
             Err(e) => {
                 tracing::warn!(id = %letter.id, error = %e, "cannot announce dead letter; it is in the store")
             }
+        }
+    }
+}
+
+impl Drop for DeadLetterSink {
+    /// The last count, if the rate limit held it back.
+    fn drop(&mut self) {
+        let drops = self.drops.get_mut().unwrap_or_else(|p| p.into_inner());
+        if drops.total > drops.warned {
+            tracing::warn!(
+                dropped = drops.total,
+                "dead letters dropped at max_deadletter_bytes so far"
+            );
         }
     }
 }

@@ -75,7 +75,8 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
     let (events_tx, events) = unbounded();
     let link = Link::open(config, events_tx)?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, "serving");
-    let store = DeadLetters::new(&config.data_dir, &config.server_id);
+    let store = DeadLetters::new(&config.data_dir, &config.server_id)
+        .with_max_payload(config.limits.max_payload);
     let letters = Arc::new(DeadLetterSink::start(
         store,
         config.limits.max_deadletter_bytes,
@@ -198,7 +199,7 @@ impl Server {
             self.letters.record(*reason, detail, &incoming.original());
         }
         if let Some(reply) = outcome.reply {
-            tracing::debug!(topic = %incoming.topic, reply_to = %reply.topic, error = ?reply.error, "answered");
+            tracing::debug!(topic = %crate::logging::shorten(&incoming.topic, 120), reply_to = %crate::logging::shorten(&reply.topic, 120), error = ?reply.error, "answered");
             let msg = reply.meta.message(&reply.topic, reply.payload, false);
             self.replies.send(msg);
         }

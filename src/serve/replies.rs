@@ -67,7 +67,7 @@ impl ReplySender {
                     paho::Error::Publish(_, m) => original_of(m),
                     _ => Original::default(),
                 };
-                tracing::error!(error = %e, topic = %original.topic, "reply publish refused");
+                tracing::error!(error = %e, topic = %crate::logging::shorten(&original.topic, 120), "reply publish refused");
                 self.letters
                     .record(Reason::ReplyFailed, &e.to_string(), &original);
             }
@@ -127,7 +127,7 @@ impl ReplySender {
     /// `mqttapp dlq replay` can send it again).
     fn failed(&self, token: &paho::DeliveryToken, e: &paho::Error) {
         let original = original_of(token.message());
-        tracing::error!(topic = %original.topic, error = %e, "reply was not delivered");
+        tracing::error!(topic = %crate::logging::shorten(&original.topic, 120), error = %e, "reply was not delivered");
         self.letters
             .record(Reason::ReplyFailed, &e.to_string(), &original);
     }
