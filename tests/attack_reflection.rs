@@ -16,7 +16,7 @@ const TEXT: Option<&str> = Some("text/plain");
 const JSON: Option<&str> = Some("application/json");
 /// The documented cap of one `edit show` reply's content (docs/PROTOCOL.md),
 /// plus the rest of the reply map.
-const SHOW_REPLY_MAX: usize = 65_537 + 256;
+const SHOW_REPLY_MAX: usize = 65_536 + 256;
 
 /// A client subscribed to `topics`, counting what arrives there.
 fn watcher(broker: &Broker, prefix: &str, topics: &[&str]) -> paho::SyncReceiver<Option<paho::Message>> {
@@ -137,6 +137,7 @@ fn show_replies_are_capped_and_ask_fetches_every_page() {
         total += reply.payload.len();
     }
     assert!(total <= 20 * SHOW_REPLY_MAX, "{total}");
+    eprintln!("20 show requests of {} bytes: {total} reply bytes", request.len());
 
     let out = mqttapp(&broker, &prefix)
         .args(["ask", "edit", "--show", "--file", "big.txt"])

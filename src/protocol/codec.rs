@@ -280,6 +280,7 @@ mod tests {
                 rev: 2,
                 lines: 3,
                 content: None,
+                next: None,
             })),
             Reply::Err(ErrorBody::new(ErrorCode::Parse, "unexpected ')'").at(4)),
         ];

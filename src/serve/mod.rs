@@ -71,7 +71,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
         .as_deref()
         .unwrap_or(crate::config::DEFAULT_FILE);
     let ops = Operations::open(&config.data_dir, default_file, config.limits)?;
-    let topics = Topics::new(&config.prefix);
+    let topics = Topics::new(&config.prefix).allowing_replies(&config.reply_topics);
     let (events_tx, events) = unbounded();
     let link = Link::open(config, events_tx)?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, "serving");
