@@ -6,10 +6,10 @@
 mod common;
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::server::server_id_for;
-use common::{mqttapp, unique_prefix, Broker, Server};
+use common::{auth, mqttapp, unique_prefix, Broker, Server};
 use mqttapp::protocol::Status;
 use paho_mqtt as paho;
 
@@ -21,17 +21,31 @@ fn server_client_id(prefix: &str) -> String {
 /// A paho client connected as `id` with a clean start and the given
 /// session expiry (0: the session ends with the connection).
 fn connect_as(broker: &Broker, id: &str, session_expiry: u32) -> paho::AsyncClient {
+    connect_with(broker, id, session_expiry, true, None)
+}
+
+/// [`connect_as`] with Clean Start and a user name and password.
+fn connect_with(
+    broker: &Broker,
+    id: &str,
+    session_expiry: u32,
+    clean_start: bool,
+    login: Option<(&str, &str)>,
+) -> paho::AsyncClient {
     let uri = mqttapp::mqtt::BrokerUri::parse(&broker.url()).expect("broker url");
     let client = mqttapp::mqtt::create_client(&uri, id, false).expect("create paho client");
     let mut props = paho::Properties::new();
     props
         .push_u32(paho::PropertyCode::SessionExpiryInterval, session_expiry)
         .unwrap();
-    let opts = paho::ConnectOptionsBuilder::new_v5()
-        .clean_start(true)
+    let mut opts = paho::ConnectOptionsBuilder::new_v5();
+    opts.clean_start(clean_start)
         .properties(props)
-        .connect_timeout(Duration::from_secs(10))
-        .finalize();
+        .connect_timeout(Duration::from_secs(10));
+    if let Some((user, password)) = login {
+        opts.user_name(user).password(password);
+    }
+    let opts = opts.finalize();
     client
         .connect(opts)
         .wait_for(Duration::from_secs(15))
@@ -151,9 +165,20 @@ fn a_client_using_the_server_client_id_is_reported_and_the_server_keeps_serving(
         intruders.push(connect_as(&broker, &id, 0));
         thread::sleep(Duration::from_millis(800));
     }
-    server.wait_for_log("client id in use by another client", Duration::from_secs(15));
+    server.wait_for_log(
+        "client id in use by another client",
+        Duration::from_secs(15),
+    );
     drop(intruders);
-    // The server takes its id back (`ask` re-sends within its timeout).
+    // The server takes its id back after its longest backoff (5 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let back = |log: &str| {
+        let conflict = log.rfind("client id in use").unwrap_or(0);
+        log[conflict..].contains("reconnected")
+    };
+    while !back(&server.log()) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+    }
     answers(&broker, &prefix, &server);
 }
 
@@ -184,4 +209,56 @@ fn a_clean_start_with_the_server_id_while_it_is_down_is_not_a_resumed_session() 
     server.restart();
     assert_eq!(last_session_resumed(&server), "false", "{}", server.log());
     answers(&broker, &prefix, &server);
+}
+
+#[test]
+fn under_the_shipped_acl_a_client_with_the_server_id_reads_no_requests_and_forges_no_status() {
+    let users = [("mqttapp-server", "server-pw"), ("alice", "alice-pw")];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prefix = unique_prefix("aclid");
+    let passwd = auth::password_file(dir.path(), &users);
+    let acl = auth::shipped_acl(dir.path(), &prefix);
+    let broker = Broker::start_with(&auth::listener(&passwd, Some(&acl)));
+    let pw = auth::secret_file(dir.path(), "server.pw", "server-pw");
+    let pw = pw.display().to_string();
+    let args = ["--username", "mqttapp-server", "--password-file", &pw];
+    let mut server = Server::start_with(&broker, &prefix, &dir.path().join("data"), &args);
+    assert_eq!(server.terminate(), Some(0));
+    // alice resumes the stopped server's session, subscriptions and all.
+    let alice = Some(("alice", "alice-pw"));
+    let intruder = connect_with(&broker, &server_client_id(&prefix), 300, false, alice);
+    let stolen = intruder.start_consuming();
+    let sender = connect_with(&broker, &format!("{prefix}-sender"), 0, true, alice);
+    for i in 0..5 {
+        let msg = paho::MessageBuilder::new()
+            .topic(format!("{prefix}/v1/req/calc"))
+            .payload(format!("{i}+1"))
+            .qos(1)
+            .finalize();
+        sender
+            .publish(msg)
+            .wait_for(Duration::from_secs(10))
+            .expect("alice may send calc requests");
+    }
+    let forged = paho::MessageBuilder::new()
+        .topic(format!("{prefix}/v1/status/{}", server_id_for(&prefix)))
+        .payload(b"forged".to_vec())
+        .qos(1)
+        .retained(true)
+        .finalize();
+    assert!(
+        sender
+            .publish(forged)
+            .wait_for(Duration::from_secs(10))
+            .is_err(),
+        "the ACL let a client publish a status"
+    );
+    let mut received = 0;
+    while let Ok(Some(_)) = stolen.recv_timeout(Duration::from_secs(2)) {
+        received += 1;
+    }
+    assert_eq!(
+        received, 0,
+        "the intruder read requests meant for the server"
+    );
 }

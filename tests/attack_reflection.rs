@@ -19,7 +19,11 @@ const JSON: Option<&str> = Some("application/json");
 const SHOW_REPLY_MAX: usize = 65_536 + 256;
 
 /// A client subscribed to `topics`, counting what arrives there.
-fn watcher(broker: &Broker, prefix: &str, topics: &[&str]) -> paho::SyncReceiver<Option<paho::Message>> {
+fn watcher(
+    broker: &Broker,
+    prefix: &str,
+    topics: &[&str],
+) -> paho::SyncReceiver<Option<paho::Message>> {
     let (client, rx, _) = common::raw::connect_subscribed(broker, prefix, &format!("{prefix}-w"));
     for topic in topics {
         client
@@ -89,7 +93,10 @@ fn replies_to_foreign_topics_are_refused_and_dead_lettered() {
         assert!(detail.contains("reply-topics"), "{detail}");
     }
     // Still answered on its own response topic.
-    assert_eq!(raw.request(&prefix, "echo", b"hi", TEXT, None).payload, b"hi");
+    assert_eq!(
+        raw.request(&prefix, "echo", b"hi", TEXT, None).payload,
+        b"hi"
+    );
     let relayed = count_arrivals(&rx, &raw.response_topic, Duration::from_millis(500));
     assert!(relayed.is_empty(), "relayed to {relayed:?}");
 }
@@ -106,7 +113,10 @@ fn reply_topics_setting_allows_other_filters() {
     let req = format!("{prefix}/v1/req/echo");
     raw.send(&req, b"open", TEXT, Some(b"x"), Some("home/door/cmd"));
     raw.send(&req, b"open", TEXT, Some(b"y"), Some(&foreign));
-    assert_eq!(dead_letters(&server, "response_topic_not_allowed", 1).len(), 1);
+    assert_eq!(
+        dead_letters(&server, "response_topic_not_allowed", 1).len(),
+        1
+    );
     let arrived = count_arrivals(&rx, &raw.response_topic, Duration::from_secs(2));
     assert_eq!(arrived, ["home/door/cmd"], "{}", server.log());
 }
@@ -137,13 +147,20 @@ fn show_replies_are_capped_and_ask_fetches_every_page() {
         total += reply.payload.len();
     }
     assert!(total <= 20 * SHOW_REPLY_MAX, "{total}");
-    eprintln!("20 show requests of {} bytes: {total} reply bytes", request.len());
+    eprintln!(
+        "20 show requests of {} bytes: {total} reply bytes",
+        request.len()
+    );
 
     let out = mqttapp(&broker, &prefix)
         .args(["ask", "edit", "--show", "--file", "big.txt"])
         .output()
         .expect("run ask");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.stdout.len(), content.len());
     assert!(out.stdout == content.as_bytes(), "ask printed another text");
 }

@@ -141,7 +141,11 @@ struct PageLimits {
 /// first line if that is within `max_line_bytes`; a longer one (only a
 /// file placed by hand can hold one) is a `limit` error, so the bound on a
 /// reply's size holds without exception.
-fn page(content: String, from: u64, limits: PageLimits) -> Result<(String, Option<u64>), ErrorBody> {
+fn page(
+    content: String,
+    from: u64,
+    limits: PageLimits,
+) -> Result<(String, Option<u64>), ErrorBody> {
     if from == 1 && json_len(&content) <= limits.bytes {
         return Ok((content, None));
     }
@@ -290,7 +294,10 @@ mod tests {
         assert_eq!(pages(9, 8), (String::new(), None));
         // A first line over the page but within max_line_bytes comes alone.
         assert_eq!(pages(1, 3), ("aa\n".into(), Some(2)));
-        assert_eq!(page("aa\nbb".into(), 2, limits(2, 2)).unwrap(), ("bb".into(), None));
+        assert_eq!(
+            page("aa\nbb".into(), 2, limits(2, 2)).unwrap(),
+            ("bb".into(), None)
+        );
         let e = page(text, 1, limits(3, 1)).unwrap_err();
         assert_eq!(e.code, "limit");
         assert!(e.message.contains("line 1 is 2 bytes"), "{}", e.message);
@@ -300,7 +307,9 @@ mod tests {
     #[test]
     fn a_large_file_is_shown_in_pages_that_add_up_to_it() {
         let (dir, ops) = ops();
-        let content: String = (0..3000).map(|i| format!("{i:04} {}\n", "y".repeat(60))).collect();
+        let content: String = (0..3000)
+            .map(|i| format!("{i:04} {}\n", "y".repeat(60)))
+            .collect();
         std::fs::write(dir.path().join("big.txt"), &content).unwrap();
         let show = |line| {
             let r = EditRequest {

@@ -241,7 +241,9 @@ fn replay_key(meta: &MessageMeta) -> Option<Vec<u8>> {
 fn reply_target<'a>(topics: &Topics, topic: Option<&'a str>) -> Result<&'a str, (Reason, String)> {
     let refused = |detail: String| (Reason::NoResponseTopic, detail);
     let Some(topic) = topic else {
-        return Err(refused("no response topic: there is nowhere to reply".to_string()));
+        return Err(refused(
+            "no response topic: there is nowhere to reply".to_string(),
+        ));
     };
     if topic.is_empty() || topic.len() > 65_535 || topic.contains(['#', '+', '\0']) {
         return Err(refused(format!(

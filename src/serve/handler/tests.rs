@@ -86,12 +86,23 @@ fn replies_go_only_where_replies_are_allowed() {
     assert_eq!(dead, Some(Reason::ResponseTopicNotAllowed));
     let topics = Topics::new(PREFIX).allowing_replies(&["home/+/cmd".to_string()]);
     let outcome = handle_with(&calc_or_panic, &topics, 1024, &msg);
-    assert_eq!(outcome.reply.map(|r| r.topic).as_deref(), Some("home/door/cmd"));
+    assert_eq!(
+        outcome.reply.map(|r| r.topic).as_deref(),
+        Some("home/door/cmd")
+    );
     assert!(outcome.dead_letter.is_none());
     // Reserved topics stay refused whatever the setting allows.
     let topics = Topics::new(PREFIX).allowing_replies(&["#".to_string()]);
-    let outcome = handle_with(&calc_or_panic, &topics, 1024, &incoming("calc", b"1", Some("p/v1/dlq")));
-    assert_eq!(outcome.dead_letter.map(|d| d.0), Some(Reason::NoResponseTopic));
+    let outcome = handle_with(
+        &calc_or_panic,
+        &topics,
+        1024,
+        &incoming("calc", b"1", Some("p/v1/dlq")),
+    );
+    assert_eq!(
+        outcome.dead_letter.map(|d| d.0),
+        Some(Reason::NoResponseTopic)
+    );
 }
 
 #[test]
