@@ -163,4 +163,21 @@ fn show_replies_are_capped_and_ask_fetches_every_page() {
     );
     assert_eq!(out.stdout.len(), content.len());
     assert!(out.stdout == content.as_bytes(), "ask printed another text");
+
+    // The same through the pipelined batch, in input order.
+    let out = mqttapp(&broker, &prefix)
+        .args(["ask", "--batch"])
+        .write_stdin("show --file big.txt\ncalc 1+1\n")
+        .output()
+        .expect("run ask --batch");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == format!("{content}2\n").as_bytes(),
+        "batch printed {} bytes",
+        out.stdout.len()
+    );
 }
