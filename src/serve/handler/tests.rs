@@ -142,7 +142,11 @@ fn an_edit_reply_is_held_for_its_commit_and_becomes_the_error_if_its_group_faile
         }
     };
     let topics = Topics::new(PREFIX);
-    let mut msg = incoming("edit", br#"{"action":"append","text":"x"}"#, Some("p/v1/resp/1"));
+    let mut msg = incoming(
+        "edit",
+        br#"{"action":"append","text":"x"}"#,
+        Some("p/v1/resp/1"),
+    );
     msg.meta.content_type = Some("application/json".into());
     let failures = [GroupFailure {
         file: "f".into(),
@@ -175,7 +179,7 @@ fn an_edit_reply_is_held_for_its_commit_and_becomes_the_error_if_its_group_faile
         &calc_or_panic,
         &topics,
         1024,
-        &incoming("calc", b"1", Some("r/1")),
+        &incoming("calc", b"1", Some("p/v1/resp/1")),
     );
     assert!(!calc.reply.expect("a reply").awaits_commit());
 }
