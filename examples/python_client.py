@@ -96,6 +96,9 @@ def show(value):
         if "content" in value:
             print(f"{value['file']}: rev {value['rev']}, {value['lines']} lines", file=sys.stderr)
             print(value["content"], end="")
+            if "next" in value:  # servers page large files (docs/PROTOCOL.md)
+                print(f"(one page; the file goes on at line {value['next']}: send the request "
+                      f"again with \"line\": {value['next']})", file=sys.stderr)
         else:
             print(f"{value['file']}: rev {value['rev']}, {value['lines']} lines")
     elif isinstance(value, float) and value.is_integer() and abs(value) < 1e16:

@@ -315,6 +315,13 @@ pub struct ServeArgs {
     /// while it is stopped: 24h, 30m, 90 [env: MQTTAPP_SESSION_EXPIRY] [default: 24h]
     #[arg(long, value_name = "DURATION")]
     pub session_expiry: Option<String>,
+
+    /// Topic filters (+ and # allowed, comma-separated) replies may go to
+    /// besides <prefix>/v1/resp/#; a request naming any other Response
+    /// Topic gets no reply and becomes a dead letter
+    /// [env: MQTTAPP_REPLY_TOPICS] [default: none]
+    #[arg(long, value_name = "FILTERS", value_delimiter = ',')]
+    pub reply_topics: Option<Vec<String>>,
 }
 
 /// `mqttapp ask`

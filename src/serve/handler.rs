@@ -111,10 +111,10 @@ pub fn handle_with(
 ) -> Outcome {
     let response_topic = match reply_target(topics, msg.meta.response_topic.as_deref()) {
         Ok(topic) => topic,
-        Err(detail) => {
+        Err((reason, detail)) => {
             return Outcome {
                 reply: None,
-                dead_letter: Some((Reason::NoResponseTopic, detail)),
+                dead_letter: Some((reason, detail)),
             }
         }
     };
@@ -237,19 +237,35 @@ fn replay_key(meta: &MessageMeta) -> Option<Vec<u8>> {
 /// The topic to reply to, or why there is none we may use: it must be a
 /// valid topic name (non-empty, no wildcards, no NUL) and must not be one
 /// of the protocol's own topics or a `$` topic, so that a request cannot
-/// make the server publish fake requests, statuses or dead letters.
-fn reply_target<'a>(topics: &Topics, topic: Option<&'a str>) -> Result<&'a str, String> {
+/// make the server publish fake requests, statuses or dead letters
+/// (`no_response_topic`); and it must match the allowed reply filters,
+/// `<prefix>/v1/resp/#` unless `reply_topics` adds others, so that a
+/// request cannot make the server publish to another system's topics
+/// (`response_topic_not_allowed`).
+fn reply_target<'a>(topics: &Topics, topic: Option<&'a str>) -> Result<&'a str, (Reason, String)> {
+    let refused = |detail: String| (Reason::NoResponseTopic, detail);
     let Some(topic) = topic else {
-        return Err("no response topic: there is nowhere to reply".to_string());
+        return Err(refused(
+            "no response topic: there is nowhere to reply".to_string(),
+        ));
     };
     if topic.is_empty() || topic.len() > 65_535 || topic.contains(['#', '+', '\0']) {
-        return Err(format!(
+        return Err(refused(format!(
             "response topic {topic:?} is not a valid topic name"
-        ));
+        )));
     }
     if topic.starts_with('$') || topics.is_reserved(topic) {
-        return Err(format!(
+        return Err(refused(format!(
             "response topic {topic:?} is reserved (requests, statuses, dead letters or $ topics)"
+        )));
+    }
+    if !topics.reply_allowed(topic) {
+        return Err((
+            Reason::ResponseTopicNotAllowed,
+            format!(
+                "response topic {topic:?} is not one replies may go to ({}); a server allows others with --reply-topics (MQTTAPP_REPLY_TOPICS, reply_topics)",
+                topics.reply_filters().join(", ")
+            ),
         ));
     }
     Ok(topic)
