@@ -64,8 +64,10 @@ mod atomic;
 mod error;
 mod fsread;
 mod group;
+mod journal;
 mod meta;
 mod names;
+mod replay;
 mod store;
 mod text;
 
@@ -163,6 +165,10 @@ pub struct EditRequest {
     /// key (for the same file) is answered from memory instead of being
     /// applied twice. Ignored by [`Action::Show`].
     pub replay_key: Option<Vec<u8>>,
+    /// The request's Message Expiry, in seconds: how long its client may
+    /// still re-send it, so how long its key must be remembered (see
+    /// replay.rs); `None` means the documented maximum.
+    pub expiry_secs: Option<u32>,
 }
 
 /// The answer to a successful request; serializable so the transport layer
