@@ -1,13 +1,15 @@
 //! Group commit: several changes to one file, made durable by one commit.
 //!
 //! Each commit costs four fsyncs (metadata and content, each a file and its
-//! directory), so a server applying edits one by one is bound by the
-//! disk's fsync latency. When a burst of requests is handled together
+//! directory), plus one `fdatasync` of the replay journal when a change
+//! carries a replay key, so a server applying edits one by one is bound by
+//! the disk's fsync latency. When a burst of requests is handled together
 //! ([`Store::begin_group`] .. [`Store::commit_group`]), consecutive changes
 //! to one file are applied in memory in arrival order under the file's
-//! lock, and committed once: the metadata (revision advanced once per
-//! change, one reply-memory entry per keyed change, `prev_*` = the state
-//! before the group), then the content. A change to another file, or a
+//! lock, and committed once: one journal append with a reply-memory entry
+//! per keyed change, the metadata (revision advanced once per change,
+//! journal length counting the new entries, `prev_*` = the state before
+//! the group), then the content. A change to another file, or a
 //! `show`, commits what is staged first: a group holds one file's lock at
 //! a time, taken in the same order as for a single edit (file, then the
 //! creation lock), so two servers editing several files cannot deadlock.
@@ -16,8 +18,11 @@
 //! before the commit; a crash before the metadata step loses the whole
 //! group (nobody was answered, clients re-send); a crash between the two
 //! steps is rolled back as a whole by reconciliation (the content still
-//! hashes to `prev_hash`, and every reply-memory entry newer than
-//! `prev_rev` goes), so a re-send is applied anew. A failed commit fails
+//! hashes to `prev_hash`, and the journal goes back to `prev_len`, which
+//! forgets every entry of the group), so a re-send is applied anew. While
+//! staged, a change's entry is already in the file's reply memory, so a
+//! copy of it later in the same group is answered with its revision, not
+//! applied again (and fails with it if the commit fails). A failed commit fails
 //! every change of its group ([`GroupFailure`]). Each change still gets its
 //! own revision, so `expect_rev` works inside a group as between groups.
 //! `show` only ever shows what is on disk.
