@@ -198,8 +198,8 @@ impl Store {
         let now = self.policy.now();
         if let Some(k) = &key {
             match staged.index.lookup(k, now) {
-                Lookup::Replay(r) => return Ok(outcome(name, r.rev, r.lines, None, true)),
-                Lookup::Reused(_) => {
+                Lookup::Replay { rev, lines } => return Ok(outcome(name, rev, lines, None, true)),
+                Lookup::Reused => {
                     return Err(EditError::KeyReused {
                         file: name.to_string(),
                     })

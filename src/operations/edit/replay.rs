@@ -31,8 +31,9 @@ use super::{Action, EditError, EditRequest};
 /// Longest time, in seconds, a replay key is remembered: for requests
 /// without a Message Expiry, and the cap for those with a long one.
 pub(super) const MAX_RETENTION_SECS: u64 = 300;
-/// Most live replay entries one file remembers (at 64 bytes on disk and
-/// about as much in memory, some 8 MiB each when full).
+/// Most live replay entries one file remembers: 64 bytes each in the
+/// journal, 56 in memory (plus the hash table's slack: up to 15 MiB for a
+/// full file's index).
 pub(super) const CAPACITY: usize = 131_072;
 /// Journals shorter than this are never compacted (not worth a rewrite).
 const MIN_COMPACT_RECORDS: u64 = 8_192;
@@ -111,10 +112,26 @@ impl Keyed {
 pub(super) enum Lookup {
     /// Not remembered: apply it.
     New,
-    /// Applied before with the same content: answer with this record.
-    Replay(Record),
+    /// Applied before with the same content: answer with its revision and
+    /// line count.
+    Replay {
+        /// The revision the change produced.
+        rev: u64,
+        /// The line count after it.
+        lines: u64,
+    },
     /// The key was used for a different request.
-    Reused(Record),
+    Reused,
+}
+
+/// One live entry in memory, keyed by its key hash: 40 bytes (no 16-byte
+/// alignment, so a table slot is 56).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    fingerprint: [u8; 16],
+    rev: u64,
+    lines: u64,
+    expires: u64,
 }
 
 /// The live entries of one file's journal, and which part of the journal
@@ -125,7 +142,7 @@ pub(super) struct Index {
     /// The last record read or written, to check that the journal was not
     /// rewritten at the same position by someone else.
     last: Option<Record>,
-    entries: HashMap<u128, Record>,
+    entries: HashMap<[u8; 16], Entry>,
     /// No entry expires before this (Unix seconds): pruning is pointless
     /// until then.
     next_expiry: u64,
@@ -188,12 +205,16 @@ impl Index {
 
     /// What the memory says about `keyed` at `now`.
     pub(super) fn lookup(&self, keyed: &Keyed, now: u64) -> Lookup {
-        match self.entries.get(&keyed.key) {
-            Some(r) if r.expires > now => {
-                if r.fingerprint == 0 || r.fingerprint == keyed.fingerprint {
-                    Lookup::Replay(*r)
+        match self.entries.get(&keyed.key.to_le_bytes()) {
+            Some(e) if e.expires > now => {
+                let fp = u128::from_le_bytes(e.fingerprint);
+                if fp == 0 || fp == keyed.fingerprint {
+                    Lookup::Replay {
+                        rev: e.rev,
+                        lines: e.lines,
+                    }
                 } else {
-                    Lookup::Reused(*r)
+                    Lookup::Reused
                 }
             }
             _ => Lookup::New,
@@ -231,7 +252,13 @@ impl Index {
         } else {
             self.next_expiry.min(r.expires)
         };
-        self.entries.insert(r.key, r);
+        let entry = Entry {
+            fingerprint: r.fingerprint.to_le_bytes(),
+            rev: r.rev,
+            lines: r.lines,
+            expires: r.expires,
+        };
+        self.entries.insert(r.key.to_le_bytes(), entry);
     }
 
     /// Forgets expired entries (only when one may have expired).
@@ -267,11 +294,19 @@ impl Index {
             self.compact_at = compact_threshold(live);
             if grown >= 2 * live as u64 {
                 let news: std::collections::HashSet<u128> = new.iter().map(|r| r.key).collect();
+                let commit = new[0].commit;
                 let mut kept: Vec<Record> = self
                     .entries
-                    .values()
+                    .iter()
+                    .map(|(k, e)| Record {
+                        key: u128::from_le_bytes(*k),
+                        fingerprint: u128::from_le_bytes(e.fingerprint),
+                        rev: e.rev,
+                        lines: e.lines,
+                        expires: e.expires,
+                        commit,
+                    })
                     .filter(|r| !news.contains(&r.key))
-                    .copied()
                     .collect();
                 kept.sort_by_key(|r| r.rev);
                 let carried = kept.len() as u64;
