@@ -23,6 +23,8 @@ use super::EditError;
 
 /// Bytes per record.
 pub(super) const RECORD_BYTES: usize = 64;
+/// Records written per `write` call (64 KiB).
+const WRITE_CHUNK: usize = 1024;
 
 /// One remembered change: enough to recognize a re-send and answer it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +120,14 @@ pub(super) fn append(path: &Path, at: u64, records: &[Record]) -> Result<(), Edi
         .truncate(at == 0)
         .open(path)
         .map_err(io_err(path))?;
-    let bytes: Vec<u8> = records.iter().flat_map(Record::encode).collect();
-    write_all_at(&file, &bytes, at * RECORD_BYTES as u64).map_err(io_err(path))?;
+    // In chunks: a compaction writes tens of thousands of records, and
+    // one buffer for all of them would raise the server's peak memory.
+    let mut offset = at * RECORD_BYTES as u64;
+    for chunk in records.chunks(WRITE_CHUNK) {
+        let bytes: Vec<u8> = chunk.iter().flat_map(Record::encode).collect();
+        write_all_at(&file, &bytes, offset).map_err(io_err(path))?;
+        offset += bytes.len() as u64;
+    }
     file.sync_data().map_err(io_err(path))?;
     if at == 0 {
         // A new file: its directory entry must survive a crash too.
