@@ -30,9 +30,10 @@
 use std::fs::File;
 use std::path::PathBuf;
 
+use super::index::{Index, Lookup};
 use super::journal::{self, Record};
 use super::meta::{self, Meta};
-use super::replay::{self, Index, Keyed, Lookup};
+use super::replay::{self, Keyed};
 use super::store::{check_rev, creates, not_found, outcome};
 use super::{atomic, fsread, text};
 use super::{Action, EditError, EditRequest, Outcome, Store};

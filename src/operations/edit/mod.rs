@@ -105,6 +105,7 @@ mod atomic;
 mod error;
 mod fsread;
 mod group;
+mod index;
 mod journal;
 mod meta;
 mod names;

@@ -7,8 +7,9 @@ use std::sync::Mutex;
 
 use super::error::io_err;
 use super::group::Staging;
+use super::index::Memory;
 use super::meta::{self, Meta, Reconciled};
-use super::replay::{self, Keyed, Memory, ReplayPolicy};
+use super::replay::{self, Keyed, ReplayPolicy};
 use super::{atomic, fsread, journal, names, text};
 use super::{Action, EditError, EditLimits, EditRequest, Outcome};
 
