@@ -96,6 +96,14 @@ impl Operations {
             expiry_secs,
         };
         let outcome = self.store.apply(&request).map_err(|e| {
+            if matches!(
+                e,
+                edit::EditError::Busy(_) | edit::EditError::KeyReused { .. }
+            ) {
+                // A client flooding one file, or reusing correlation data:
+                // worth seeing on the server side too.
+                tracing::warn!(error = %e, "edit refused");
+            }
             let code = ErrorCode::parse(e.code()).unwrap_or(ErrorCode::Internal);
             ErrorBody::new(code, e.to_string())
         })?;
