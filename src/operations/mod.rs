@@ -102,7 +102,7 @@ impl Operations {
             ) {
                 // A client flooding one file, or reusing correlation data:
                 // worth seeing on the server side too.
-                tracing::warn!(error = %e, "edit refused");
+                tracing::info!(error = %e, "edit refused");
             }
             let code = ErrorCode::parse(e.code()).unwrap_or(ErrorCode::Internal);
             ErrorBody::new(code, e.to_string())
