@@ -22,6 +22,18 @@ use crate::protocol::{
 /// (docs/SECURITY.md states the resulting bound).
 pub const SHOW_PAGE_BYTES: usize = 64 * 1024;
 
+/// What identifies a request across re-sends, and how long it may be
+/// re-sent: the edit store applies a change made with a key once and
+/// remembers it for as long as the client may still re-send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// Response topic and correlation data (see `serve::handler`).
+    pub key: Vec<u8>,
+    /// The request's Message Expiry in seconds (our clients set it to their
+    /// timeout); `None` when the request carries none.
+    pub expiry_secs: Option<u32>,
+}
+
 /// The operations a server offers, with their state (the edit store).
 pub struct Operations {
     limits: Limits,
@@ -60,10 +72,10 @@ impl Operations {
 
     /// Answers one request.
     ///
-    /// `replay_key` identifies the request across re-sends (response topic
+    /// `replay` identifies the request across re-sends (response topic
     /// and correlation data); an edit with a key it has already applied is
     /// answered from memory instead of being applied twice.
-    pub fn apply(&self, request: &Request, replay_key: Option<Vec<u8>>) -> Reply {
+    pub fn apply(&self, request: &Request, replay: Option<Replay>) -> Reply {
         match request {
             Request::Calc(r) => match calc::evaluate(&r.expr, &self.limits.calc) {
                 Ok(calc::Number::Int(n)) => Reply::Ok(OkValue::Int(n)),
@@ -71,14 +83,18 @@ impl Operations {
                 Err(e) => Reply::Err(calc_error(e)),
             },
             Request::Echo(r) => Reply::Ok(OkValue::Text(echo::echo(&r.text))),
-            Request::Edit(r) => match self.edit(r, replay_key) {
+            Request::Edit(r) => match self.edit(r, replay) {
                 Ok(result) => Reply::Ok(OkValue::Edit(result)),
                 Err(body) => Reply::Err(body),
             },
         }
     }
 
-    fn edit(&self, r: &EditRequest, replay_key: Option<Vec<u8>>) -> Result<EditResult, ErrorBody> {
+    fn edit(&self, r: &EditRequest, replay: Option<Replay>) -> Result<EditResult, ErrorBody> {
+        let (replay_key, expiry_secs) = match replay {
+            Some(Replay { key, expiry_secs }) => (Some(key), expiry_secs),
+            None => (None, None),
+        };
         let from = match (r.action, r.line) {
             (EditAction::Show, Some(0)) => {
                 return Err(ErrorBody::new(
@@ -94,8 +110,17 @@ impl Operations {
             file: r.file.clone(),
             expect_rev: r.expect_rev,
             replay_key,
+            expiry_secs,
         };
         let outcome = self.store.apply(&request).map_err(|e| {
+            if matches!(
+                e,
+                edit::EditError::Busy(_) | edit::EditError::KeyReused { .. }
+            ) {
+                // A client flooding one file, or reusing correlation data:
+                // worth seeing on the server side too.
+                tracing::info!(error = %e, "edit refused");
+            }
             let code = ErrorCode::parse(e.code()).unwrap_or(ErrorCode::Internal);
             ErrorBody::new(code, e.to_string())
         })?;

@@ -13,7 +13,7 @@ use crate::deadletter::{Original, Reason};
 use crate::logging::shorten;
 use crate::mqtt::MessageMeta;
 use crate::operations::edit::GroupFailure;
-use crate::operations::Operations;
+use crate::operations::{Operations, Replay};
 use crate::protocol::{
     decode_request, encode_reply, Encoding, ErrorCode, OkValue, Op, ProtocolError, Reply, Request,
     Topics,
@@ -94,7 +94,7 @@ pub struct Outcome {
 }
 
 /// What answers a decoded request: [`Operations::apply`] in the server.
-pub type Apply<'a> = dyn Fn(&Request, Option<Vec<u8>>) -> Reply + 'a;
+pub type Apply<'a> = dyn Fn(&Request, Option<Replay>) -> Reply + 'a;
 
 /// Decodes, dispatches and encodes one request.
 pub fn handle(ops: &Operations, topics: &Topics, max_payload: usize, msg: &Incoming) -> Outcome {
@@ -223,15 +223,19 @@ fn guarded(op: Op, apply: impl FnOnce() -> Reply) -> (Reply, Option<(Reason, Str
 
 /// Requests are the same request when response topic and correlation data
 /// match. Without correlation data (e.g. `mosquitto_rr`) there is no way to
-/// tell a re-send from a new request, so there is no key.
-fn replay_key(meta: &MessageMeta) -> Option<Vec<u8>> {
+/// tell a re-send from a new request, so there is no key. The Message
+/// Expiry says how long the client may re-send it.
+fn replay_key(meta: &MessageMeta) -> Option<Replay> {
     let correlation = meta.correlation.as_ref()?;
     let topic = meta.response_topic.as_ref()?;
     let mut key = Vec::with_capacity(topic.len() + 1 + correlation.len());
     key.extend_from_slice(topic.as_bytes());
     key.push(0);
     key.extend_from_slice(correlation);
-    Some(key)
+    Some(Replay {
+        key,
+        expiry_secs: meta.expiry_secs,
+    })
 }
 
 /// The topic to reply to, or why there is none we may use: it must be a

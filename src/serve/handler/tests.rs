@@ -29,7 +29,7 @@ fn run(apply: &Apply<'_>, msg: &Incoming) -> (Option<Reply>, Option<Reason>) {
     (reply, outcome.dead_letter.map(|(reason, _)| reason))
 }
 
-fn calc_or_panic(request: &Request, _key: Option<Vec<u8>>) -> Reply {
+fn calc_or_panic(request: &Request, _key: Option<crate::operations::Replay>) -> Reply {
     match request {
         Request::Calc(c) if c.expr == "boom" => panic!("simulated bug for {}", c.expr),
         Request::Calc(c) if c.expr == "boom2" => std::panic::panic_any(42_u32),
@@ -107,7 +107,9 @@ fn replies_go_only_where_replies_are_allowed() {
 
 #[test]
 fn oversized_payload_is_a_limit_error_before_decoding() {
-    let never = |_: &Request, _: Option<Vec<u8>>| -> Reply { panic!("must not be applied") };
+    let never = |_: &Request, _: Option<crate::operations::Replay>| -> Reply {
+        panic!("must not be applied")
+    };
     let big = vec![b'1'; 1025];
     let (reply, dead) = run(&never, &incoming("calc", &big, Some("p/v1/resp/c")));
     assert!(matches!(reply, Some(Reply::Err(e)) if e.code == "limit"));
@@ -131,7 +133,7 @@ fn an_edit_reply_is_held_for_its_commit_and_becomes_the_error_if_its_group_faile
     use crate::operations::edit::GroupFailure;
     use crate::protocol::EditResult;
     let edited = |file: &'static str, rev: u64| {
-        move |_: &Request, _: Option<Vec<u8>>| {
+        move |_: &Request, _: Option<crate::operations::Replay>| {
             Reply::Ok(OkValue::Edit(EditResult {
                 file: file.to_string(),
                 rev,
