@@ -315,6 +315,12 @@ pub struct ServeArgs {
     /// while it is stopped: 24h, 30m, 90 [env: MQTTAPP_SESSION_EXPIRY] [default: 24h]
     #[arg(long, value_name = "DURATION")]
     pub session_expiry: Option<String>,
+
+    /// Memory for requests waiting inside the server (topic, properties,
+    /// payload), in bytes: 16777216, 64MiB; past it requests are refused
+    /// with error busy [env: MQTTAPP_MAX_QUEUE_BYTES] [default: 16MiB]
+    #[arg(long, value_name = "BYTES")]
+    pub max_queue_bytes: Option<String>,
 }
 
 /// `mqttapp ask`

@@ -20,6 +20,14 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 256 * 1024;
 /// longer kept (64 MiB).
 pub const DEFAULT_MAX_DEADLETTER_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Default budget for the requests waiting inside a server, in bytes
+/// (16 MiB); see [`Limits::max_queue_bytes`].
+pub const DEFAULT_MAX_QUEUE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Smallest `max_queue_bytes` accepted (1 MiB): each lane must hold at
+/// least a few requests of the default maximum payload.
+pub const MIN_QUEUE_BYTES: u64 = 1024 * 1024;
+
 /// All limits of a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -29,6 +37,14 @@ pub struct Limits {
     /// only its metadata, not its payload: a flood of large bad requests
     /// cannot fill the disk at the payload's rate.
     pub max_deadletter_bytes: u64,
+    /// Bytes of requests (topic, all properties, payload, 512 bytes of
+    /// bookkeeping each) that may wait inside the server: paho acknowledges
+    /// a request before it is run, so without this bound a flood grows the
+    /// server's memory without limit. Half for edits, a quarter for calc
+    /// and echo, a quarter for refusals; past it requests are refused
+    /// `busy` at once. Set by `max_queue_bytes` (flag, environment or the
+    /// config file's top level), not in `[limits]`.
+    pub max_queue_bytes: u64,
     /// Limits of calc.
     pub calc: CalcLimits,
     /// Limits of edit.
@@ -40,6 +56,7 @@ impl Default for Limits {
         Limits {
             max_payload: DEFAULT_MAX_PAYLOAD,
             max_deadletter_bytes: DEFAULT_MAX_DEADLETTER_BYTES,
+            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
             calc: CalcLimits::default(),
             edit: EditLimits::default(),
         }
@@ -75,6 +92,7 @@ impl Limits {
         Limits {
             max_payload: file.max_payload_bytes.unwrap_or(d.max_payload),
             max_deadletter_bytes: file.max_deadletter_bytes.unwrap_or(d.max_deadletter_bytes),
+            max_queue_bytes: d.max_queue_bytes,
             calc: CalcLimits {
                 max_len: file.max_expr_bytes.unwrap_or(d.calc.max_len),
                 max_depth: file

@@ -234,7 +234,7 @@ fn replay_key(meta: &MessageMeta) -> Option<Vec<u8>> {
 /// valid topic name (non-empty, no wildcards, no NUL) and must not be one
 /// of the protocol's own topics or a `$` topic, so that a request cannot
 /// make the server publish fake requests, statuses or dead letters.
-fn reply_target<'a>(topics: &Topics, topic: Option<&'a str>) -> Result<&'a str, String> {
+pub(super) fn reply_target<'a>(topics: &Topics, topic: Option<&'a str>) -> Result<&'a str, String> {
     let Some(topic) = topic else {
         return Err("no response topic: there is nowhere to reply".to_string());
     };
