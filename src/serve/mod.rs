@@ -56,6 +56,11 @@ const BURST: usize = 64;
 /// a burst's requests, their copies and their replies are held until its
 /// commit, on top of what waits in the queues.
 const BURST_BYTES: usize = 1024 * 1024;
+/// How long an idle lane (or the refusal thread) waits for a request before
+/// it checks its replies and its orders; short, because when another
+/// process took over this server's id, "offline" must be published before
+/// that process reconnects (100-150 ms later), or both would stop.
+const IDLE_WAIT: Duration = Duration::from_millis(40);
 /// How often the overload counts are logged (when they changed).
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// Stack of the lane threads: calc recursion is bounded for the size of a
@@ -123,12 +128,12 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
             let stop = &stop_refusals;
             scope.spawn(move || {
                 refusals::serve(
-                    &admission.refusals,
+                    admission,
                     &server.topics,
                     replies,
-                    &admission.tally,
                     &server.memory,
                     stop,
+                    IDLE_WAIT,
                     FINISH_LIMIT,
                 )
             })
@@ -162,6 +167,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
             control.set(Mode::Drain);
         } else {
             control.set(Mode::Halt);
+            stop_refusals.store(true, Ordering::SeqCst);
         }
         for lane in lanes {
             let _ = lane.join();
@@ -184,7 +190,7 @@ fn wait_for_stop(link: &Link, shutdown: &AtomicBool, tally: &lanes::Tally) -> Re
         if link.taken_over() {
             return Err(());
         }
-        thread::sleep(Duration::from_millis(50));
+        thread::sleep(Duration::from_millis(10));
         if Instant::now() >= next_report {
             tally.report(&mut reported);
             next_report = Instant::now() + REPORT_EVERY;
@@ -246,7 +252,7 @@ impl Server {
         let mut drain_until = None;
         loop {
             let wait = match control.mode() {
-                Mode::Run => Duration::from_millis(100),
+                Mode::Run => IDLE_WAIT,
                 Mode::Drain => {
                     let until = *drain_until.get_or_insert(Instant::now() + DRAIN_LIMIT);
                     if Instant::now() >= until {

@@ -7,28 +7,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::handler::reply_target;
-use super::lanes::{Refusal, Tally};
+use super::lanes::{Admission, Refusal, Tally};
 use super::memory::Memory;
-use super::queue::ByteQueue;
 use super::replies::ReplySender;
 use crate::mqtt::MessageMeta;
 use crate::protocol::{encode_reply, Reply, Topics};
 
-/// Publishes refusals until `stop` is set, then waits (until `finish_by`
+/// Publishes refusals until `stop` is set (checked at least every
+/// `idle_wait`), then waits (until `finish_by`
 /// after the stop) for their acknowledgements. What is still queued then
 /// is left for the caller to count.
 pub fn serve(
-    queue: &ByteQueue<Refusal>,
+    admission: &Admission,
     topics: &Topics,
     replies: ReplySender,
-    tally: &Tally,
     memory: &Memory,
     stop: &AtomicBool,
+    idle_wait: Duration,
     finish_within: Duration,
 ) {
     while !stop.load(Ordering::SeqCst) {
-        match queue.recv_timeout(Duration::from_millis(100)) {
-            Some((refusal, _ticket)) => send(&refusal, topics, &replies, tally),
+        match admission.refusals.recv_timeout(idle_wait) {
+            Some((refusal, _ticket)) => send(&refusal, topics, &replies, &admission.tally),
             None => {
                 replies.check(usize::MAX);
                 memory.trim_if_drained();
