@@ -319,7 +319,7 @@ fn assert_applied_once(server: &Server, flood: &Flood) {
 fn a_large_property_flood_stays_within_the_queue_budget_and_the_excess_is_refused_busy() {
     let broker = Broker::start();
     let prefix = unique_prefix("bigflood");
-    let server = Server::start(&broker, &prefix);
+    let mut server = Server::start(&broker, &prefix);
     let count = 800;
     let (flood, peak) = large_property_flood(&broker, &prefix, &server, count);
     eprintln!(
@@ -343,6 +343,38 @@ fn a_large_property_flood_stays_within_the_queue_budget_and_the_excess_is_refuse
         "no request gets two replies: {flood:?}"
     );
     assert_applied_once(&server, &flood);
+    // Overload is explicit: every request without a reply was counted by
+    // the server as dropped (the refusal queue was full too) or
+    // unanswerable; the final counts are logged when it stops.
+    assert_eq!(server.terminate(), Some(0), "{}", tail(&server.log(), 3000));
+    let dropped = overload_count(&server.log(), "dropped");
+    let unanswerable = overload_count(&server.log(), "unanswerable");
+    eprintln!(
+        "server counted busy={} dropped={dropped} unanswerable={unanswerable}",
+        overload_count(&server.log(), "busy")
+    );
+    assert_eq!(
+        count + 1 - flood.answered,
+        dropped + unanswerable,
+        "requests without a reply vs the server's counts: {flood:?}"
+    );
+}
+
+/// A count from the server's last `overloaded` log line (0 if none).
+fn overload_count(log: &str, key: &str) -> usize {
+    let Some(line) = log.lines().rev().find(|l| l.contains("overloaded")) else {
+        return 0;
+    };
+    let needle = format!(" {key}=");
+    line.find(&needle)
+        .map(|at| &line[at + needle.len()..])
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }
 
 #[test]
