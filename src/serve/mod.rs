@@ -79,6 +79,9 @@ pub enum ServeError {
     /// Another client connected with this server's client id.
     #[error("another server connected with id {0:?} and took over this one's session - give each server its own --server-id")]
     TakenOver(String),
+    /// A request lane's thread could not be started.
+    #[error("cannot start a request thread: {0} - the system is out of threads or memory")]
+    Thread(std::io::Error),
 }
 
 /// Runs the server until `shutdown` becomes true.
@@ -139,6 +142,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
             })
         };
         let mut lanes = Vec::new();
+        let mut unstarted = None;
         for (lane, name) in [(Lane::Fast, "fast-lane"), (Lane::Edit, "edit-lane")] {
             let replies = sender();
             let (queue, server, control) = (admission.queue(lane), &server, &control);
@@ -150,16 +154,13 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
                 });
             match spawned {
                 Ok(handle) => lanes.push(handle),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start a request lane");
-                    control.set(Mode::Halt);
-                }
+                Err(e) => unstarted = Some(e),
             }
         }
-        let outcome = if lanes.len() == 2 {
-            wait_for_stop(&link, shutdown, &admission.tally)
-        } else {
-            Ok(())
+        let outcome = match unstarted {
+            Some(e) => Err(ServeError::Thread(e)),
+            None => wait_for_stop(&link, shutdown, &admission.tally)
+                .map_err(|()| ServeError::TakenOver(config.server_id.clone())),
         };
         if outcome.is_ok() {
             tracing::info!("shutting down: answering what already arrived");
@@ -177,7 +178,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
         link.close();
         server.keep_late_arrivals(&admission);
         stop_keeper.store(true, Ordering::SeqCst);
-        outcome.map_err(|()| ServeError::TakenOver(config.server_id.clone()))
+        outcome
     })
 }
 
