@@ -4,16 +4,16 @@
 //! sender; paho's client is shared (it is thread-safe).
 //!
 //! Every publish returns a paho delivery token. The tokens wait, in order,
-//! in a queue that the request loop checks without blocking after each
+//! in a queue that its thread (a lane) checks without blocking after each
 //! reply and when idle (a checker thread would be woken once per reply,
 //! which cost more than the rest of the work: with it a benchmark client
 //! did ~4,900 requests/s, without it ~8,000). A failed delivery is logged
 //! and recorded as a dead letter. The queue is bounded: past MAX_UNACKED
 //! replies, or MAX_UNACKED_BYTES of them (a reply carries the request's
-//! response topic and correlation data, up to 64 KiB each), the loop waits
-//! for the oldest PUBACK, so when the broker stops
-//! acknowledging, the server stops taking requests instead of piling up
-//! replies. When paho reports a full in-flight window or offline buffer,
+//! response topic and correlation data, up to 64 KiB each), the lane waits
+//! for the oldest PUBACK, so when the broker stops acknowledging, the lane
+//! stops taking requests (they wait within its byte budget, then are
+//! refused `busy`) instead of piling up replies. When paho reports a full in-flight window or offline buffer,
 //! the sender waits and tries again: it never drops.
 //!
 //! Waiting here never blocks reconnection: the link to the broker is kept
