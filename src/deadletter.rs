@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use bound::{prefix_within, sha256_hex, DETAIL_CAP, PROPERTY_CAP};
+pub use bound::{bounded, cut_of, prefix_within, sha256_hex, Header, DETAIL_CAP, PROPERTY_CAP};
 pub use store::{DeadLetters, Recorded};
 
 /// Why a request became a dead letter. The spelling is part of the contract.
@@ -132,6 +132,10 @@ pub struct Original {
     pub content_type: Option<String>,
     /// Payload bytes.
     pub payload: Vec<u8>,
+    /// Set when the payload was already cut before it reached the store
+    /// (a refused request keeps at most `max_payload_bytes` of it while it
+    /// waits): the full payload's length and hash.
+    pub payload_cut: Option<Cut>,
 }
 
 impl DeadLetter {
@@ -162,6 +166,7 @@ impl DeadLetter {
             correlation: self.correlation_hex.as_deref().map(unhex).transpose()?,
             content_type: self.content_type.clone(),
             payload: unhex(&self.payload_hex)?,
+            payload_cut: None,
         })
     }
 }
@@ -194,6 +199,7 @@ mod tests {
             correlation: Some(vec![1, 2, 255]),
             content_type: None,
             payload: payload.to_vec(),
+            payload_cut: None,
         }
     }
 

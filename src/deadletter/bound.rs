@@ -35,7 +35,7 @@ pub fn prefix_within(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-fn cut_of(full: &[u8], kept: usize) -> Option<Cut> {
+pub fn cut_of(full: &[u8], kept: usize) -> Option<Cut> {
     (kept < full.len()).then(|| Cut {
         len: full.len() as u64,
         sha256: sha256_hex(full),
@@ -75,7 +75,10 @@ pub fn bounded(header: Header<'_>, original: &Original, max_payload: usize) -> D
     let correlation_kept = correlation.map(|c| &c[..c.len().min(PROPERTY_CAP)]);
     let correlation_cut = correlation.and_then(|c| cut_of(c, PROPERTY_CAP.min(c.len())));
     let payload = &original.payload[..original.payload.len().min(max_payload)];
-    let payload_cut = cut_of(&original.payload, payload.len());
+    let payload_cut = original
+        .payload_cut
+        .clone()
+        .or_else(|| cut_of(&original.payload, payload.len()));
     let detail = match prefix_within(header.detail, DETAIL_CAP) {
         d if d.len() == header.detail.len() => d.to_string(),
         d => format!("{}…", prefix_within(d, DETAIL_CAP - '…'.len_utf8())),
@@ -103,11 +106,13 @@ pub fn bounded(header: Header<'_>, original: &Original, max_payload: usize) -> D
 
 /// `letter` without its payload (its length and hash kept): what the store
 /// keeps when the whole letter no longer fits its budget.
-pub fn without_payload(letter: &DeadLetter, original: &Original) -> DeadLetter {
+/// (A payload kept whole is hashed from the letter's own hex.)
+pub fn without_payload(letter: &DeadLetter) -> DeadLetter {
     let mut slim = letter.clone();
     slim.payload_hex = String::new();
-    if slim.payload_cut.is_none() && !original.payload.is_empty() {
-        slim.payload_cut = cut_of(&original.payload, 0);
+    if slim.payload_cut.is_none() && !letter.payload_hex.is_empty() {
+        let payload = hex::decode(&letter.payload_hex).unwrap_or_default();
+        slim.payload_cut = cut_of(&payload, 0);
     }
     slim.truncated = slim.is_cut();
     slim
@@ -134,6 +139,7 @@ mod tests {
             correlation: Some(vec![1, 2]),
             content_type: Some("text/plain".into()),
             payload: b"1+1".to_vec(),
+            payload_cut: None,
         };
         let letter = bounded(header("d"), &original, 1024);
         assert!(!letter.truncated);
@@ -149,6 +155,7 @@ mod tests {
             correlation: Some(vec![7; 60_000]),
             content_type: Some("c".repeat(60_000)),
             payload: vec![1; 10_000],
+            payload_cut: None,
         };
         let detail = "x".repeat(5_000);
         let letter = bounded(header(&detail), &original, 1_000);
@@ -169,7 +176,7 @@ mod tests {
         assert_eq!(letter.payload_hex.len(), 2_000);
         assert_eq!(letter.payload_cut.as_ref().unwrap().len, 10_000);
         assert!(letter.detail.len() <= DETAIL_CAP && letter.detail.ends_with('…'));
-        let slim = without_payload(&letter, &original);
+        let slim = without_payload(&letter);
         assert!(slim.payload_hex.is_empty());
         assert_eq!(slim.payload_cut, letter.payload_cut);
     }
@@ -181,7 +188,7 @@ mod tests {
             ..Original::default()
         };
         let letter = bounded(header(""), &original, 1024);
-        let slim = without_payload(&letter, &original);
+        let slim = without_payload(&letter);
         assert!(slim.truncated);
         assert_eq!(slim.payload_cut.unwrap().sha256, sha256_hex(b"abc"));
     }

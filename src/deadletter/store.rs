@@ -94,14 +94,30 @@ impl DeadLetters {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let header = Header {
-            id: format!("{}-{}-{}", self.server_id, now.as_millis(), seq),
+            id: String::new(),
             time: now.as_secs(),
             reason,
             detail,
         };
-        let letter = bounded(header, original, self.max_payload);
+        self.record_letter(bounded(header, original, self.max_payload))
+    }
+
+    /// Records a letter already cut to the caps (see
+    /// [`crate::deadletter::bounded`]; the server cuts a refused request
+    /// that cannot be answered the moment it arrives, so that the whole
+    /// request never waits in memory), giving it its id and time; stored,
+    /// slimmed or dropped as in [`DeadLetters::record`].
+    ///
+    /// # Errors
+    /// [`DeadLetterError::Io`] when the record cannot be written.
+    pub fn record_letter(&self, mut letter: DeadLetter) -> Result<Recorded, DeadLetterError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        letter.id = format!("{}-{}-{}", self.server_id, now.as_millis(), seq);
+        letter.time = now.as_secs();
         let line = json_line(&letter);
         self.locked(move || {
             let mut file = self.open_append()?;
@@ -109,7 +125,7 @@ impl DeadLetters {
             let (letter, line) = if fits(size, &line, self.max_bytes) {
                 (letter, line)
             } else {
-                let slim = without_payload(&letter, original);
+                let slim = without_payload(&letter);
                 let line = json_line(&slim);
                 if !fits(size, &line, self.max_bytes) {
                     let total = dropped::count_one(&self.path)?;

@@ -40,6 +40,7 @@ impl Incoming {
             correlation: self.meta.correlation.clone(),
             content_type: self.meta.content_type.clone(),
             payload: self.payload.clone(),
+            payload_cut: None,
         }
     }
 }

@@ -13,8 +13,12 @@
 //! than the whole lane, so re-sending would never help). The refusal keeps
 //! only what the reply needs (response topic, correlation data, encoding)
 //! and waits in the **refusal queue** (the last quarter), which its own
-//! thread publishes. When even that is full the request is dropped: it is
-//! counted and logged, and the client's timeout and re-send take over.
+//! thread publishes. A refused request that cannot be answered (no usable
+//! response topic) becomes a dead letter instead, with at most
+//! `max_payload_bytes` of its payload (its full length and hash kept), so
+//! nothing the server received disappears without a trace. When even the
+//! refusal queue is full the request is dropped: it is counted and
+//! logged, and the client's timeout and re-send take over.
 //!
 //! Admission runs on paho's receiving thread and never blocks it: that
 //! thread also processes the PUBACKs the lanes wait for.
@@ -25,8 +29,10 @@ use std::time::Instant;
 
 use paho_mqtt as paho;
 
+use super::handler::reply_target;
 use super::memory::Memory;
 use super::queue::{cost_of, ByteQueue, OVERHEAD};
+use crate::deadletter::{bounded, cut_of, DeadLetter, Header, Original};
 use crate::mqtt::MessageMeta;
 use crate::protocol::{Encoding, ErrorCode, Op, Topics};
 
@@ -52,6 +58,9 @@ pub struct Refusal {
     pub code: ErrorCode,
     /// The reply's message.
     pub text: String,
+    /// When there is nowhere to reply: the dead letter to record instead,
+    /// already cut to the dead-letter caps (the store gives it its id).
+    pub letter: Option<DeadLetter>,
 }
 
 impl Refusal {
@@ -61,6 +70,15 @@ impl Refusal {
             + self.response_topic.as_ref().map_or(0, String::len)
             + self.correlation.as_ref().map_or(0, Vec::len)
             + self.text.len()
+            + self.letter.as_ref().map_or(0, |l| {
+                l.detail.len()
+                    + l.topic.len()
+                    + l.response_topic.as_ref().map_or(0, String::len)
+                    + l.correlation_hex.as_ref().map_or(0, String::len)
+                    + l.content_type.as_ref().map_or(0, String::len)
+                    + l.payload_hex.len()
+                    + 5 * 96
+            })
             + OVERHEAD
     }
 }
@@ -74,7 +92,8 @@ pub struct Tally {
     pub too_large: AtomicU64,
     /// Requests dropped unanswered because the refusal queue was full too.
     pub dropped: AtomicU64,
-    /// Refused requests without a usable response topic (not answerable).
+    /// Refused requests without a usable response topic (kept as dead
+    /// letters instead of answered).
     pub unanswerable: AtomicU64,
 }
 
@@ -128,6 +147,9 @@ impl Lane {
 /// The lanes, the refusal queue and their counts.
 pub struct Admission {
     topics: Topics,
+    /// Payload bytes a refused, unanswerable request keeps for its dead
+    /// letter (`max_payload_bytes`).
+    max_payload: usize,
     /// calc, echo, unknown operations.
     pub fast: ByteQueue<Queued>,
     /// edits.
@@ -141,15 +163,26 @@ pub struct Admission {
 impl Admission {
     /// Splits `max_queue_bytes` between the lanes: half for edits, a
     /// quarter for the fast lane, a quarter for refusals.
-    pub fn new(topics: Topics, max_queue_bytes: u64, memory: Arc<Memory>) -> Admission {
+    pub fn new(
+        topics: Topics,
+        max_queue_bytes: u64,
+        max_payload: usize,
+        memory: Arc<Memory>,
+    ) -> Admission {
         let total = usize::try_from(max_queue_bytes).unwrap_or(usize::MAX);
         Admission {
             topics,
+            max_payload,
             fast: ByteQueue::new(total / 4, memory.clone()),
             edit: ByteQueue::new(total / 2, memory.clone()),
             refusals: ByteQueue::new(total / 4, memory),
             tally: Tally::default(),
         }
+    }
+
+    /// The topics (and allowed reply topics) requests are checked against.
+    pub fn topics(&self) -> &Topics {
+        &self.topics
     }
 
     /// The lane for a request topic.
@@ -201,13 +234,40 @@ impl Admission {
     /// the request itself (payload and all) is freed here.
     fn refuse(&self, msg: paho::Message, code: ErrorCode, text: String) {
         let meta = MessageMeta::of(&msg);
+        let letter = match reply_target(&self.topics, meta.response_topic.as_deref()) {
+            Ok(_) => None,
+            Err((reason, detail)) => {
+                let full = msg.payload();
+                let kept = &full[..full.len().min(self.max_payload)];
+                let original = Original {
+                    topic: msg.topic().to_string(),
+                    response_topic: meta.response_topic.clone(),
+                    correlation: meta.correlation.clone(),
+                    content_type: meta.content_type.clone(),
+                    payload: kept.to_vec(),
+                    payload_cut: cut_of(full, kept.len()),
+                };
+                let detail = format!("{detail} (and it was refused without being run: {text})");
+                let header = Header {
+                    id: String::new(),
+                    time: 0,
+                    reason,
+                    detail: &detail,
+                };
+                Some(bounded(header, &original, self.max_payload))
+            }
+        };
+        // A letter carries what is kept of the request: the full
+        // properties need not wait too.
+        let unanswerable = letter.is_some();
         let refusal = Refusal {
             topic: msg.topic().to_string(),
             encoding: Encoding::detect(meta.content_type.as_deref(), msg.payload()),
-            response_topic: meta.response_topic,
-            correlation: meta.correlation,
+            response_topic: meta.response_topic.filter(|_| !unanswerable),
+            correlation: meta.correlation.filter(|_| !unanswerable),
             code,
             text,
+            letter,
         };
         drop(msg);
         let cost = refusal.cost();
@@ -228,7 +288,7 @@ mod tests {
 
     fn request(topic: &str, payload: &[u8]) -> paho::Message {
         let meta = MessageMeta {
-            response_topic: Some("r/1".into()),
+            response_topic: Some("p/v1/resp/1".into()),
             correlation: Some(b"c".to_vec()),
             ..MessageMeta::default()
         };
@@ -236,7 +296,12 @@ mod tests {
     }
 
     fn admission(total: u64) -> Admission {
-        Admission::new(Topics::new("p"), total, Arc::new(Memory::default()))
+        Admission::new(
+            Topics::new("p"),
+            total,
+            1 << 20,
+            Arc::new(Memory::default()),
+        )
     }
 
     #[test]
@@ -268,8 +333,30 @@ mod tests {
         assert_eq!(a.tally.counts(), [8, 0, 0, 0]);
         let (refusal, ticket) = a.refusals.try_recv().unwrap();
         assert_eq!(refusal.code, ErrorCode::Busy);
-        assert_eq!(refusal.response_topic.as_deref(), Some("r/1"));
+        assert_eq!(refusal.response_topic.as_deref(), Some("p/v1/resp/1"));
         assert!(ticket.cost() < 1000, "the payload is not kept");
+    }
+
+    #[test]
+    fn a_refused_request_with_nowhere_to_reply_keeps_a_cut_dead_letter() {
+        // max_payload 1 MiB in `admission`; this lane holds 16 KiB.
+        let a = admission(64 * 1024);
+        let meta = MessageMeta {
+            response_topic: Some(format!("{}#", "r".repeat(60_000))),
+            correlation: Some(vec![7; 60_000]),
+            ..MessageMeta::default()
+        };
+        a.admit(meta.message("p/v1/req/echo", vec![b'x'; 5_000], false));
+        let (refusal, ticket) = a.refusals.try_recv().unwrap();
+        assert_eq!(refusal.code, ErrorCode::Limit);
+        assert!(refusal.response_topic.is_none() && refusal.correlation.is_none());
+        let letter = refusal.letter.expect("a dead letter instead of a reply");
+        assert_eq!(letter.reason, crate::deadletter::Reason::NoResponseTopic);
+        assert_eq!(letter.payload_hex.len(), 10_000, "payload within max_payload");
+        assert_eq!(letter.response_topic_cut.unwrap().len, 60_001);
+        assert_eq!(letter.correlation_cut.unwrap().len, 60_000);
+        assert!(ticket.cost() < 15_000, "the full properties do not wait");
+        assert_eq!(a.tally.counts(), [0, 1, 0, 0]);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Sender};
 use paho_mqtt as paho;
 
-use crate::deadletter::{DeadLetter, DeadLetters, Original, Reason, Recorded};
+use crate::deadletter::{DeadLetter, DeadLetterError, DeadLetters, Original, Reason, Recorded};
 use crate::logging::shorten;
 use crate::mqtt::{self, MessageMeta};
 use crate::protocol::to_cbor;
@@ -93,7 +93,18 @@ impl DeadLetterSink {
     /// fails, the log is the last trace.
     pub fn record(&self, reason: Reason, detail: &str, original: &Original) {
         let topic = shorten(&original.topic, LOG_CHARS);
-        match self.store.record(reason, detail, original) {
+        self.keep(reason, &topic, self.store.record(reason, detail, original));
+    }
+
+    /// [`DeadLetterSink::record`] for a letter already cut to the caps.
+    pub fn record_letter(&self, letter: DeadLetter) {
+        let (reason, topic) = (letter.reason, shorten(&letter.topic, LOG_CHARS));
+        self.keep(reason, &topic, self.store.record_letter(letter));
+    }
+
+    /// Logs and announces what the store did with a letter.
+    fn keep(&self, reason: Reason, topic: &str, recorded: Result<Recorded, DeadLetterError>) {
+        match recorded {
             Ok(Recorded::Stored(letter)) => {
                 let detail = shorten(&letter.detail, 2 * LOG_CHARS);
                 tracing::warn!(id = %letter.id, reason = reason.as_str(), %topic, %detail, "dead letter");

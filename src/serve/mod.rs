@@ -100,6 +100,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
     let admission = Arc::new(Admission::new(
         topics.clone(),
         config.limits.max_queue_bytes,
+        config.limits.max_payload,
         memory.clone(),
     ));
     let link = Link::open(config, admission.clone())?;
@@ -132,7 +133,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
             scope.spawn(move || {
                 refusals::serve(
                     admission,
-                    &server.topics,
+                    &server.letters,
                     replies,
                     &server.memory,
                     stop,

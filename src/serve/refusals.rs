@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::handler::reply_target;
 use super::lanes::{Admission, Refusal, Tally};
+use super::letters::DeadLetterSink;
 use super::memory::Memory;
 use super::replies::ReplySender;
 use crate::mqtt::MessageMeta;
@@ -19,7 +20,7 @@ use crate::protocol::{encode_reply, Reply, Topics};
 /// is left for the caller to count.
 pub fn serve(
     admission: &Admission,
-    topics: &Topics,
+    letters: &DeadLetterSink,
     replies: ReplySender,
     memory: &Memory,
     stop: &AtomicBool,
@@ -28,7 +29,13 @@ pub fn serve(
 ) {
     while !stop.load(Ordering::SeqCst) {
         match admission.refusals.recv_timeout(idle_wait) {
-            Some((refusal, _ticket)) => send(&refusal, topics, &replies, &admission.tally),
+            Some((refusal, _ticket)) => send(
+                &refusal,
+                admission.topics(),
+                letters,
+                &replies,
+                &admission.tally,
+            ),
             None => {
                 replies.check(usize::MAX);
                 memory.trim_if_drained();
@@ -40,9 +47,20 @@ pub fn serve(
     }
 }
 
-/// Publishes one refusal, or counts it when there is nowhere to send it
-/// (the same response-topic rules as for answers).
-fn send(refusal: &Refusal, topics: &Topics, replies: &ReplySender, tally: &Tally) {
+/// Publishes one refusal, or, when there is nowhere to send it (the same
+/// response-topic rules as for answers), records its dead letter.
+fn send(
+    refusal: &Refusal,
+    topics: &Topics,
+    letters: &DeadLetterSink,
+    replies: &ReplySender,
+    tally: &Tally,
+) {
+    if let Some(letter) = &refusal.letter {
+        tally.unanswerable.fetch_add(1, Ordering::Relaxed);
+        letters.record_letter(letter.clone());
+        return;
+    }
     let target = match reply_target(topics, refusal.response_topic.as_deref()) {
         Ok(target) => target,
         Err((_, detail)) => {

@@ -163,5 +163,6 @@ fn original_of(msg: &paho::Message) -> Original {
         correlation: meta.correlation,
         content_type: meta.content_type,
         payload: msg.payload().to_vec(),
+        payload_cut: None,
     }
 }
