@@ -1471,6 +1471,27 @@ static int MQTTAsync_processCommand(void)
 
 		rc = MQTTProtocol_startPublish(command->client->c, p, command->command.details.pub.qos, command->command.details.pub.retained, &msg);
 
+		/* mqttapp patch (eclipse-paho/paho.mqtt.c issues 1459, 1532, 1621, 1622):
+		 * for QoS > 0, startPublish has already put the message in outboundMsgs,
+		 * whose Publications now own the topic and payload this command also
+		 * points to. When the socket write fails (the broker died), the code
+		 * below used to fail the command and free it, topic and payload
+		 * included, while the message stayed in outboundMsgs: cleaning the
+		 * session then freed them again ("double free detected in tcache 2",
+		 * in MQTTProtocol_emptyMessageList), and a kept session re-sent and
+		 * later freed freed memory (segmentation fault). Do what MQTTClient.c
+		 * does ("the send will be retried automatically"): close the
+		 * connection, and keep the command waiting for its acknowledgement
+		 * like any publish in flight when a connection drops. A session
+		 * cleaned on close fails it once (MQTTAsync_freeResponses, after
+		 * MQTTAsync_NULLPublishResponses); a kept session re-sends it after
+		 * the reconnect and completes it on the PUBACK. */
+		if (command->command.details.pub.qos > 0 && rc == SOCKET_ERROR && msg != NULL)
+		{
+			MQTTAsync_disconnect_internal(command->client, 0);
+			rc = TCPSOCKET_COMPLETE;
+		}
+
 		if (command->command.details.pub.qos == 0)
 		{
 			if (rc == TCPSOCKET_COMPLETE)
