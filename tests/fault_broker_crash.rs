@@ -108,6 +108,15 @@ impl Captured {
     }
 }
 
+/// Fails at once, with the server's log, when the server died: requests
+/// would otherwise wait out their timeouts one window after the other.
+fn assert_server_running(server: &Server, child: &mut Child) {
+    if !server_running(server) {
+        let _ = child.kill();
+        panic!("serve died when the broker was killed:\n{}", server.log());
+    }
+}
+
 /// True while `child` has not exited.
 fn alive(child: &mut Child) -> bool {
     matches!(child.try_wait(), Ok(None))
@@ -177,10 +186,13 @@ fn json_count(report: &str, key: &str) -> u64 {
 fn bench_survives_repeated_broker_kills_and_reports_its_results() {
     let mut broker = Broker::start();
     let prefix = unique_prefix("crashbench");
-    let _server = Server::start(&broker, &prefix);
+    let server = Server::start(&broker, &prefix);
     let mut bench = bench(&broker, &prefix, "bench");
     wait_for_clients(&broker, 4);
-    let kills = kill_and_restart(&mut broker, || alive(&mut bench.child));
+    let kills = kill_and_restart(&mut broker, || {
+        alive(&mut bench.child) && server_running(&server)
+    });
+    assert_server_running(&server, &mut bench.child);
     let (status, report, stderr) = bench.finish(Duration::from_secs(90));
     assert_not_crashed("mqttapp bench", status, &stderr);
     assert!(kills >= 3, "bench ended after {kills} kills: {stderr}");
@@ -216,7 +228,10 @@ fn ask_batch_survives_repeated_broker_kills_and_prints_a_line_per_request() {
     let stdin = std::fs::File::open(&input_file).expect("open the batch");
     let mut batch = Captured::spawn(cmd, broker.dir(), "batch", Stdio::from(stdin));
     wait_for_clients(&broker, 1);
-    let kills = kill_and_restart(&mut broker, || alive(&mut batch.child));
+    let kills = kill_and_restart(&mut broker, || {
+        alive(&mut batch.child) && server_running(&server)
+    });
+    assert_server_running(&server, &mut batch.child);
     let (status, stdout, stderr) = batch.finish(Duration::from_secs(120));
     assert_not_crashed("mqttapp ask --batch", status, &stderr);
     assert!(kills >= 3, "the batch ended after {kills} kills");
@@ -236,7 +251,7 @@ fn ask_batch_survives_repeated_broker_kills_and_prints_a_line_per_request() {
 fn the_shell_survives_repeated_broker_kills_and_answers_after_the_restart() {
     let mut broker = Broker::start();
     let prefix = unique_prefix("crashshell");
-    let _server = Server::start(&broker, &prefix);
+    let server = Server::start(&broker, &prefix);
     let mut cmd = mqttapp_std(&broker, &prefix);
     cmd.args(["shell", "--timeout", "10"]);
     let mut shell = Captured::spawn(cmd, broker.dir(), "shell", Stdio::piped());
@@ -262,8 +277,11 @@ fn the_shell_survives_repeated_broker_kills_and_answers_after_the_restart() {
         })
     };
     wait_for_clients(&broker, 1);
-    let kills = kill_and_restart(&mut broker, || alive(&mut shell.child));
+    let kills = kill_and_restart(&mut broker, || {
+        alive(&mut shell.child) && server_running(&server)
+    });
     stop.store(true, Ordering::SeqCst);
+    assert_server_running(&server, &mut shell.child);
     let typed = typing.join().expect("typing thread");
     let (status, stdout, stderr) = shell.finish(Duration::from_secs(120));
     assert_not_crashed("mqttapp shell", status, &stderr);
