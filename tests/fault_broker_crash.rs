@@ -211,27 +211,42 @@ fn ask_batch_survives_repeated_broker_kills_and_prints_a_line_per_request() {
     let mut broker = Broker::start();
     let prefix = unique_prefix("crashbatch");
     let server = Server::start(&broker, &prefix);
-    let count = 30_000;
-    let input: String = (0..count)
-        .map(|i| {
-            if i % 10 == 0 {
-                format!("echo e{i}\n")
-            } else {
-                format!("calc {i}+1\n")
-            }
-        })
-        .collect();
-    let input_file = broker.dir().join("batch.in");
-    std::fs::write(&input_file, input).expect("write the batch");
     let mut cmd = mqttapp_std(&broker, &prefix);
     cmd.args(["ask", "--batch", "--timeout", "30"]);
-    let stdin = std::fs::File::open(&input_file).expect("open the batch");
-    let mut batch = Captured::spawn(cmd, broker.dir(), "batch", Stdio::from(stdin));
+    let mut batch = Captured::spawn(cmd, broker.dir(), "batch", Stdio::piped());
+    // Requests for as long as the broker is being killed, however fast
+    // this machine is: the full pipe paces the writer to the batch.
+    let mut stdin = batch.child.stdin.take().expect("piped stdin");
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeding = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut count = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                let chunk: String = (count..count + 100)
+                    .map(|i| {
+                        if i % 10 == 0 {
+                            format!("echo e{i}\n")
+                        } else {
+                            format!("calc {i}+1\n")
+                        }
+                    })
+                    .collect();
+                if stdin.write_all(chunk.as_bytes()).is_err() {
+                    break;
+                }
+                count += 100;
+            }
+            count
+        })
+    };
     wait_for_clients(&broker, 1);
     let kills = kill_and_restart(&mut broker, || {
         alive(&mut batch.child) && server_running(&server)
     });
+    stop.store(true, Ordering::SeqCst);
     assert_server_running(&server, &mut batch.child);
+    let count = feeding.join().expect("feeding thread");
     let (status, stdout, stderr) = batch.finish(Duration::from_secs(120));
     assert_not_crashed("mqttapp ask --batch", status, &stderr);
     assert!(kills >= 3, "the batch ended after {kills} kills");
