@@ -7,10 +7,30 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
+pub mod argv;
 mod help;
+pub use help::SHORT_USAGE;
 use help::{ASK_HELP, COMPLETIONS_HELP, DLQ_HELP, SERVE_HELP, SHELL_HELP, STATUS_HELP, TOP_HELP};
+use help::{CALC_HELP, ECHO_HELP, EDIT_HELP};
+
+/// [`Cli`] as completion scripts and `completions --help` show it:
+/// `completions` without the connection, TLS and logging flags, which it
+/// has no use for. For showing only (parsing uses [`Cli`]): clap gives every
+/// subcommand the global flags, so this one is rebuilt without them.
+pub fn command_shown() -> clap::Command {
+    let mut cmd = Cli::command();
+    cmd.build();
+    cmd.mut_subcommand("completions", |full| {
+        let mut bare = CompletionsArgs::augment_args(clap::Command::new("completions"))
+            .about(full.get_about().cloned().unwrap_or_default())
+            .after_help(COMPLETIONS_HELP)
+            .bin_name("mqttapp completions");
+        bare.build();
+        bare
+    })
+}
 
 /// Request/response over MQTT 5: calc, echo and edit, done properly.
 ///
@@ -30,8 +50,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Settings every subcommand understands.
+/// Settings every subcommand understands. Shown under their own headings,
+/// after each command's own flags.
 #[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Connection and TLS (every command)")]
 pub struct GlobalArgs {
     /// Broker URI: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt
     /// [env: MQTTAPP_BROKER, or the seed app's BROKER + PORT]
@@ -90,13 +112,13 @@ pub struct GlobalArgs {
 
     /// More log output on stderr (-v: debug, -vv: trace)
     /// [env: RUST_LOG overrides, e.g. RUST_LOG=debug] [default: info]
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = LOGGING)]
     pub verbose: u8,
 
     /// Quiet: logs show errors only; `ask` and `shell` print no results
     /// (the exit code tells), error messages still go to stderr
     /// [env: none] [default: off]
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = LOGGING)]
     pub quiet: bool,
 
     /// Colour on stderr: auto (only on a terminal, never when NO_COLOR is
@@ -107,10 +129,14 @@ pub struct GlobalArgs {
         value_name = "WHEN",
         value_enum,
         default_value = "auto",
-        hide_default_value = true
+        hide_default_value = true,
+        help_heading = LOGGING
     )]
     pub color: ColorWhen,
 }
+
+/// The help heading of the logging and colour flags.
+const LOGGING: &str = "Logging and colour (every command)";
 
 /// When to colour the output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -341,18 +367,23 @@ pub struct AskArgs {
 pub enum AskOp {
     /// Evaluate an expression: + - * / % ^, parentheses, sqrt abs ln log10
     /// log2 exp sin cos tan floor ceil round min max, pi, e
+    #[command(after_help = CALC_HELP)]
     Calc {
-        /// The expression; several words are joined with spaces
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, value_name = "EXPR")]
+        /// The expression; several words are joined with spaces. Flags may
+        /// follow it; a word that is a flag's name goes after `--`
+        #[arg(required = true, num_args = 1.., value_name = "EXPR")]
         expr: Vec<String>,
     },
     /// Send text and get it back unchanged
+    #[command(after_help = ECHO_HELP)]
     Echo {
-        /// The text; several words are joined with spaces
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, value_name = "TEXT")]
+        /// The text; several words are joined with spaces. Flags may follow
+        /// it; text starting with `--` goes after `--`
+        #[arg(required = true, num_args = 1.., value_name = "TEXT")]
         text: Vec<String>,
     },
     /// Change or show a text file in the server's data directory
+    #[command(after_help = EDIT_HELP)]
     Edit(EditArgs),
 }
 
@@ -391,8 +422,9 @@ pub struct EditArgs {
     #[arg(long, value_name = "REV")]
     pub expect_rev: Option<u64>,
 
-    /// The line's new text; several words are joined with spaces
-    #[arg(num_args = 0.., allow_hyphen_values = true, value_name = "TEXT")]
+    /// The line's new text; several words are joined with spaces. Flags
+    /// may follow it; text starting with `--` goes after `--`
+    #[arg(num_args = 0.., value_name = "TEXT")]
     pub text: Vec<String>,
 }
 
