@@ -186,7 +186,7 @@ pub struct StatusArgs {
     pub json: bool,
 
     /// Wait at most this long for the statuses: 3, 500ms [default: 3s]
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub wait: Option<String>,
 }
 
@@ -255,7 +255,12 @@ pub struct BenchArgs {
     pub count: u64,
 
     /// Stop sending after this long even if --count is not reached: 10s, 1m
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    #[arg(
+        long,
+        default_value = "60s",
+        value_name = "DURATION",
+        allow_negative_numbers = true
+    )]
     pub duration: String,
 
     /// Operation mix with weights: calc, or calc=8,echo=1,edit=1
@@ -304,7 +309,7 @@ pub struct CompletionsArgs {
 pub struct RequestArgs {
     /// Give up after this long without a reply: 5, 2.5, 500ms, 1m
     /// [env: MQTTAPP_TIMEOUT] [default: 5s]
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub timeout: Option<String>,
 
     /// Print each reply as one JSON object on one line: {"ok":...} or
@@ -339,7 +344,7 @@ pub struct ServeArgs {
 
     /// How long the broker keeps this server's session (and queues requests)
     /// while it is stopped: 24h, 30m, 90 [env: MQTTAPP_SESSION_EXPIRY] [default: 24h]
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub session_expiry: Option<String>,
 }
 

@@ -104,7 +104,7 @@ impl Requester {
             topics,
         };
         requester.subscribe()?;
-        tracing::debug!(broker = %uri.display, %client_id, user = ?config.connection.username, tls = uri.tls, "connected");
+        tracing::debug!(broker = %uri.display, %client_id, user = config.connection.username.as_deref().unwrap_or("(anonymous)"), tls = uri.tls, "connected");
         Ok(requester)
     }
 

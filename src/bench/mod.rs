@@ -131,7 +131,7 @@ impl BenchReport {
 /// [`BenchError`] for bad flags, connection failures or no server online.
 pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError> {
     let mix = Mix::parse(&args.ops, args.payload_size).map_err(BenchError::Usage)?;
-    let duration = parse_duration("--duration", Some(&args.duration), Duration::from_secs(60))
+    let duration = parse_duration("duration", Some(&args.duration), Duration::from_secs(60))
         .map_err(|e| BenchError::Usage(e.to_string()))?;
     if args.connections == 0 || args.connections > 1000 || args.window == 0 || args.window > 65_535
     {

@@ -20,6 +20,14 @@ use clap::{Arg, Command};
 /// lines). Arguments that are not UTF-8, lines without free text and lines
 /// that already use `--` come back unchanged.
 pub fn reorder(cmd: &Command, args: Vec<OsString>, binary_name: bool) -> Vec<OsString> {
+    let mut root = cmd.clone();
+    root.build();
+    reorder_built(&root, args, binary_name)
+}
+
+/// [`reorder`] with a command already built (`Command::build`), for
+/// callers that parse many lines with one command.
+pub fn reorder_built(root: &Command, args: Vec<OsString>, binary_name: bool) -> Vec<OsString> {
     let Some(words) = args
         .iter()
         .map(|a| a.to_str().map(str::to_string))
@@ -27,9 +35,7 @@ pub fn reorder(cmd: &Command, args: Vec<OsString>, binary_name: bool) -> Vec<OsS
     else {
         return args;
     };
-    let mut root = cmd.clone();
-    root.build();
-    match split(&root, &words, usize::from(binary_name)) {
+    match split(root, &words, usize::from(binary_name)) {
         Some(words) => words.into_iter().map(OsString::from).collect(),
         None => args,
     }
@@ -135,14 +141,16 @@ fn split(root: &Command, words: &[String], start: usize) -> Option<Vec<String>> 
         if is_flag_like(word) {
             // An unknown `--name` stays a flag, for clap to refuse with
             // its "use -- --name" tip: text never looks like that by chance.
+            if let Some(n) = parents.iter().rev().find_map(|p| value_words(p, word)) {
+                if value_words(leaf, word).is_none() {
+                    parent_flags.extend(words[j..(j + 1 + n).min(words.len())].iter().cloned());
+                    j += 1 + n;
+                    continue;
+                }
+            }
             let n = value_words(leaf, word).or_else(|| is_long_flag(word).then_some(0));
             if let Some(n) = n {
                 own.extend(words[j..(j + 1 + n).min(words.len())].iter().cloned());
-                j += 1 + n;
-                continue;
-            }
-            if let Some(n) = parents.iter().rev().find_map(|p| value_words(p, word)) {
-                parent_flags.extend(words[j..(j + 1 + n).min(words.len())].iter().cloned());
                 j += 1 + n;
                 continue;
             }
@@ -250,6 +258,10 @@ mod tests {
         assert_eq!(moved("m ask echo -x y"), "m ask echo -- -x y");
         assert_eq!(moved("m ask echo -- --json"), "m ask echo -- --json");
         assert_eq!(moved("m ask echo a --nope"), "m ask echo --nope -- a");
+        assert_eq!(
+            moved("m ask calc 1 --broker h:1 --json --timeout=2"),
+            "m ask --json --timeout=2 calc --broker h:1 -- 1"
+        );
         assert_eq!(moved("m ask echo a --- b"), "m ask echo -- a --- b");
         assert_eq!(moved("m ask calc 1 -- --x"), "m ask calc -- 1 --x");
     }
