@@ -243,15 +243,15 @@ pub struct DlqSelection {
 )]
 pub struct BenchArgs {
     /// Client connections, each with its own MQTT session and response topic
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = whole::<usize>)]
     pub connections: usize,
 
     /// Requests in flight per connection (pipelining window)
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = whole::<usize>)]
     pub window: usize,
 
     /// Total requests to send (split over the connections)
-    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    #[arg(long, default_value_t = 20_000, value_name = "N", value_parser = whole::<u64>)]
     pub count: u64,
 
     /// Stop sending after this long even if --count is not reached: 10s, 1m
@@ -268,7 +268,7 @@ pub struct BenchArgs {
     pub ops: String,
 
     /// Size of echo texts in bytes
-    #[arg(long, default_value_t = 16, value_name = "BYTES")]
+    #[arg(long, default_value_t = 16, value_name = "BYTES", value_parser = whole::<usize>)]
     pub payload_size: usize,
 
     /// QoS of the requests (0 or 1; replies come at the server's QoS 1)
@@ -399,7 +399,7 @@ pub enum AskOp {
 #[derive(Debug, Args, Clone, Default)]
 pub struct EditArgs {
     /// 1-based line number (replace, insert, delete)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub line: Option<u64>,
 
     /// Insert TEXT before line N instead of replacing it
@@ -424,13 +424,21 @@ pub struct EditArgs {
     pub file: Option<String>,
 
     /// Refuse the change (exit 1, code conflict) unless the file is at this revision
-    #[arg(long, value_name = "REV")]
+    #[arg(long, value_name = "REV", value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub expect_rev: Option<u64>,
 
     /// The line's new text; several words are joined with spaces. Flags
     /// may follow it; text starting with `--` goes after `--`
     #[arg(num_args = 0.., value_name = "TEXT")]
     pub text: Vec<String>,
+}
+
+/// A whole number flag (`--line 3`), refused in words rather than with
+/// Rust's "invalid digit found in string".
+fn whole<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "use a whole number: 0, 1, 2, ... (no sign, no decimals)".to_string())
 }
 
 #[cfg(test)]

@@ -1,0 +1,346 @@
+//! A new user's first hour, through the real binary: flags anywhere on the
+//! line, JSON for every failure under `--json`, one address parser, one
+//! message for bad durations, config from the user's config directory,
+//! help by task, and the small things (1-based characters, `**`, "1 line",
+//! bare `mqttapp`).
+
+mod common;
+
+use common::{mqttapp, unique_prefix, Broker, Server};
+use predicates::prelude::*;
+
+/// The binary without a broker, in an empty directory, with an empty
+/// user config directory.
+fn bare() -> (assert_cmd::Command, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_mqttapp"));
+    for var in common::CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1")
+        .env("XDG_CONFIG_HOME", dir.path().join("xdg"))
+        .current_dir(dir.path());
+    (cmd, dir)
+}
+
+/// The one message for a bad duration (`mqttapp::config::DURATION_FORMS`).
+const DURATION_FORMS: &str =
+    "use a positive number of seconds (5, 2.5) or a number and a unit (500ms, 10s, 2m, 1h)";
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The one JSON object a failed command printed on stdout.
+fn json_failure(args: &[&str]) -> serde_json::Value {
+    let (mut cmd, _dir) = bare();
+    let out = cmd.args(args).output().unwrap();
+    let stdout = stdout_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
+    assert_eq!(stdout.lines().count(), 1, "{args:?}: stdout {stdout:?}");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout:?}"))
+}
+
+// ---- target 2: options anywhere, JSON for every failure -------------------
+
+#[test]
+fn options_after_the_text_are_options_and_text_after_dashes_is_text() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("anywhere");
+    let _server = Server::start(&broker, &prefix);
+    let ask = |args: &[&str]| {
+        let out = mqttapp(&broker, &prefix).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr_of(&out));
+        stdout_of(&out)
+    };
+    assert_eq!(ask(&["ask", "calc", "1+1", "--timeout", "5s"]), "2\n");
+    assert_eq!(ask(&["ask", "echo", "hi", "--json"]), "{\"ok\":\"hi\"}\n");
+    assert_eq!(ask(&["ask", "echo", "--", "--json"]), "--json\n");
+    assert_eq!(ask(&["ask", "calc", "-2*3", "--json"]), "{\"ok\":-6}\n");
+    assert_eq!(
+        ask(&["ask", "edit", "first", "line", "--append", "--file", "a.txt"]),
+        "a.txt: rev 1, 1 line\n"
+    );
+    // The shell and batches read lines with the same rule.
+    mqttapp(&broker, &prefix)
+        .args(["ask", "--batch"])
+        .write_stdin("echo -- --json a\nedit second --append --file a.txt\n")
+        .assert()
+        .success()
+        .stdout("--json a\na.txt: rev 2, 2 lines\n");
+}
+
+#[test]
+fn every_usage_error_under_json_is_one_json_object_on_stdout() {
+    let cases: &[&[&str]] = &[
+        &["ask", "--json", "calc"],
+        &["ask", "calc", "1", "--json", "--timeout", "5x"],
+        &["ask", "calc", "1", "--json", "--nope"],
+        &["ask", "--json", "edit", "--line", "abc", "x"],
+        &["ask", "--json", "--broker", "mqtt://h:99999", "calc", "1"],
+        &["status", "--json", "--wait", "5x"],
+        &["bench", "--json", "--duration", "5x"],
+        &["ask", "--json", "-h", "localhost", "calc", "1"],
+    ];
+    for args in cases {
+        let v = json_failure(args);
+        assert_eq!(v["err"]["code"], "usage", "{args:?}: {v}");
+        let message = v["err"]["message"].as_str().unwrap();
+        assert!(!message.is_empty() && !message.contains('\n'), "{args:?}");
+    }
+}
+
+// ---- targets 4 and 5: addresses, durations, config ---------------------------
+
+#[test]
+fn the_seed_broker_with_a_port_and_the_config_file_reach_the_broker() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("address");
+    let _server = Server::start(&broker, &prefix);
+    let addr = format!("127.0.0.1:{}", broker.port());
+    mqttapp(&broker, &prefix)
+        .env_remove("MQTTAPP_BROKER")
+        .env("BROKER", &addr)
+        .args(["ask", "calc", "1+1"])
+        .assert()
+        .success()
+        .stdout("2\n");
+    // The user's config file, with a duration as a bare number.
+    let xdg = tempfile::tempdir().unwrap();
+    let file = xdg.path().join("mqttapp").join("config.toml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        format!("broker = \"{addr}\"\nprefix = \"{prefix}\"\ntimeout = 7\n"),
+    )
+    .unwrap();
+    let (mut cmd, _dir) = bare();
+    cmd.env("XDG_CONFIG_HOME", xdg.path())
+        .args(["-v", "ask", "calc", "2+3"])
+        .assert()
+        .success()
+        .stdout("5\n")
+        .stderr(predicate::str::contains(format!(
+            "using config file {}",
+            file.display()
+        )));
+}
+
+#[test]
+fn bad_addresses_are_usage_errors_and_host_port_habits_get_a_hint() {
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: &[Case] = &[
+        (&[], &["--broker", "mqtt://h:99999"], "from 1 to 65535"),
+        (&[("BROKER", "h"), ("PORT", "abc")], &[], "PORT"),
+        (&[("MQTTAPP_BROKER", "h:1:2")], &[], "more than one ':'"),
+    ];
+    for (env, flags, needle) in cases {
+        let (mut cmd, _dir) = bare();
+        for (k, v) in *env {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .args(*flags)
+            .args(["ask", "calc", "1"])
+            .output()
+            .unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{env:?} {flags:?}: {err}");
+        assert!(err.contains(needle), "{env:?} {flags:?}: {err}");
+        assert!(!err.contains("resolve"), "{err}");
+    }
+    for args in [
+        &["ask", "-h", "localhost", "calc", "1"][..],
+        &["serve", "-p", "1883"],
+        &["status", "--host", "localhost"],
+        &["ask", "--port=1883", "calc", "1"],
+    ] {
+        let (mut cmd, _dir) = bare();
+        cmd.args(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--broker mqtt://HOST:PORT"));
+    }
+}
+
+#[test]
+fn bad_durations_get_one_message_everywhere() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["ask", "--timeout", "5x", "calc", "1"], "fix --timeout"),
+        (&["ask", "calc", "1", "--timeout", "-1"], "fix --timeout"),
+        (&["ask", "--timeout", "0", "calc", "1"], "fix --timeout"),
+        (&["bench", "--duration", "5x"], "fix --duration"),
+        (&["status", "--wait", "-2"], "fix --wait"),
+        (
+            &["serve", "--session-expiry", "1y2"],
+            "fix --session-expiry",
+        ),
+    ];
+    for (args, fix) in cases {
+        let (mut cmd, _dir) = bare();
+        let out = cmd.args(*args).output().unwrap();
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(DURATION_FORMS), "{args:?}: {err}");
+        assert!(err.contains(fix), "{args:?}: {err}");
+        for leak in ["supported units", "----", "unexpected argument"] {
+            assert!(!err.contains(leak), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn hints_speak_of_an_installed_tool() {
+    let (mut cmd, _dir) = bare();
+    let out = cmd
+        .args(["ask", "--broker", "127.0.0.1:1", "calc", "1"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(!err.contains("make broker"), "{err}");
+    assert!(err.contains("--broker"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "bogus = 1\n").unwrap();
+    let (mut cmd, _dir) = bare();
+    let out = cmd
+        .arg("--config")
+        .arg(&bad)
+        .args(["ask", "calc", "1"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("config/mqttapp.toml"), "{err}");
+    assert!(err.contains("expected one of"), "{err}");
+}
+
+// ---- target 1: help by task ------------------------------------------------
+
+#[test]
+fn help_shows_a_commands_own_flags_first_and_examples_for_each_operation() {
+    for op in ["calc", "echo", "edit"] {
+        let (mut cmd, _dir) = bare();
+        let out = cmd.args(["ask", op, "-h"]).output().unwrap();
+        let help = stdout_of(&out);
+        assert!(out.status.success());
+        let examples = help.split("Examples:").nth(1).unwrap_or("");
+        let count = examples
+            .lines()
+            .filter(|l| l.trim_start().starts_with("mqttapp ask"))
+            .count();
+        assert!((2..=4).contains(&count), "ask {op} -h: {count} examples");
+        let connection = help.find("Connection and TLS").expect("heading");
+        assert!(help.find("--help").unwrap() < connection, "{help}");
+        assert!(help.find("--broker").unwrap() > connection, "{help}");
+        assert!(help.contains("Logging and colour"), "{help}");
+    }
+    let (mut cmd, _dir) = bare();
+    let out = cmd.args(["ask", "edit", "-h"]).output().unwrap();
+    let help = stdout_of(&out);
+    let connection = help.find("Connection and TLS").unwrap();
+    for flag in [
+        "--line",
+        "--insert",
+        "--append",
+        "--delete",
+        "--show",
+        "--file",
+        "--expect-rev",
+    ] {
+        assert!(help.find(flag).unwrap() < connection, "{flag}");
+    }
+}
+
+#[test]
+fn completions_offers_no_connection_flags() {
+    let (mut cmd, _dir) = bare();
+    cmd.args(["completions", "-h"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--broker").not())
+        .stdout(predicate::str::contains("Examples:"));
+    let (mut cmd, _dir) = bare();
+    let out = cmd.args(["completions", "bash"]).output().unwrap();
+    let script = stdout_of(&out);
+    let section = script
+        .split("mqttapp__subcmd__completions)")
+        .nth(1)
+        .and_then(|s| s.lines().nth(1))
+        .unwrap();
+    assert!(
+        section.contains("bash") && !section.contains("--broker"),
+        "{section}"
+    );
+    // Every other command still completes them.
+    assert!(script.contains("--broker"));
+}
+
+// ---- target 7: the small things --------------------------------------------
+
+#[test]
+fn calc_errors_count_characters_from_one_and_know_python_powers() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("small");
+    let _server = Server::start(&broker, &prefix);
+    mqttapp(&broker, &prefix)
+        .args(["ask", "calc", "2+)"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("(at character 3)"));
+    // The wire's `at` stays the 0-based offset (docs/PROTOCOL.md).
+    mqttapp(&broker, &prefix)
+        .args(["ask", "calc", "2+)", "--json"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("\"at\":2"));
+    mqttapp(&broker, &prefix)
+        .args(["ask", "calc", "2**3"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("powers are written ^"));
+    let out = mqttapp(&broker, &prefix)
+        .args(["-v", "--username", "bob", "ask", "calc", "1"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(err.contains("bob") && !err.contains("Some("), "{err}");
+}
+
+#[test]
+fn no_rust_internals_in_messages_and_bare_mqttapp_is_short() {
+    let (mut cmd, _dir) = bare();
+    let out = cmd
+        .args(["ask", "edit", "--line", "abc", "x"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!err.contains("invalid digit"), "{err}");
+    assert!(err.contains("whole number"), "{err}");
+    let (mut cmd, _dir) = bare();
+    let out = cmd.output().unwrap();
+    let usage = stdout_of(&out);
+    assert!(out.status.success());
+    assert!(usage.contains("Usage: mqttapp <COMMAND>"), "{usage}");
+    assert!(usage.lines().count() <= 20, "{usage}");
+}
+
+#[test]
+fn the_shell_suggests_the_command_meant() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("didyoumean");
+    let _server = Server::start(&broker, &prefix);
+    mqttapp(&broker, &prefix)
+        .arg("shell")
+        .write_stdin("clac 1+1\ncalc 1+1\n")
+        .assert()
+        .code(1)
+        .stdout("2\n")
+        .stderr(predicate::str::contains("did you mean `calc`"));
+}
