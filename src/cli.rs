@@ -188,6 +188,11 @@ pub struct StatusArgs {
     /// Wait at most this long for the statuses: 3, 500ms [default: 3s]
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub wait: Option<String>,
+
+    /// Remove the retained status of an offline server that is gone for
+    /// good (it is listed no more); online servers are refused
+    #[arg(long, value_name = "ID")]
+    pub forget: Option<String>,
 }
 
 // ---- dlq (issue 4) ---------------------------------------------------------
@@ -215,10 +220,26 @@ pub enum DlqAction {
         json: bool,
     },
     /// Publish dead letters again to their original topic with their
-    /// original properties; each is removed once the broker acknowledged it
-    Replay(DlqSelection),
+    /// original properties; each is removed once the broker acknowledged it.
+    /// Letters that would fail again at once (unknown_op, undecodable,
+    /// no_response_topic) are skipped unless --force
+    Replay(DlqReplay),
     /// Delete dead letters for good
     Purge(DlqSelection),
+}
+
+/// `dlq replay`: which letters, and whether to replay hopeless ones too.
+#[derive(Debug, Args, Clone)]
+pub struct DlqReplay {
+    /// Which dead letters.
+    #[command(flatten)]
+    pub selection: DlqSelection,
+
+    /// Replay letters whose reason cannot succeed as they are
+    /// (unknown_op, undecodable, no_response_topic), e.g. after deploying
+    /// a server that offers the operation
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Which dead letters: the named ones, or all.
@@ -346,6 +367,13 @@ pub struct ServeArgs {
     /// while it is stopped: 24h, 30m, 90 [env: MQTTAPP_SESSION_EXPIRY] [default: 24h]
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub session_expiry: Option<String>,
+
+    /// When the broker cannot be reached at start, try again every second
+    /// for this long instead of exiting 3 at once (for service managers
+    /// that may start the server first): 30s, 5m [env: none] [default: 0,
+    /// do not wait]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
+    pub wait_for_broker: Option<String>,
 }
 
 /// `mqttapp ask`

@@ -97,8 +97,8 @@ fn where_set(setting: &str) -> String {
     let flag = setting.replace('_', "-");
     let env = setting.to_ascii_uppercase();
     match setting {
-        // `status --wait` and `bench --duration` are flags only.
-        "wait" | "duration" => format!("fix --{flag}"),
+        // `status --wait`/`--forget` and `bench --duration` are flags only.
+        "wait" | "duration" | "forget" | "wait_for_broker" => format!("fix --{flag}"),
         "broker" => "fix --broker, MQTTAPP_BROKER (or the seed app's BROKER and PORT) or `broker` in the config file".to_string(),
         _ => format!("fix --{flag}, MQTTAPP_{env} or `{setting}` in the config file"),
     }

@@ -3,8 +3,9 @@
 
 use std::error::Error;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, FromArgMatches};
 use mqttapp::ask;
@@ -15,6 +16,7 @@ use mqttapp::cli::{
 };
 use mqttapp::config::{self, Config, Settings};
 use mqttapp::exit::ExitCode;
+use mqttapp::mqtt::MqttError;
 use mqttapp::output::{Format, Output};
 use mqttapp::{dlq, serve, shell, status};
 
@@ -27,7 +29,7 @@ fn main() {
     let colour = colour_on_stderr(cli.global.color);
     mqttapp::logging::init(cli.global.verbose, cli.global.quiet, colour);
     let code = match &cli.command {
-        Command::Serve(_) => run_serve(&resolve(&cli, None)),
+        Command::Serve(args) => run_serve(&resolve(&cli, None), args.wait_for_broker.as_deref()),
         Command::Ask(args) => run_ask(&cli, args),
         Command::Shell(args) => run_shell(
             &resolve(&cli, Some(&args.request)),
@@ -192,20 +194,57 @@ fn output(cli: &Cli, request: &RequestArgs) -> Output {
     Output::new(Format::from_flags(request.json, cli.global.quiet))
 }
 
-fn run_serve(config: &Config) -> ExitCode {
+fn run_serve(config: &Config, wait_for_broker: Option<&str>) -> ExitCode {
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, shutdown.clone()) {
             fail(&e, ExitCode::Failure);
         }
     }
-    match serve::run(config, &shutdown) {
+    let patience = match wait_for_broker {
+        Some(text) => config::parse_duration("wait_for_broker", Some(text), Duration::ZERO)
+            .unwrap_or_else(|e| fail(&e, ExitCode::Usage)),
+        None => Duration::ZERO,
+    };
+    match serve_when_the_broker_is_up(config, &shutdown, patience) {
         Ok(()) => ExitCode::Ok,
         Err(serve::ServeError::Mqtt(e)) => {
             let code = ExitCode::of_mqtt(&e);
             fail(&e, code)
         }
         Err(e) => fail(&e, ExitCode::Failure),
+    }
+}
+
+/// [`serve::run`], retried while the broker cannot be reached for up to
+/// `patience` (`--wait-for-broker`): a service manager may start the
+/// server before the broker.
+fn serve_when_the_broker_is_up(
+    config: &Config,
+    shutdown: &AtomicBool,
+    patience: Duration,
+) -> Result<(), serve::ServeError> {
+    let deadline = Instant::now() + patience;
+    let mut told = false;
+    loop {
+        match serve::run(config, shutdown) {
+            Err(serve::ServeError::Mqtt(e @ MqttError::Unreachable { .. }))
+                if Instant::now() < deadline && !shutdown.load(Ordering::SeqCst) =>
+            {
+                if !told {
+                    let left = humantime::format_duration(Duration::from_secs(
+                        deadline.saturating_duration_since(Instant::now()).as_secs(),
+                    ));
+                    tracing::warn!("{e}; trying again every second for {left} (--wait-for-broker)");
+                    told = true;
+                }
+                let pause = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < pause && !shutdown.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            outcome => return outcome,
+        }
     }
 }
 
@@ -304,6 +343,9 @@ fn run_bench(config: &Config, args: &BenchArgs) -> ExitCode {
 fn run_status(config: &Config, args: &StatusArgs) -> ExitCode {
     let wait = mqttapp::config::parse_duration("wait", args.wait.as_deref(), status::DEFAULT_WAIT)
         .unwrap_or_else(|e| fail(&e, ExitCode::Usage));
+    if let Some(id) = &args.forget {
+        return forget_server(config, id, wait);
+    }
     let rows = status::collect(config, wait).unwrap_or_else(|e| fail(&e, ExitCode::of_mqtt(&e)));
     let mut out = std::io::stdout().lock();
     let _ = match args.json {
@@ -323,17 +365,43 @@ fn run_status(config: &Config, args: &StatusArgs) -> ExitCode {
     ExitCode::NoServer
 }
 
+/// `status --forget ID`: removes an offline server's retained status.
+fn forget_server(config: &Config, id: &str, wait: std::time::Duration) -> ExitCode {
+    if let Err(e) = config::validate_id("forget", id) {
+        fail(&e, ExitCode::Usage);
+    }
+    match status::forget(config, id, wait) {
+        Ok(()) => {
+            eprintln!("forgot server {id}");
+            ExitCode::Ok
+        }
+        Err(status::ForgetError::Mqtt(e)) => {
+            let code = ExitCode::of_mqtt(&e);
+            fail(&e, code)
+        }
+        Err(e) => fail(&e, ExitCode::Usage),
+    }
+}
+
 /// Runs a `dlq` action on the local store; counts go to stderr.
 fn run_dlq(config: &Config, args: &DlqArgs) -> ExitCode {
     let ids = |w: &DlqSelection| (!w.all).then_some(w.ids.clone());
     let result = match &args.action {
         DlqAction::List { json } => dlq::write_list(config, *json, &mut std::io::stdout().lock())
             .map(|l| {
-                print_listing_notes(l, *json);
+                print_listing_notes(l, *json, &config.data_dir);
             }),
-        DlqAction::Replay(w) => {
-            dlq::replay(config, ids(w).as_deref()).map(|n| eprintln!("replayed {n} dead letter(s)"))
-        }
+        DlqAction::Replay(r) => dlq::replay(config, ids(&r.selection).as_deref(), r.force)
+            .map(|done| {
+                eprintln!("replayed {} dead letter(s)", done.replayed);
+                if done.skipped > 0 {
+                    eprintln!(
+                        "skipped {} dead letter(s) that would fail again as they are ({}): they stay; `mqttapp dlq replay --force` replays them, `mqttapp dlq purge` removes them",
+                        done.skipped,
+                        dlq::HOPELESS.join(", ")
+                    );
+                }
+            }),
         DlqAction::Purge(w) => {
             dlq::purge(config, ids(w).as_deref()).map(|n| eprintln!("purged {n} dead letter(s)"))
         }
@@ -345,9 +413,11 @@ fn run_dlq(config: &Config, args: &DlqArgs) -> ExitCode {
 }
 
 /// The counts of a listing, on stderr (stdout holds the letters).
-fn print_listing_notes(listing: dlq::Listing, json: bool) {
-    if listing.listed == 0 && !json {
-        eprintln!("no dead letters");
+fn print_listing_notes(listing: dlq::Listing, json: bool, data_dir: &std::path::Path) {
+    let dir = data_dir.display();
+    match listing.listed {
+        0 if !json => eprintln!("no dead letters in {dir}"),
+        n => eprintln!("{n} dead letter(s) in {dir}"),
     }
     if listing.dropped > 0 {
         eprintln!(

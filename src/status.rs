@@ -124,6 +124,54 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
     Ok(rows.into_values().collect())
 }
 
+/// Why `status --forget` did not forget a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgetError {
+    /// The broker cannot be reached, or refused the publish (an ACL).
+    #[error(transparent)]
+    Mqtt(#[from] MqttError),
+    /// No retained status with this id under the prefix.
+    #[error("no server {id:?} under {prefix}/v1/status/ - `mqttapp status` lists them")]
+    Unknown {
+        /// The id asked for.
+        id: String,
+        /// The prefix looked at.
+        prefix: String,
+    },
+    /// The server says it is online: its status would come back.
+    #[error("server {0:?} is online - stop it first; only offline servers are forgotten")]
+    Online(String),
+}
+
+/// Removes the retained status of server `id` (an empty retained message
+/// on its status topic), so that a server that is gone for good stops
+/// being listed. Online servers are refused.
+///
+/// # Errors
+/// [`ForgetError`]: unknown or online server, broker problems.
+pub fn forget(config: &Config, id: &str, wait: Duration) -> Result<(), ForgetError> {
+    let rows = collect(config, wait)?;
+    match rows.iter().find(|r| r.id == id) {
+        None => {
+            return Err(ForgetError::Unknown {
+                id: id.to_string(),
+                prefix: config.prefix.clone(),
+            })
+        }
+        Some(row) if row.is_online() => return Err(ForgetError::Online(id.to_string())),
+        Some(_) => {}
+    }
+    let client_id = format!("mqttapp-status-{:016x}", random_u64());
+    let patience = wait.clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let client = mqtt::connect_oneshot(&config.connection, &client_id, patience)?;
+    let topic = Topics::new(&config.prefix).status(id);
+    let published = client.publish(MessageMeta::default().message(&topic, Vec::new(), true));
+    let result = mqtt::wait(published, patience);
+    let _ = mqtt::wait(client.disconnect(None), Duration::from_millis(500));
+    result.map_err(MqttError::from)?;
+    Ok(())
+}
+
 /// The rows as an aligned table with a header (nothing when there are none).
 pub fn table(rows: &[ServerRow]) -> String {
     if rows.is_empty() {

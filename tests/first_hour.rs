@@ -344,3 +344,139 @@ fn the_shell_suggests_the_command_meant() {
         .stdout("2\n")
         .stderr(predicate::str::contains("did you mean `calc`"));
 }
+
+// ---- target 3: guard rails -------------------------------------------------
+
+#[test]
+fn dlq_names_its_directory_refuses_a_missing_one_and_skips_hopeless_letters() {
+    let (mut cmd, dir) = bare();
+    let missing = dir.path().join("no-such-dir");
+    cmd.arg("dlq")
+        .arg("--data-dir")
+        .arg(&missing)
+        .arg("list")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(missing.display().to_string()))
+        .stderr(predicate::str::contains("does not exist"));
+
+    let broker = Broker::start();
+    let prefix = unique_prefix("hopeless");
+    let server = Server::start(&broker, &prefix);
+    let client = common::load::LoadClient::connect(&broker, &prefix, &format!("{prefix}-c"));
+    client.send(&format!("{prefix}/v1/req/nope"), b"1", b"nope", None);
+    client
+        .next(std::time::Duration::from_secs(20))
+        .expect("the unknown_op reply");
+    let data_dir = server.data_dir().to_path_buf();
+    let dlq = |args: &[&str]| {
+        let mut cmd = mqttapp(&broker, &prefix);
+        cmd.arg("dlq").arg("--data-dir").arg(&data_dir).args(args);
+        cmd
+    };
+    common::wait_until(
+        "the dead letter",
+        std::time::Duration::from_secs(10),
+        || {
+            let out = dlq(&["list", "--json"]).output().unwrap();
+            stdout_of(&out).contains("unknown_op")
+        },
+    );
+    dlq(&["list"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "1 dead letter(s) in {}",
+            data_dir.display()
+        )));
+    dlq(&["replay", "--all"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("replayed 0 dead letter(s)"))
+        .stderr(predicate::str::contains("skipped 1"));
+    dlq(&["replay", "--all", "--force"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("replayed 1 dead letter(s)"));
+}
+
+#[test]
+fn status_forget_removes_an_offline_servers_entry_only() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("forget");
+    let mut gone = Server::start_with(
+        &broker,
+        &prefix,
+        &broker.dir().join("gone"),
+        &["--server-id", "gone"],
+    );
+    assert_eq!(gone.terminate(), Some(0));
+    let _alive = Server::start_with(
+        &broker,
+        &prefix,
+        &broker.dir().join("alive"),
+        &["--server-id", "alive"],
+    );
+    let status = || {
+        let out = mqttapp(&broker, &prefix)
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        stdout_of(&out)
+    };
+    assert!(status().contains("\"gone\""));
+    mqttapp(&broker, &prefix)
+        .args(["status", "--forget", "alive"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is online"));
+    mqttapp(&broker, &prefix)
+        .args(["status", "--forget", "nobody"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no server \"nobody\""));
+    mqttapp(&broker, &prefix)
+        .args(["status", "--forget", "gone"])
+        .assert()
+        .success();
+    let rows = status();
+    assert!(
+        !rows.contains("\"gone\"") && rows.contains("\"alive\""),
+        "{rows}"
+    );
+}
+
+/// Kills the spawned server when the test ends, passed or not.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_waits_for_a_broker_that_starts_later() {
+    let mut broker = Broker::start();
+    let prefix = unique_prefix("waitbroker");
+    broker.kill();
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut serve = common::mqttapp_std(&broker, &prefix);
+    serve
+        .args(["serve", "--wait-for-broker", "60s", "--server-id", "late"])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = Child(serve.spawn().unwrap());
+    // The server is trying (not exited 3) while the broker is down.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(child.0.try_wait().unwrap().is_none(), "serve gave up");
+    broker.restart();
+    mqttapp(&broker, &prefix)
+        .args(["ask", "--timeout", "30", "calc", "1+1"])
+        .assert()
+        .success()
+        .stdout("2\n");
+}
