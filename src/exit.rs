@@ -70,6 +70,7 @@ impl ExitCode {
             AskError::NoServer { .. } => ExitCode::NoServer,
             AskError::Timeout(_) | AskError::Busy { .. } => ExitCode::Timeout,
             AskError::Usage(_) => ExitCode::Usage,
+            AskError::Cancelled => ExitCode::Failure,
         }
     }
 

@@ -480,3 +480,94 @@ fn serve_waits_for_a_broker_that_starts_later() {
         .success()
         .stdout("2\n");
 }
+
+// ---- target 6: the shell ---------------------------------------------------
+
+/// Output of a child, collected as it comes.
+fn collect(
+    mut from: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let sink = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let into = sink.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    sink
+}
+
+#[test]
+fn ctrl_c_in_the_shell_cancels_the_pending_request_not_the_session() {
+    use std::io::Write;
+    use std::time::Duration;
+    let broker = Broker::start();
+    let prefix = unique_prefix("ctrlc");
+    let server = Server::start(&broker, &prefix);
+    let lock = common::hold_edit_lock(server.data_dir(), "notes.txt");
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd =
+        common::session::in_terminal(&common::session::command(&broker, &prefix, &["shell"]));
+    cmd.env("XDG_STATE_HOME", state.path())
+        .env("HOME", state.path())
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = Child(cmd.spawn().unwrap());
+    let mut stdin = child.0.stdin.take().unwrap();
+    let out = collect(child.0.stdout.take().unwrap());
+    let wait_for = |needle: &str, times: usize| {
+        common::wait_until(needle, Duration::from_secs(20), || {
+            out.lock().unwrap().matches(needle).count() >= times
+        });
+    };
+    wait_for("mqttapp> ", 1);
+    assert!(out.lock().unwrap().contains("1 server online"));
+    stdin.write_all(b"edit --append blocked\n").unwrap();
+    // The edit waits behind the held lock; Ctrl-C gives it up.
+    std::thread::sleep(Duration::from_millis(1000));
+    stdin.write_all(b"\x03").unwrap();
+    wait_for("cancelled (Ctrl-C)", 1);
+    drop(lock);
+    wait_for("mqttapp> ", 2);
+    stdin.write_all(b"calc 1+1\n").unwrap();
+    wait_for("2\r\n", 1);
+    stdin.write_all(b"quit\n").unwrap();
+    common::wait_until("the shell to end", Duration::from_secs(20), || {
+        child.0.try_wait().unwrap().is_some()
+    });
+    let code = child.0.wait().unwrap().code();
+    assert_eq!(
+        code,
+        Some(1),
+        "one command failed (cancelled), none killed the session"
+    );
+}
+
+#[test]
+fn a_plain_batch_prints_one_line_per_request_and_refuses_show() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("batchshow");
+    let _server = Server::start(&broker, &prefix);
+    mqttapp(&broker, &prefix)
+        .args(["ask", "--batch"])
+        .write_stdin("edit --append a\nedit --append b\nshow\ncalc 1+1\n")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::is_match("^notes.txt: rev 1, 1 line\nnotes.txt: rev 2, 2 lines\nerror: usage: show prints the whole file[^\n]*--json[^\n]*\n2\n$").unwrap());
+    // With --json the file is one JSON string: one line.
+    let out = mqttapp(&broker, &prefix)
+        .args(["ask", "--batch", "--json"])
+        .write_stdin("show\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(stdout_of(&out).lines().count(), 1);
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::command::{self, Command};
 use crate::ask::{retry_interval, status_grace, AskError, Outcome, Pipeline, Requester};
 use crate::config::Config;
-use crate::protocol::{Encoding, Op, Reply};
+use crate::protocol::{EditAction, Encoding, Op, Reply, Request};
 
 /// Requests in flight at once in a batch. Enough to keep a loopback
 /// server busy; more costs CPU without answering faster, because paho C
@@ -17,6 +17,9 @@ use crate::protocol::{Encoding, Op, Reply};
 /// acknowledgement comes (with 1,000 in flight that was 15% of the
 /// client's CPU).
 const WINDOW: usize = 256;
+
+/// Why `show` is refused in a plain batch.
+const SHOW_IN_BATCH: &str = "show prints the whole file, and a batch prints one line per request - use --json (the file is one JSON string) or `mqttapp ask edit --show`";
 
 /// How a batch went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,6 +67,10 @@ pub fn run_batch(
         let request = match command::parse(&line, config.file.as_deref()) {
             Ok(Command::Nothing) => continue,
             Ok(Command::Quit) => break,
+            // A file has many lines; a batch has one line per request.
+            Ok(Command::Request(Request::Edit(e))) if e.action == EditAction::Show && !json => {
+                Err(SHOW_IN_BATCH.to_string())
+            }
             Ok(Command::Request(request)) => Ok(request),
             Ok(Command::Print(_)) => {
                 Err("help is for the interactive shell; --batch takes requests".to_string())

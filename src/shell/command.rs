@@ -197,10 +197,20 @@ fn clap_outcome(e: &clap::Error, words: &[String]) -> Result<Parsed, LineError> 
             })
         }
         _ => {
-            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-            let first = lines.next().unwrap_or("invalid command");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            let usage = lines.find_map(|l| l.strip_prefix("Usage: "));
+            let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            // The message may go on over lines ("not provided:\n  <EXPR>").
+            let first = lines
+                .clone()
+                .take_while(|l| !l.starts_with("Usage: ") && !l.starts_with("For more"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            let first = if first.is_empty() {
+                "invalid command"
+            } else {
+                first
+            };
+            let usage = lines.clone().find_map(|l| l.strip_prefix("Usage: "));
             Err(LineError::Usage(match usage {
                 Some(usage) => format!("{first} - usage: {usage}"),
                 None => format!("{first} - see `help {}`", words[0]),
