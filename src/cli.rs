@@ -35,8 +35,8 @@ pub fn command_shown() -> clap::Command {
 /// Request/response over MQTT 5: calc, echo and edit, done properly.
 ///
 /// Settings come from flags, then MQTTAPP_* environment variables, then the
-/// config file (--config, MQTTAPP_CONFIG, or ./config/mqttapp.toml), then
-/// defaults. The seed app's BROKER/PORT and USERNAME/PASSWORD variables are
+/// config file (--config, MQTTAPP_CONFIG, ./config/mqttapp.toml or
+/// ~/.config/mqttapp/config.toml), then defaults. The seed app's BROKER/PORT and USERNAME/PASSWORD variables are
 /// honoured as a fallback.
 #[derive(Debug, Parser)]
 #[command(name = "mqttapp", version = crate::version::long(), propagate_version = true)]
@@ -84,8 +84,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PREFIX")]
     pub prefix: Option<String>,
 
-    /// Config file (TOML) [env: MQTTAPP_CONFIG] [default:
-    /// config/mqttapp.toml if present]
+    /// Config file (TOML); -v logs which one was read [env: MQTTAPP_CONFIG]
+    /// [default: ./config/mqttapp.toml, else ~/.config/mqttapp/config.toml,
+    /// if present]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

@@ -2,7 +2,7 @@
 //! Kept apart so that `cli.rs` reads as the list of flags.
 
 pub(super) const TOP_HELP: &str = "Examples:
-  make broker && mqttapp serve           a local broker, then the server
+  mqttapp serve                          answer requests (broker on localhost:1883)
   mqttapp ask calc \"2+3*4\"               prints 14
   mqttapp ask echo hello                 prints hello
   mqttapp ask edit --line 3 \"text\"       line 3 of the server's file becomes \"text\"
@@ -26,7 +26,7 @@ pub(super) const SHELL_HELP: &str = "Commands at the prompt:
   edit --line 3 new text          the same flags as `mqttapp ask edit`
   show [--file NAME]              print the file (edit --show)
   help [COMMAND]                  the commands, or one command's flags
-  quit, exit, Ctrl-D              leave
+  quit, exit, Ctrl-D              leave (Ctrl-C cancels a request awaiting its reply)
 
 Words are split like a shell's: quote to keep spaces (echo \"a  b\").
 History is kept in $XDG_STATE_HOME/mqttapp/history (~/.local/state/...);
