@@ -226,6 +226,7 @@ fn serve_when_the_broker_is_up(
 ) -> Result<(), serve::ServeError> {
     let deadline = Instant::now() + patience;
     let mut told = false;
+    warn_about_neighbours(config);
     loop {
         match serve::run(config, shutdown) {
             Err(serve::ServeError::Mqtt(e @ MqttError::Unreachable { .. }))
@@ -244,6 +245,18 @@ fn serve_when_the_broker_is_up(
                 }
             }
             outcome => return outcome,
+        }
+    }
+}
+
+/// Before serving: warns about servers already online under the prefix
+/// that this one would answer alongside or displace (best effort: when the
+/// broker cannot be reached, serving reports that).
+fn warn_about_neighbours(config: &Config) {
+    let wait = std::time::Duration::from_secs(2);
+    if let Ok(rows) = status::collect(config, wait) {
+        for warning in status::neighbour_warnings(config, &rows) {
+            tracing::warn!("{warning}");
         }
     }
 }

@@ -124,6 +124,32 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
     Ok(rows.into_values().collect())
 }
 
+/// What a server about to start should be told about the servers already
+/// online under its prefix: one warning per surprise. Two servers without
+/// a common `--group` both answer every request (their files diverge); a
+/// second process with the same id takes over the first one's session.
+pub fn neighbour_warnings(config: &Config, rows: &[ServerRow]) -> Vec<String> {
+    let prefix = &config.prefix;
+    rows.iter()
+        .filter(|r| r.is_online())
+        .filter_map(|r| {
+            if r.id == config.server_id {
+                Some(format!(
+                    "server id {:?} is already online under {prefix}: this server takes over its session and the other process stops - give each server its own --server-id",
+                    r.id
+                ))
+            } else if config.group.is_none() || r.group != config.group {
+                Some(format!(
+                    "server {:?} already answers requests under {prefix} and is not in this server's group: both will answer every request (an edit lands in one server's files only) - give both the same --group, or use another --prefix",
+                    r.id
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 /// Why `status --forget` did not forget a server.
 #[derive(Debug, thiserror::Error)]
 pub enum ForgetError {
@@ -249,6 +275,29 @@ mod tests {
              a         online   calc,echo  0.1.0    2023-11-14T22:13:20Z  g\n\
              server-2  offline  calc,echo  0.1.0    2023-11-14T22:13:20Z  -\n"
         );
+    }
+
+    #[test]
+    fn a_new_server_is_warned_about_ungrouped_neighbours_and_its_own_id() {
+        let mut config = crate::config::Config::from_settings(crate::config::Settings {
+            server_id: Some("me".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let rows = [
+            row("me", "online", None),
+            row("other", "online", None),
+            row("gone", "offline", None),
+        ];
+        let warnings = neighbour_warnings(&config, &rows);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("takes over") && warnings[1].contains("\"other\""));
+        config.group = Some("g".into());
+        config.server_id = "new".into();
+        let grouped = [row("a", "online", Some("g")), row("b", "online", Some("h"))];
+        let warnings = neighbour_warnings(&config, &grouped);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("\"b\""));
     }
 
     #[test]

@@ -571,3 +571,35 @@ fn a_plain_batch_prints_one_line_per_request_and_refuses_show() {
     assert!(out.status.success());
     assert_eq!(stdout_of(&out).lines().count(), 1);
 }
+
+#[test]
+fn a_second_server_is_warned_about_the_first() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("neighbours");
+    let _first = Server::start_with(
+        &broker,
+        &prefix,
+        &broker.dir().join("first"),
+        &["--server-id", "first"],
+    );
+    let mut second = Server::start_with(
+        &broker,
+        &prefix,
+        &broker.dir().join("second"),
+        &["--server-id", "second"],
+    );
+    second.wait_for_log(
+        "server \"first\" already answers requests",
+        std::time::Duration::from_secs(20),
+    );
+    let mut again = Server::start_with(
+        &broker,
+        &prefix,
+        &broker.dir().join("again"),
+        &["--server-id", "first"],
+    );
+    again.wait_for_log(
+        "server id \"first\" is already online",
+        std::time::Duration::from_secs(20),
+    );
+}
