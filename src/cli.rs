@@ -192,6 +192,7 @@ pub struct StatusArgs {
 
     /// Remove the retained status of an offline server that is gone for
     /// good (it is listed no more); online servers are refused
+    /// [default: none, list the servers]
     #[arg(long, value_name = "ID")]
     pub forget: Option<String>,
 }
