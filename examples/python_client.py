@@ -14,9 +14,14 @@ What it does, as every client of the protocol must:
   * publishes the request as a CBOR map to <prefix>/v1/req/<op> with QoS 1
     and the properties Response Topic, Correlation Data, Content Type
     (application/cbor) and Message Expiry (the timeout);
+  * puts 128 random bits (os.urandom) into the Correlation Data, so nobody
+    who reads the request topics can guess the next request's key;
   * waits for the one reply whose Correlation Data matches, re-sending the
-    same request (same correlation data) when none came within a second:
-    the server applies a replayed edit only once;
+    same request (same correlation data) when none came, backing off (1, 2,
+    4 s ... between copies): the server applies a replayed edit only once;
+  * treats a `busy` error as not final: the server refused it without
+    applying it, so it waits (100 ms, doubling, with jitter) and sends the
+    same request again;
   * prints {"ok": value} as plain text, {"err": {...}} on stderr.
 
 Broker and prefix come from --broker/--prefix or MQTTAPP_BROKER and
@@ -27,6 +32,7 @@ MQTTAPP_PREFIX, like mqttapp itself. Exit codes follow `mqttapp ask`:
 import argparse
 import os
 import queue
+import random
 import sys
 import time
 import uuid
@@ -90,6 +96,9 @@ def show(value):
         if "content" in value:
             print(f"{value['file']}: rev {value['rev']}, {value['lines']} lines", file=sys.stderr)
             print(value["content"], end="")
+            if "next" in value:  # servers page large files (docs/PROTOCOL.md)
+                print(f"(one page; the file goes on at line {value['next']}: send the request "
+                      f"again with \"line\": {value['next']})", file=sys.stderr)
         else:
             print(f"{value['file']}: rev {value['rev']}, {value['lines']} lines")
     elif isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
@@ -139,14 +148,17 @@ def main(argv):
     client.subscribe(response_topic, qos=1)
     props = Properties(PacketTypes.PUBLISH)
     props.ResponseTopic = response_topic
-    props.CorrelationData = uuid.uuid4().bytes
+    props.CorrelationData = os.urandom(16)
     props.ContentType = "application/cbor"
     props.MessageExpiryInterval = int(args.timeout) + 1
     payload = cbor2.dumps(request_map(args))
     topic = f"{args.prefix}/v1/req/{args.op}"
+    gap = 1.0  # before the next copy when no reply came; doubles each time
+    busy_pause = 0.1  # before the next copy after a `busy` reply; doubles
     while time.monotonic() < deadline:
         client.publish(topic, payload, qos=1, properties=props).wait_for_publish(timeout=2)
-        resend_at = min(time.monotonic() + 1.0, deadline)
+        resend_at = min(time.monotonic() + gap, deadline)
+        gap *= 2
         while time.monotonic() < resend_at:
             try:
                 msg = replies.get(timeout=max(0.01, resend_at - time.monotonic()))
@@ -155,6 +167,11 @@ def main(argv):
             if getattr(msg.properties, "CorrelationData", None) != props.CorrelationData:
                 continue  # a late reply to someone else's (or an earlier) request
             reply = cbor2.loads(msg.payload)
+            if reply.get("err", {}).get("code") == "busy":
+                # Refused at capacity, not applied: back off and send again.
+                time.sleep(min(busy_pause * random.uniform(0.5, 1.0), max(0.0, deadline - time.monotonic())))
+                busy_pause = min(busy_pause * 2, 2.0)
+                break
             client.loop_stop()
             client.disconnect()
             if "ok" in reply:

@@ -376,6 +376,13 @@ pub struct ServeArgs {
     /// do not wait]
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub wait_for_broker: Option<String>,
+
+    /// Topic filters (+ and # allowed, comma-separated) replies may go to
+    /// besides <prefix>/v1/resp/#; a request naming any other Response
+    /// Topic gets no reply and becomes a dead letter
+    /// [env: MQTTAPP_REPLY_TOPICS] [default: none]
+    #[arg(long, value_name = "FILTERS", value_delimiter = ',')]
+    pub reply_topics: Option<Vec<String>>,
 }
 
 /// `mqttapp ask`

@@ -133,6 +133,8 @@ pub struct Settings {
     /// Server session expiry, e.g. "24h" (or a number of seconds in TOML).
     #[serde(default, deserialize_with = "duration_text")]
     pub session_expiry: Option<String>,
+    /// Topic filters a server may reply to besides `<prefix>/v1/resp/#`.
+    pub reply_topics: Option<Vec<String>>,
     /// CA file for TLS.
     pub ca_file: Option<PathBuf>,
     /// Client certificate for TLS.
@@ -194,6 +196,7 @@ impl Settings {
             server_id,
             group,
             session_expiry,
+            reply_topics,
             ca_file,
             cert_file,
             key_file,
@@ -219,6 +222,7 @@ impl Settings {
             server_id: serve.server_id,
             group: serve.group,
             session_expiry: serve.session_expiry,
+            reply_topics: serve.reply_topics,
             ..Settings::default()
         }
     }
@@ -238,6 +242,7 @@ impl Settings {
             server_id: var("MQTTAPP_SERVER_ID"),
             group: var("MQTTAPP_GROUP"),
             session_expiry: var("MQTTAPP_SESSION_EXPIRY"),
+            reply_topics: var("MQTTAPP_REPLY_TOPICS").map(|v| split_list(&v)),
             ca_file: var("MQTTAPP_CA_FILE").map(PathBuf::from),
             cert_file: var("MQTTAPP_CERT_FILE").map(PathBuf::from),
             key_file: var("MQTTAPP_KEY_FILE").map(PathBuf::from),
@@ -327,6 +332,9 @@ pub struct Config {
     pub group: Option<String>,
     /// How long the broker keeps the server's session.
     pub session_expiry: Duration,
+    /// Topic filters replies may go to besides `<prefix>/v1/resp/#`
+    /// (empty by default: a request cannot aim a reply elsewhere).
+    pub reply_topics: Vec<String>,
     /// Input and resource limits.
     pub limits: Limits,
 }
@@ -393,6 +401,14 @@ impl Config {
                 reason,
             });
         }
+        let reply_topics = s.reply_topics.unwrap_or_default();
+        for filter in &reply_topics {
+            crate::protocol::validate_filter(filter).map_err(|reason| ConfigError::Invalid {
+                setting: "reply_topics",
+                value: filter.clone(),
+                reason: reason.to_string(),
+            })?;
+        }
         Ok(Config {
             connection: Connection {
                 broker,
@@ -416,6 +432,7 @@ impl Config {
                 s.session_expiry.as_deref(),
                 DEFAULT_SESSION_EXPIRY,
             )?,
+            reply_topics,
             limits: Limits::from_file(s.limits.unwrap_or_default()),
         })
     }
@@ -424,6 +441,16 @@ impl Config {
 /// What a duration may look like, for every message about a bad one.
 pub const DURATION_FORMS: &str =
     "use a positive number of seconds (5, 2.5) or a number and a unit (500ms, 10s, 2m, 1h)";
+
+/// A comma-separated list (`MQTTAPP_REPLY_TOPICS`), blanks dropped.
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+        .collect()
+}
 
 /// Parses "5", "2.5" (seconds) or humantime forms such as "500ms", "1m".
 ///

@@ -42,6 +42,9 @@ pub enum Reason {
     ReplyFailed,
     /// The server stopped before it could answer.
     Shutdown,
+    /// The Response Topic is a valid topic, but not one replies may go to
+    /// (outside `<prefix>/v1/resp/` and the `reply_topics` setting).
+    ResponseTopicNotAllowed,
 }
 
 impl Reason {
@@ -55,6 +58,7 @@ impl Reason {
             Reason::HandlerFailure => "handler_failure",
             Reason::ReplyFailed => "reply_failed",
             Reason::Shutdown => "shutdown",
+            Reason::ResponseTopicNotAllowed => "response_topic_not_allowed",
         }
     }
 }

@@ -127,7 +127,7 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
 /// What a server about to start should be told about the servers already
 /// online under its prefix: one warning per surprise. Two servers without
 /// a common `--group` both answer every request (their files diverge); a
-/// second process with the same id takes over the first one's session.
+/// second process with the same id shares (takes turns on) one session.
 pub fn neighbour_warnings(config: &Config, rows: &[ServerRow]) -> Vec<String> {
     let prefix = &config.prefix;
     rows.iter()
@@ -135,7 +135,7 @@ pub fn neighbour_warnings(config: &Config, rows: &[ServerRow]) -> Vec<String> {
         .filter_map(|r| {
             if r.id == config.server_id {
                 Some(format!(
-                    "server id {:?} is already online under {prefix}: this server takes over its session and the other process stops - give each server its own --server-id",
+                    "server id {:?} is already online under {prefix}: two processes with one id share one MQTT session and take turns on it (both report \"client id in use\") - give each server its own --server-id",
                     r.id
                 ))
             } else if config.group.is_none() || r.group != config.group {
@@ -291,7 +291,7 @@ mod tests {
         ];
         let warnings = neighbour_warnings(&config, &rows);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
-        assert!(warnings[0].contains("takes over") && warnings[1].contains("\"other\""));
+        assert!(warnings[0].contains("take turns") && warnings[1].contains("\"other\""));
         config.group = Some("g".into());
         config.server_id = "new".into();
         let grouped = [row("a", "online", Some("g")), row("b", "online", Some("h"))];

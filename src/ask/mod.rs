@@ -15,7 +15,8 @@ use crate::cli::{AskOp, EditArgs};
 use crate::config::Config;
 use crate::mqtt::MqttError;
 use crate::protocol::{
-    CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, Op, Reply, Request,
+    CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, ErrorCode, OkValue, Op, Reply,
+    Request,
 };
 
 pub use backoff::{busy_body, Attempts};
@@ -110,7 +111,85 @@ pub fn call(
     let start = Instant::now();
     requester.wait_for_server(request.op(), start + status_grace(timeout))?;
     let correlation = requester.next_correlation();
-    exchange(requester, request, &correlation, start + timeout, timeout)
+    let reply = exchange(requester, request, &correlation, start + timeout, timeout)?;
+    match request {
+        Request::Edit(show) if show.action == EditAction::Show => {
+            rest_of_show(requester, show, reply, timeout)
+        }
+        _ => Ok(reply),
+    }
+}
+
+/// How often a paged `show` starts over because the file changed between
+/// two of its pages, before it gives up with the `conflict` reply.
+const SHOW_RESTARTS: usize = 3;
+
+/// Servers answer `show` one page at a time (docs/PROTOCOL.md): asks for
+/// the pages after `first` and returns one reply with the whole content.
+/// The pages are pinned to the first page's revision (`expect_rev`), so
+/// they are of one version of the file; when it changes in between, the
+/// show starts over, at most [`SHOW_RESTARTS`] times.
+fn rest_of_show(
+    requester: &mut Requester,
+    show: &EditRequest,
+    first: Reply,
+    timeout: Duration,
+) -> Result<Reply, AskError> {
+    let mut reply = first;
+    let mut restarts = 0;
+    loop {
+        match pages_after(requester, show, reply, timeout)? {
+            Err(_changed) if restarts < SHOW_RESTARTS => {
+                restarts += 1;
+                tracing::debug!("the file changed between two pages of show; starting over");
+                let correlation = requester.next_correlation();
+                let request = Request::Edit(show.clone());
+                let deadline = Instant::now() + timeout;
+                reply = exchange(requester, &request, &correlation, deadline, timeout)?;
+            }
+            Err(conflict) => return Ok(conflict),
+            Ok(whole) => return Ok(whole),
+        }
+    }
+}
+
+/// Appends the pages after `first` to its content: `Ok` with the whole
+/// file (or the error a page got), `Err` with the `conflict` reply when
+/// the file changed after the first page (and the user pinned no revision).
+fn pages_after(
+    requester: &mut Requester,
+    show: &EditRequest,
+    mut first: Reply,
+    timeout: Duration,
+) -> Result<Result<Reply, Reply>, AskError> {
+    let Reply::Ok(OkValue::Edit(result)) = &mut first else {
+        return Ok(Ok(first));
+    };
+    let rev = result.rev;
+    let mut next = result.next.take();
+    let content = result.content.get_or_insert_with(String::new);
+    while let Some(line) = next {
+        let request = Request::Edit(EditRequest {
+            line: Some(line),
+            expect_rev: Some(rev),
+            ..show.clone()
+        });
+        let correlation = requester.next_correlation();
+        let deadline = Instant::now() + timeout;
+        match exchange(requester, &request, &correlation, deadline, timeout)? {
+            Reply::Ok(OkValue::Edit(page)) => {
+                content.push_str(page.content.as_deref().unwrap_or(""));
+                next = page.next;
+            }
+            Reply::Err(e)
+                if e.error_code() == Some(ErrorCode::Conflict) && show.expect_rev.is_none() =>
+            {
+                return Ok(Err(Reply::Err(e)));
+            }
+            other => return Ok(Ok(other)),
+        }
+    }
+    Ok(Ok(first))
 }
 
 /// The part of [`call`] after the server check: publish `request` with

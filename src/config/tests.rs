@@ -206,3 +206,26 @@ fn session_expiry_comes_from_flag_env_or_file() {
     };
     assert!(Config::from_settings(bad).is_err());
 }
+
+#[test]
+fn reply_topics_come_from_flag_env_or_file_and_are_checked() {
+    let c = resolve(Settings::default(), &[], Settings::default());
+    assert!(c.reply_topics.is_empty());
+    let file: Settings = toml::from_str(r#"reply_topics = ["home/+/cmd", "a/#"]"#).unwrap();
+    let c = resolve(Settings::default(), &[], file.clone());
+    assert_eq!(c.reply_topics, ["home/+/cmd", "a/#"]);
+    let env = [("MQTTAPP_REPLY_TOPICS", "x/+, y/#")];
+    let c = resolve(Settings::default(), &env, file.clone());
+    assert_eq!(c.reply_topics, ["x/+", "y/#"]);
+    let flags = Settings {
+        reply_topics: Some(vec!["f".into()]),
+        ..Default::default()
+    };
+    assert_eq!(resolve(flags, &env, file).reply_topics, ["f"]);
+    let bad = Settings {
+        reply_topics: Some(vec!["a/#/b".into()]),
+        ..Default::default()
+    };
+    let e = Config::from_settings(bad).unwrap_err().to_string();
+    assert!(e.contains("--reply-topics, MQTTAPP_REPLY_TOPICS"), "{e}");
+}

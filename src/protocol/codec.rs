@@ -281,6 +281,7 @@ mod tests {
                 rev: 2,
                 lines: 3,
                 content: None,
+                next: None,
             })),
             Reply::Err(ErrorBody::new(ErrorCode::Parse, "unexpected ')'").at(4)),
         ];

@@ -97,7 +97,8 @@ pub struct EditRequest {
     /// What to do; `replace` when absent.
     #[serde(default)]
     pub action: EditAction,
-    /// 1-based line number.
+    /// 1-based line number; for `show`, the first line to show (1 when
+    /// absent: replies to `show` are paged, see [`EditResult::next`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u64>,
     /// The new line's text.
@@ -142,9 +143,14 @@ pub struct EditResult {
     pub rev: u64,
     /// Its number of lines after the request.
     pub lines: u64,
-    /// The whole content, for `show` only.
+    /// The content, for `show` only: the whole file, or one page of it
+    /// (whole lines, at most a page's bytes) when the file is larger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// `show` only, when `content` is one page and more lines follow: the
+    /// line to ask for next (as the request's `line`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
 }
 
 /// A successful result. Untagged: on the wire it is just the value.

@@ -24,7 +24,7 @@ pub use messages::{
     OkValue, Op, Reply, Request,
 };
 pub use status::Status;
-pub use topics::Topics;
+pub use topics::{filter_matches, validate_filter, Topics};
 
 /// Protocol version carried in topic names (`<prefix>/v1/...`).
 pub const PROTOCOL_VERSION: u32 = 1;

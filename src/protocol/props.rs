@@ -58,13 +58,15 @@ fn reply() -> impl Strategy<Value = Reply> {
         any::<u64>(),
         any::<u64>(),
         proptest::option::of(text()),
+        proptest::option::of(any::<u64>()),
     )
-        .prop_map(|(file, rev, lines, content)| {
+        .prop_map(|(file, rev, lines, content, next)| {
             OkValue::Edit(EditResult {
                 file,
                 rev,
                 lines,
                 content,
+                next,
             })
         });
     let ok = prop_oneof![

@@ -7,6 +7,9 @@ use super::Op;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     prefix: String,
+    /// Topic filters a server may also reply to, besides its prefix's
+    /// response topics (the `reply_topics` setting).
+    extra_replies: Vec<String>,
 }
 
 impl Topics {
@@ -14,7 +17,17 @@ impl Topics {
     pub fn new(prefix: impl Into<String>) -> Self {
         Topics {
             prefix: prefix.into(),
+            extra_replies: Vec::new(),
         }
+    }
+
+    /// The same topics, with replies also allowed to topics matching
+    /// `filters` (MQTT topic filters, validated by the configuration).
+    /// Without them a server replies only under `<prefix>/v1/resp/`, so a
+    /// request cannot aim its reply at another system's topics.
+    pub fn allowing_replies(mut self, filters: &[String]) -> Self {
+        self.extra_replies = filters.to_vec();
+        self
     }
 
     /// The prefix these topics live under.
@@ -46,6 +59,27 @@ impl Topics {
     /// `<prefix>/v1/resp/<client-id>`: the default response topic of a client.
     pub fn response(&self, client_id: &str) -> String {
         format!("{}/v1/resp/{}", self.prefix, client_id)
+    }
+
+    /// `<prefix>/v1/resp/#`: every response topic under the prefix.
+    pub fn response_filter(&self) -> String {
+        format!("{}/v1/resp/#", self.prefix)
+    }
+
+    /// The topic filters replies may go to: [`Topics::response_filter`]
+    /// and the extra ones (see [`Topics::allowing_replies`]).
+    pub fn reply_filters(&self) -> Vec<String> {
+        let mut filters = vec![self.response_filter()];
+        filters.extend(self.extra_replies.iter().cloned());
+        filters
+    }
+
+    /// True when a reply may be published to `topic`: it matches one of
+    /// [`Topics::reply_filters`]. (Reserved topics are refused before.)
+    pub fn reply_allowed(&self, topic: &str) -> bool {
+        self.reply_filters()
+            .iter()
+            .any(|filter| filter_matches(filter, topic))
     }
 
     /// `<prefix>/v1/status/<server-id>`: a server's retained status.
@@ -84,9 +118,104 @@ impl Topics {
     }
 }
 
+/// MQTT topic matching: `+` matches one level, a final `#` any number of
+/// levels (also none: `a/#` matches `a`). Wildcards at the first level do
+/// not match topics starting with `$` (MQTT 5, 4.7.2).
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut levels = topic.split('/');
+    for part in filter.split('/') {
+        if part == "#" {
+            return true;
+        }
+        match levels.next() {
+            Some(level) if part == "+" || part == level => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
+}
+
+/// Checks that `filter` is a valid MQTT topic filter: not empty, no NUL,
+/// `+` and `#` only as whole levels, `#` only last.
+///
+/// # Errors
+/// What is wrong, for the configuration's error message.
+pub fn validate_filter(filter: &str) -> Result<(), &'static str> {
+    if filter.is_empty() {
+        return Err("a topic filter must not be empty");
+    }
+    if filter.len() > 65_535 || filter.contains('\0') {
+        return Err("a topic filter must be at most 65535 bytes, without NUL");
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
+            return Err("'#' must be a whole level, and the last one");
+        }
+        if level.contains('+') && *level != "+" {
+            return Err("'+' must be a whole level");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters_match_like_mqtt() {
+        for (filter, topic) in [
+            ("a/b", "a/b"),
+            ("a/+", "a/b"),
+            ("a/+/c", "a/b/c"),
+            ("a/#", "a"),
+            ("a/#", "a/b/c"),
+            ("#", "a/b"),
+            ("+/+", "/x"),
+            ("a/+", "a/"),
+        ] {
+            assert!(filter_matches(filter, topic), "{filter} {topic}");
+        }
+        for (filter, topic) in [
+            ("a/b", "a/b/c"),
+            ("a/+", "a/b/c"),
+            ("a/+", "a"),
+            ("a/b/#", "a/c"),
+            ("#", "$SYS/x"),
+            ("+/x", "$SYS/x"),
+            ("a/b", "a"),
+        ] {
+            assert!(!filter_matches(filter, topic), "{filter} {topic}");
+        }
+    }
+
+    #[test]
+    fn filters_are_validated() {
+        for ok in ["a", "a/+/b", "#", "a/#", "+", "home/+/cmd"] {
+            assert_eq!(validate_filter(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a/#/b", "a#", "a/b+", "a+/b", "a\0"] {
+            assert!(validate_filter(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn replies_go_under_the_prefix_unless_allowed() {
+        let t = Topics::new("p");
+        assert!(t.reply_allowed("p/v1/resp/c1"));
+        assert!(t.reply_allowed("p/v1/resp/a/b"));
+        assert!(!t.reply_allowed("home/door/cmd"));
+        assert!(!t.reply_allowed("q/v1/resp/c1"));
+        assert!(!t.reply_allowed("pp/v1/resp/c1"));
+        let t = t.allowing_replies(&["home/+/cmd".to_string()]);
+        assert!(t.reply_allowed("home/door/cmd"));
+        assert!(!t.reply_allowed("home/door/cmd/x"));
+        assert_eq!(t.reply_filters(), ["p/v1/resp/#", "home/+/cmd"]);
+    }
 
     #[test]
     fn request_topics_carry_the_operation() {

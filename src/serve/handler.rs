@@ -13,7 +13,7 @@ use crate::deadletter::{Original, Reason};
 use crate::logging::shorten;
 use crate::mqtt::MessageMeta;
 use crate::operations::edit::GroupFailure;
-use crate::operations::Operations;
+use crate::operations::{Operations, Replay};
 use crate::protocol::{
     decode_request, encode_reply, Encoding, ErrorCode, OkValue, Op, ProtocolError, Reply, Request,
     Topics,
@@ -94,7 +94,7 @@ pub struct Outcome {
 }
 
 /// What answers a decoded request: [`Operations::apply`] in the server.
-pub type Apply<'a> = dyn Fn(&Request, Option<Vec<u8>>) -> Reply + 'a;
+pub type Apply<'a> = dyn Fn(&Request, Option<Replay>) -> Reply + 'a;
 
 /// Decodes, dispatches and encodes one request.
 pub fn handle(ops: &Operations, topics: &Topics, max_payload: usize, msg: &Incoming) -> Outcome {
@@ -111,10 +111,10 @@ pub fn handle_with(
 ) -> Outcome {
     let response_topic = match reply_target(topics, msg.meta.response_topic.as_deref()) {
         Ok(topic) => topic,
-        Err(detail) => {
+        Err((reason, detail)) => {
             return Outcome {
                 reply: None,
-                dead_letter: Some((Reason::NoResponseTopic, detail)),
+                dead_letter: Some((reason, detail)),
             }
         }
     };
@@ -223,33 +223,53 @@ fn guarded(op: Op, apply: impl FnOnce() -> Reply) -> (Reply, Option<(Reason, Str
 
 /// Requests are the same request when response topic and correlation data
 /// match. Without correlation data (e.g. `mosquitto_rr`) there is no way to
-/// tell a re-send from a new request, so there is no key.
-fn replay_key(meta: &MessageMeta) -> Option<Vec<u8>> {
+/// tell a re-send from a new request, so there is no key. The Message
+/// Expiry says how long the client may re-send it.
+fn replay_key(meta: &MessageMeta) -> Option<Replay> {
     let correlation = meta.correlation.as_ref()?;
     let topic = meta.response_topic.as_ref()?;
     let mut key = Vec::with_capacity(topic.len() + 1 + correlation.len());
     key.extend_from_slice(topic.as_bytes());
     key.push(0);
     key.extend_from_slice(correlation);
-    Some(key)
+    Some(Replay {
+        key,
+        expiry_secs: meta.expiry_secs,
+    })
 }
 
 /// The topic to reply to, or why there is none we may use: it must be a
 /// valid topic name (non-empty, no wildcards, no NUL) and must not be one
 /// of the protocol's own topics or a `$` topic, so that a request cannot
-/// make the server publish fake requests, statuses or dead letters.
-fn reply_target<'a>(topics: &Topics, topic: Option<&'a str>) -> Result<&'a str, String> {
+/// make the server publish fake requests, statuses or dead letters
+/// (`no_response_topic`); and it must match the allowed reply filters,
+/// `<prefix>/v1/resp/#` unless `reply_topics` adds others, so that a
+/// request cannot make the server publish to another system's topics
+/// (`response_topic_not_allowed`).
+fn reply_target<'a>(topics: &Topics, topic: Option<&'a str>) -> Result<&'a str, (Reason, String)> {
+    let refused = |detail: String| (Reason::NoResponseTopic, detail);
     let Some(topic) = topic else {
-        return Err("no response topic: there is nowhere to reply".to_string());
+        return Err(refused(
+            "no response topic: there is nowhere to reply".to_string(),
+        ));
     };
     if topic.is_empty() || topic.len() > 65_535 || topic.contains(['#', '+', '\0']) {
-        return Err(format!(
+        return Err(refused(format!(
             "response topic {topic:?} is not a valid topic name"
-        ));
+        )));
     }
     if topic.starts_with('$') || topics.is_reserved(topic) {
-        return Err(format!(
+        return Err(refused(format!(
             "response topic {topic:?} is reserved (requests, statuses, dead letters or $ topics)"
+        )));
+    }
+    if !topics.reply_allowed(topic) {
+        return Err((
+            Reason::ResponseTopicNotAllowed,
+            format!(
+                "response topic {topic:?} is not one replies may go to ({}); a server allows others with --reply-topics (MQTTAPP_REPLY_TOPICS, reply_topics)",
+                topics.reply_filters().join(", ")
+            ),
         ));
     }
     Ok(topic)

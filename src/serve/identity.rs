@@ -1,17 +1,23 @@
-//! Who this server is on the broker: its retained status messages, and the
-//! detection of another process using the same server id.
+//! Who this server is on the broker: its retained status messages, what it
+//! makes of other messages on its status topic, and the detection of
+//! another client using its MQTT client id.
 //!
-//! Two processes with one server id share one MQTT client id, so each
-//! connect takes the session from the other and they would knock each other
-//! off forever. Brokers that send DISCONNECT "session taken over" (MQTT 5
-//! reason 0x8E) make that visible at once; Mosquitto 2.0 just closes the
-//! old connection. So every status this process publishes carries a random
-//! `instance`, and the server subscribes to its own status topic: once it
-//! has seen its own "online" come back, an "online" with another instance
-//! means another process has this id.
+//! Anyone allowed to publish status messages can publish one on this
+//! server's topic, so a status message never stops the server: one that is
+//! not this process's own (another `instance`, or not a status at all) is
+//! logged and answered by publishing the server's retained "online" again.
+//!
+//! Another client with this server's client id shows on the connection
+//! itself: the broker closes the older connection whenever the newer one
+//! connects (MQTT 5 DISCONNECT "session taken over", 0x8E; Mosquitto 2.0.11
+//! just closes it). [`Takeovers`] counts connections that were lost soon
+//! after they were made; several in a row, or one 0x8E, are reported as
+//! "client id in use by another client" (see `link.rs` for what the server
+//! then does).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use paho_mqtt as paho;
 
@@ -20,13 +26,20 @@ use crate::ids::random_u64;
 use crate::mqtt::MessageMeta;
 use crate::protocol::{Op, Status, Topics};
 
-/// This server's status topic, instance and conflict state.
+/// A foreign status is logged at most this often (a flood of forged
+/// statuses must not flood the log).
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// This server's status topic and instance, and what was seen on the topic.
 pub struct Identity {
     topic: String,
     group: Option<String>,
     instance: String,
     armed: AtomicBool,
-    conflict: AtomicBool,
+    reassert: AtomicBool,
+    fresh_subscription: AtomicBool,
+    taken_over: AtomicBool,
+    warned: Mutex<Option<Instant>>,
 }
 
 impl Identity {
@@ -37,7 +50,10 @@ impl Identity {
             group: config.group.clone(),
             instance: format!("{:016x}", random_u64()),
             armed: AtomicBool::new(false),
-            conflict: AtomicBool::new(false),
+            reassert: AtomicBool::new(false),
+            fresh_subscription: AtomicBool::new(false),
+            taken_over: AtomicBool::new(false),
+            warned: Mutex::new(None),
         }
     }
 
@@ -66,32 +82,120 @@ impl Identity {
         meta.message(&self.topic, status.encode(), true)
     }
 
-    /// Looks at a status received on our own topic (see the module docs).
-    /// The retained status found at startup is an earlier process's and is
-    /// ignored until our own "online" has come back once.
-    pub fn observe(&self, payload: &[u8]) {
-        let Ok(status) = Status::decode(payload) else {
-            return;
-        };
-        if !status.is_online() {
-            return;
+    /// Looks at a message received on our own status topic.
+    ///
+    /// `retained` is the message's RETAIN flag. The server subscribes to
+    /// its status topic without "retain as published", so the flag is set
+    /// only on a retained message the broker sends because the
+    /// subscription is new (see [`Identity::expect_subscription`]).
+    ///
+    /// Until our own status has come back once, other statuses are an
+    /// earlier process's and are ignored. After that, anything but our own
+    /// status is logged and our retained "online" is published again
+    /// (see [`Identity::take_reassert`]); it never stops the server.
+    pub fn observe(&self, payload: &[u8], retained: bool) {
+        if retained {
+            self.fresh_subscription.store(true, Ordering::SeqCst);
         }
-        if status.instance.as_deref() == Some(self.instance.as_str()) {
+        let status = Status::decode(payload).ok();
+        let instance = status.as_ref().and_then(|s| s.instance.as_deref());
+        if instance == Some(self.instance.as_str()) {
             self.armed.store(true, Ordering::SeqCst);
-        } else if self.armed.load(Ordering::SeqCst) {
-            tracing::error!(other = %crate::logging::shorten(status.instance.as_deref().unwrap_or("-"), 120), "another server is online with this server's id");
-            self.mark_conflict();
+            return;
+        }
+        if !self.armed.load(Ordering::SeqCst) {
+            return;
+        }
+        self.reassert.store(true, Ordering::SeqCst);
+        if self.may_warn() {
+            let state = status.as_ref().map_or("not a status", |s| s.state.as_str());
+            tracing::warn!(
+                other_instance = %crate::logging::shorten(instance.unwrap_or("-"), 120),
+                %state,
+                "a status message on this server's status topic is not this server's: ignored, and this server's own status published again (another client may publish statuses there; if another server uses this --server-id, the connection losses show it)"
+            );
         }
     }
 
-    /// Records that another process uses this id.
-    pub fn mark_conflict(&self) {
-        self.conflict.store(true, Ordering::SeqCst);
+    fn may_warn(&self) -> bool {
+        let Ok(mut last) = self.warned.lock() else {
+            return true;
+        };
+        let due = last.is_none_or(|at| at.elapsed() >= WARN_EVERY);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
     }
 
-    /// True once another process was seen using this id.
-    pub fn conflict(&self) -> bool {
-        self.conflict.load(Ordering::SeqCst)
+    /// True (once) when our retained status should be published again
+    /// because something else was published on our status topic.
+    pub fn take_reassert(&self) -> bool {
+        self.reassert.swap(false, Ordering::SeqCst)
+    }
+
+    /// Called before subscribing to the status topic with "send retained
+    /// messages only for a new subscription": a retained message that
+    /// arrives afterwards means the broker did not have the subscription.
+    pub fn expect_subscription(&self) {
+        self.fresh_subscription.store(false, Ordering::SeqCst);
+    }
+
+    /// True when a retained status arrived since
+    /// [`Identity::expect_subscription`]: the session the broker kept had
+    /// no subscription to our status topic, so it is not this server's
+    /// (another client connected with its id and started a new one).
+    pub fn subscription_was_new(&self) -> bool {
+        self.fresh_subscription.load(Ordering::SeqCst)
+    }
+
+    /// Records that the broker said "session taken over" (MQTT 5 reason
+    /// 0x8E): another client connected with this client id.
+    pub fn mark_taken_over(&self) {
+        self.taken_over.store(true, Ordering::SeqCst);
+    }
+
+    /// True (once) after [`Identity::mark_taken_over`].
+    pub fn take_taken_over(&self) -> bool {
+        self.taken_over.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// Connections lost soon after they were made, in a row: how a client id
+/// used by two clients shows when the broker gives no reason.
+#[derive(Debug, Default)]
+pub struct Takeovers {
+    in_a_row: u32,
+}
+
+impl Takeovers {
+    /// A connection that lived less than this counts as taken over.
+    pub const SHORT: Duration = Duration::from_secs(10);
+    /// This many in a row are reported as "client id in use".
+    pub const IN_A_ROW: u32 = 3;
+
+    /// Counts a lost connection that had lived `lived`; `said_so` when the
+    /// broker said "session taken over". True when the client id is in
+    /// use by another client.
+    pub fn lost(&mut self, lived: Duration, said_so: bool) -> bool {
+        if said_so {
+            self.in_a_row = self.in_a_row.max(Self::IN_A_ROW);
+        } else if lived < Self::SHORT {
+            self.in_a_row += 1;
+        } else {
+            self.in_a_row = 0;
+        }
+        self.in_conflict()
+    }
+
+    /// True while the last losses say the client id is in use.
+    pub fn in_conflict(&self) -> bool {
+        self.in_a_row >= Self::IN_A_ROW
+    }
+
+    /// How many losses in a row came soon after connecting.
+    pub fn count(&self) -> u32 {
+        self.in_a_row
     }
 }
 
@@ -122,22 +226,47 @@ mod tests {
     }
 
     #[test]
-    fn an_earlier_status_is_ignored_until_our_own_comes_back() {
+    fn foreign_statuses_are_answered_with_our_own_once_armed() {
         let me = identity();
-        me.observe(&online(Some("earlier-process")));
-        assert!(!me.conflict());
-        me.observe(me.status(Status::ONLINE).payload());
-        assert!(!me.conflict());
-        me.observe(&online(Some("earlier-process")));
-        assert!(me.conflict());
+        me.observe(&online(Some("earlier-process")), true);
+        assert!(!me.take_reassert());
+        me.observe(me.status(Status::ONLINE).payload(), false);
+        assert!(!me.take_reassert());
+        for foreign in [
+            online(Some("forged")),
+            online(None),
+            b"junk".to_vec(),
+            vec![],
+        ] {
+            me.observe(&foreign, false);
+            assert!(me.take_reassert());
+            assert!(!me.take_reassert());
+        }
+        me.observe(me.status(Status::OFFLINE).payload(), false);
+        assert!(!me.take_reassert());
     }
 
     #[test]
-    fn offline_statuses_and_junk_are_no_conflict() {
+    fn a_retained_status_after_subscribing_means_a_new_subscription() {
         let me = identity();
-        me.observe(me.status(Status::ONLINE).payload());
-        me.observe(me.status(Status::OFFLINE).payload());
-        me.observe(b"junk");
-        assert!(!me.conflict());
+        me.expect_subscription();
+        me.observe(me.status(Status::ONLINE).payload(), false);
+        assert!(!me.subscription_was_new());
+        me.observe(&online(Some("earlier-process")), true);
+        assert!(me.subscription_was_new());
+        me.expect_subscription();
+        assert!(!me.subscription_was_new());
+    }
+
+    #[test]
+    fn short_lived_connections_in_a_row_are_a_conflict() {
+        let mut t = Takeovers::default();
+        let short = Duration::from_secs(1);
+        assert!(!t.lost(short, false));
+        assert!(!t.lost(short, false));
+        assert!(t.lost(short, false));
+        assert!(!t.lost(Duration::from_secs(60), false));
+        assert!(t.lost(Duration::from_secs(60), true));
+        assert_eq!(t.count(), Takeovers::IN_A_ROW);
     }
 }

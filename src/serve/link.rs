@@ -5,16 +5,38 @@
 //! Reconnection runs on its own thread ([`Link::keep`]), not in the request
 //! loop: the loop may be blocked waiting for acknowledgements that only a
 //! reconnect can bring, so reconnecting from the loop could deadlock.
+//!
+//! **Another client with this server's client id** (a second server with
+//! the same `--server-id`, or an intruder on a broker that does not bind
+//! client ids to users) takes the connection over again and again. The
+//! keeper reports it as "client id in use by another client" (see
+//! `identity.rs` for how it is detected) and does **not** stop: nothing a
+//! client can send may stop a server. It keeps reconnecting, but while the
+//! conflict lasts it waits the longest backoff (5 s, jittered) before
+//! each attempt instead of taking the id straight back, so two clients
+//! with one id knock each other off every few seconds instead of several
+//! times a second (each takeover can cost the other side its session).
+//! The fix is on the broker (docs/SECURITY.md).
+//!
+//! **`session_resumed`** is reported true only when the broker says it
+//! kept a session (CONNACK "session present") *and* that session still
+//! holds this server's subscription to its own status topic: a client
+//! that connected with this id while the server was away replaced the
+//! server's session (and its queued requests) with its own, and the broker
+//! reports "session present" for that one too. The status topic is
+//! subscribed with "send retained messages only for a new subscription",
+//! so the server's retained status arriving right after the subscribe
+//! means the subscription, and so the session, was not the server's.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use paho_mqtt as paho;
 
-use super::identity::Identity;
+use super::identity::{Identity, Takeovers};
 use super::Event;
 use crate::config::Config;
 use crate::mqtt::{self, BrokerUri, MqttError, SessionSpec};
@@ -26,6 +48,9 @@ const ACK_WAIT: Duration = Duration::from_secs(10);
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// Longest pause between two reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Shortest interval between two re-publications of the retained status
+/// in answer to foreign status messages.
+const REASSERT_EVERY: Duration = Duration::from_secs(1);
 
 /// A connected server client and what it needs to come back online.
 pub struct Link {
@@ -33,12 +58,16 @@ pub struct Link {
     pub client: paho::AsyncClient,
     /// `<prefix>/v1/req/+`, wrapped in `$share/<group>/` for groups.
     pub filter: String,
-    /// The broker still had this server's session at the first connect.
+    /// The broker still had this server's session at the first connect
+    /// (see the module docs).
     pub resumed: bool,
     uri: BrokerUri,
+    client_id: String,
     grouped: bool,
     identity: Arc<Identity>,
     lost: Receiver<()>,
+    connected_at: Mutex<Instant>,
+    closing: AtomicBool,
 }
 
 impl Link {
@@ -63,22 +92,26 @@ impl Link {
         let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
         let response = mqtt::connect(&client, &uri, opts)
             .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
-        let link = Link {
+        let mut link = Link {
             client,
             filter: Topics::shared(
                 &Topics::new(&config.prefix).request_filter(),
                 config.group.as_deref(),
             ),
-            resumed: response
-                .connect_response()
-                .is_some_and(|c| c.session_present),
+            resumed: false,
             uri,
+            client_id,
             grouped: config.group.is_some(),
             identity,
             lost,
+            connected_at: Mutex::new(Instant::now()),
+            closing: AtomicBool::new(false),
         };
+        let present = response
+            .connect_response()
+            .is_some_and(|c| c.session_present);
         match link.go_online() {
-            Ok(()) => {}
+            Ok(()) => link.resumed = link.verified(present),
             // Connected, then lost or stalled while subscribing (another
             // process with this id can knock us off right away): the keeper
             // takes it from here, as after any later loss.
@@ -91,14 +124,19 @@ impl Link {
         Ok(link)
     }
 
+    /// Whether the session the broker says it kept (`present`) is this
+    /// server's: it still had our status subscription (module docs).
+    fn verified(&self, present: bool) -> bool {
+        if present && self.identity.subscription_was_new() {
+            tracing::warn!(client_id = %self.client_id, "the broker kept a session for this server's client id, but not this server's (its subscriptions were gone): another client connected with this id while the server was away, and requests queued for the server meanwhile are lost - bind client ids to users on the broker (docs/SECURITY.md)");
+            return false;
+        }
+        present
+    }
+
     /// The broker as the user wrote it, for logs.
     pub fn broker(&self) -> &str {
         &self.uri.display
-    }
-
-    /// True once another process was found using this server's id.
-    pub fn taken_over(&self) -> bool {
-        self.identity.conflict()
     }
 
     /// Subscribes (again: after a reconnect the session may be gone) to the
@@ -106,9 +144,19 @@ impl Link {
     /// retained "online" status.
     fn go_online(&self) -> Result<(), MqttError> {
         let filters = [self.filter.clone(), self.identity.topic().to_string()];
-        let subscribed = self
-            .client
-            .subscribe_many(&filters, &[mqtt::QOS, mqtt::QOS]);
+        // Retained statuses only for a new subscription: tells whether the
+        // session still had it (module docs).
+        let options = [
+            paho::SubscribeOptions::default(),
+            paho::SubscribeOptions::with_retain_handling(paho::RetainHandling::SendRetainedOnNew),
+        ];
+        self.identity.expect_subscription();
+        let subscribed = self.client.subscribe_many_with_options(
+            &filters,
+            &[mqtt::QOS, mqtt::QOS],
+            &options,
+            None,
+        );
         let response = mqtt::wait(subscribed, ACK_WAIT)
             .map_err(|e| mqtt::classify_refusal(&self.filter, e))?;
         let codes = response.subscribe_many_response().unwrap_or_default();
@@ -121,31 +169,71 @@ impl Link {
         Ok(())
     }
 
-    /// Reconnects whenever the connection is lost, until `stop` is set or
-    /// another process turns out to use this server's id. Run it on its
-    /// own thread.
+    /// Reconnects whenever the connection is lost, until `stop` is set, and
+    /// answers foreign status messages with our own. Run it on its own
+    /// thread. Never gives up: see the module docs for another client
+    /// with this client id.
     pub fn keep(&self, stop: &AtomicBool) {
-        while !stop.load(Ordering::SeqCst) && !self.taken_over() {
+        let mut takeovers = Takeovers::default();
+        let mut reasserted: Option<Instant> = None;
+        while !stop.load(Ordering::SeqCst) {
             if self.lost.recv_timeout(Duration::from_millis(100)).is_ok() {
-                self.reconnect(stop);
+                let lived = self
+                    .connected_at
+                    .lock()
+                    .map_or(Duration::MAX, |at| at.elapsed());
+                let said_so = self.identity.take_taken_over();
+                if takeovers.lost(lived, said_so) {
+                    tracing::error!(client_id = %self.client_id, losses_in_a_row = takeovers.count(), lived = ?lived, broker_said_taken_over = said_so, "client id in use by another client: the broker keeps closing this server's connection soon after it connects, so requests meant for this server may reach that client; give every server its own --server-id, and bind client ids to users on the broker (docs/SECURITY.md). Reconnecting every few seconds meanwhile");
+                }
+                self.reconnect(stop, takeovers.in_conflict());
+            } else if reasserted.is_none_or(|at| at.elapsed() >= REASSERT_EVERY)
+                && self.identity.take_reassert()
+            {
+                reasserted = Some(Instant::now());
+                self.reassert();
             }
         }
     }
 
+    /// Publishes our retained "online" again, after something else was
+    /// published on our status topic. Not awaited: the keeper must not
+    /// block on it, and the next reconnect publishes it anyway.
+    fn reassert(&self) {
+        if self.closing.load(Ordering::SeqCst) || !self.client.is_connected() {
+            return;
+        }
+        if let Err(e) = self
+            .client
+            .try_publish(self.identity.status(Status::ONLINE))
+        {
+            tracing::warn!(error = %e, "could not publish this server's status again");
+        }
+    }
+
     /// Reconnects with exponential backoff until online or `stop` is set.
-    fn reconnect(&self, stop: &AtomicBool) {
-        let mut backoff = Duration::from_millis(100);
+    /// `conflict`: another client uses this client id; start at the
+    /// longest backoff (module docs).
+    fn reconnect(&self, stop: &AtomicBool, conflict: bool) {
+        let mut backoff = if conflict {
+            MAX_BACKOFF
+        } else {
+            Duration::from_millis(100)
+        };
         tracing::warn!(broker = %self.uri.display, "connection to the broker lost; reconnecting");
-        while !stop.load(Ordering::SeqCst) && !self.taken_over() {
-            // Wait first, with jitter: when another process took this
+        while !stop.load(Ordering::SeqCst) && !self.closing.load(Ordering::SeqCst) {
+            // Wait first, with jitter: when another client took this
             // server's session, reconnecting at once would take it straight
-            // back before either side could notice (see `identity.rs`).
+            // back before either side could notice.
             if !pause(jittered(backoff), stop) {
                 return;
             }
             match self.attempt(stop) {
                 Ok(resumed) => {
                     tracing::info!(resumed, "reconnected");
+                    if let Ok(mut at) = self.connected_at.lock() {
+                        *at = Instant::now();
+                    }
                     // A loss signalled while reconnecting is stale now.
                     while self.lost.try_recv().is_ok() {}
                     return;
@@ -175,11 +263,11 @@ impl Link {
             }
             thread::sleep(Duration::from_millis(20));
         };
-        let resumed = response
+        let present = response
             .connect_response()
             .is_some_and(|c| c.session_present);
         self.go_online()?;
-        Ok(resumed)
+        Ok(self.verified(present))
     }
 
     /// For group members: leave the shared subscription so the broker sends
@@ -196,10 +284,9 @@ impl Link {
     }
 
     /// Publishes the retained "offline" status and disconnects normally,
-    /// which keeps the session at the broker and discards the will. (When
-    /// another process uses this id, it reconnects after this and publishes
-    /// its own "online"; our "offline" keeps it from seeing a conflict too.)
+    /// which keeps the session at the broker and discards the will.
     pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
         let token = self.client.publish(self.identity.status(Status::OFFLINE));
         if let Err(e) = mqtt::wait(token, Duration::from_secs(2)) {
             tracing::warn!(error = %e, "could not publish the offline status; the broker's will covers it");
@@ -247,13 +334,13 @@ fn route_callbacks(
     client.set_disconnected_callback(move |_, _, reason| {
         tracing::warn!(%reason, "the broker closed the connection");
         if reason == paho::ReasonCode::SessionTakenOver {
-            by_broker.mark_conflict();
+            by_broker.mark_taken_over();
         }
     });
     client.set_message_callback(move |_, msg| {
         let Some(msg) = msg else { return };
         if msg.topic() == identity.topic() {
-            identity.observe(msg.payload());
+            identity.observe(msg.payload(), msg.retained());
         } else {
             let _ = events.send(Event::Message(msg, Instant::now()));
         }

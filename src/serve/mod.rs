@@ -49,9 +49,6 @@ pub enum ServeError {
     /// The data directory or default file cannot be used.
     #[error("cannot open the data directory: {0} - check --data-dir (MQTTAPP_DATA_DIR) and its permissions")]
     Store(#[from] EditError),
-    /// Another client connected with this server's client id.
-    #[error("another server connected with id {0:?} and took over this one's session - give each server its own --server-id")]
-    TakenOver(String),
 }
 
 /// What reaches the loop from paho's callback thread.
@@ -62,16 +59,17 @@ pub(crate) enum Event {
 /// Runs the server until `shutdown` becomes true.
 ///
 /// # Errors
-/// [`ServeError`] when the first connection or subscription fails, the
-/// data directory cannot be opened, or another server takes over the
-/// session. Later connection losses are retried.
+/// [`ServeError`] when the first connection or subscription fails or the
+/// data directory cannot be opened. Later connection losses are retried,
+/// also when another client uses this server's client id (`link.rs`):
+/// nothing a client sends stops a server.
 pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
     let default_file = config
         .file
         .as_deref()
         .unwrap_or(crate::config::DEFAULT_FILE);
     let ops = Operations::open(&config.data_dir, default_file, config.limits)?;
-    let topics = Topics::new(&config.prefix);
+    let topics = Topics::new(&config.prefix).allowing_replies(&config.reply_topics);
     let (events_tx, events) = unbounded();
     let link = Link::open(config, events_tx)?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, "serving");
@@ -93,10 +91,10 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
     let stop_keeper = AtomicBool::new(false);
     thread::scope(|scope| {
         scope.spawn(|| link.keep(&stop_keeper));
-        let outcome = server.serve(&events, &link, shutdown);
-        server.stop(&events, &link, outcome.is_ok());
+        server.serve(&events, shutdown);
+        server.stop(&events, &link);
         stop_keeper.store(true, Ordering::SeqCst);
-        outcome.map_err(|()| ServeError::TakenOver(config.server_id.clone()))
+        Ok(())
     })
 }
 
@@ -110,17 +108,9 @@ struct Server {
 }
 
 impl Server {
-    /// Answers requests until shutdown; `Err` when the session was taken over.
-    fn serve(
-        &self,
-        events: &Receiver<Event>,
-        link: &Link,
-        shutdown: &AtomicBool,
-    ) -> Result<(), ()> {
+    /// Answers requests until shutdown.
+    fn serve(&self, events: &Receiver<Event>, shutdown: &AtomicBool) {
         while !shutdown.load(Ordering::SeqCst) {
-            if link.taken_over() {
-                return Err(());
-            }
             match events.recv_timeout(Duration::from_millis(100)) {
                 Ok(Event::Message(msg, arrived)) => self.answer_burst(msg, arrived, events),
                 // Idle: check the replies' acknowledgements that came in.
@@ -128,20 +118,16 @@ impl Server {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        Ok(())
     }
 
     /// Graceful shutdown: stop taking new requests where the broker allows
     /// it, answer what already arrived, wait for the replies' PUBACKs,
     /// publish "offline", disconnect, and keep any late arrival as a dead
-    /// letter. When another process uses this server's id (`graceful`
-    /// false) there is no drain: what is left becomes dead letters.
-    fn stop(self, events: &Receiver<Event>, link: &Link, graceful: bool) {
-        if graceful {
-            tracing::info!("shutting down: answering what already arrived");
-            link.leave_group();
-            self.drain(events);
-        }
+    /// letter.
+    fn stop(self, events: &Receiver<Event>, link: &Link) {
+        tracing::info!("shutting down: answering what already arrived");
+        link.leave_group();
+        self.drain(events);
         let Server {
             replies, letters, ..
         } = self;

@@ -2,14 +2,14 @@
 //! [`super::command`]), pipelined over one connection, results printed in
 //! input order (one line each).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use super::command::{self, Command};
 use crate::ask::{retry_interval, status_grace, AskError, Outcome, Pipeline, Requester};
 use crate::config::Config;
-use crate::protocol::{EditAction, Encoding, Op, Reply, Request};
+use crate::protocol::{EditAction, EditRequest, EditResult, Encoding, OkValue, Op, Reply, Request};
 
 /// Requests in flight at once in a batch. Enough to keep a loopback
 /// server busy; more costs CPU without answering faster, because paho C
@@ -57,6 +57,7 @@ pub fn run_batch(
         done: BTreeMap::new(),
         next_out: 0,
         ops_seen: HashSet::new(),
+        shows: HashMap::new(),
         summary: BatchSummary::default(),
         json,
         grace: status_grace(config.timeout),
@@ -82,6 +83,11 @@ pub fn run_batch(
         match request {
             Ok(request) => {
                 batch.ensure_server(request.op())?;
+                if let Request::Edit(show) = &request {
+                    if show.action == EditAction::Show {
+                        batch.shows.insert(index, (show.clone(), None));
+                    }
+                }
                 batch.pipeline.send(index, request);
             }
             Err(message) => batch.finish_line(index, Err(("usage", message))),
@@ -107,6 +113,9 @@ struct Batch {
     done: BTreeMap<u64, String>,
     next_out: u64,
     ops_seen: HashSet<Op>,
+    /// `show` requests by line, with the pages received so far: servers
+    /// page large files (docs/PROTOCOL.md), the batch prints them whole.
+    shows: HashMap<u64, (EditRequest, Option<EditResult>)>,
     summary: BatchSummary,
     json: bool,
     grace: Duration,
@@ -130,6 +139,11 @@ impl Batch {
             .poll(Duration::from_millis(50), &mut outcomes)?;
         for outcome in outcomes {
             match outcome {
+                Outcome::Answered(i, Some(Reply::Ok(OkValue::Edit(page))), _)
+                    if self.shows.contains_key(&i) =>
+                {
+                    self.show_page(i, page)
+                }
                 Outcome::Answered(i, Some(Reply::Ok(value)), _) => {
                     self.finish_line(i, Ok(Reply::Ok(value)))
                 }
@@ -160,7 +174,40 @@ impl Batch {
         Ok(())
     }
 
+    /// One page of the `show` on line `index`: asks for the next one
+    /// (pinned to the first page's revision), or prints the whole file.
+    fn show_page(&mut self, index: u64, page: EditResult) {
+        let Some((request, mut whole)) = self.shows.remove(&index) else {
+            return;
+        };
+        let next = page.next;
+        match whole.as_mut() {
+            Some(so_far) => {
+                let content = so_far.content.get_or_insert_with(String::new);
+                content.push_str(page.content.as_deref().unwrap_or(""));
+            }
+            None => whole = Some(page),
+        }
+        let Some(mut result) = whole else { return };
+        match next {
+            Some(line) => {
+                let follow = Request::Edit(EditRequest {
+                    line: Some(line),
+                    expect_rev: Some(result.rev),
+                    ..request.clone()
+                });
+                self.shows.insert(index, (request, Some(result)));
+                self.pipeline.send(index, follow);
+            }
+            None => {
+                result.next = None;
+                self.finish_line(index, Ok(Reply::Ok(OkValue::Edit(result))));
+            }
+        }
+    }
+
     fn finish_line(&mut self, index: u64, result: Result<Reply, (&str, String)>) {
+        self.shows.remove(&index);
         let failed = !matches!(result, Ok(Reply::Ok(_)));
         self.summary.failed += u64::from(failed);
         let text = match (result, self.json) {

@@ -30,6 +30,18 @@ pub enum EditError {
         /// The revision the file is at.
         actual: u64,
     },
+    /// The replay key (response topic and correlation data) was already
+    /// used for a different request on this file; answering with that
+    /// request's reply would report a change that was never made.
+    #[error("the correlation data was reused for a different request: this response topic and correlation data already carried another change to {file:?}; send a new request with fresh correlation data")]
+    KeyReused {
+        /// The file.
+        file: String,
+    },
+    /// The file's reply memory is full of keys that clients may still
+    /// re-send; the change was not applied (retry later).
+    #[error("{0}")]
+    Busy(String),
     /// The request would exceed one of the [`super::EditLimits`].
     #[error("{0}")]
     Limit(String),
@@ -51,7 +63,8 @@ impl EditError {
         match self {
             EditError::BadName { .. } | EditError::BadRequest(_) => "bad_request",
             EditError::NotFound(_) => "not_found",
-            EditError::Conflict { .. } => "conflict",
+            EditError::Conflict { .. } | EditError::KeyReused { .. } => "conflict",
+            EditError::Busy(_) => "busy",
             EditError::Limit(_) => "limit",
             EditError::Io { .. } => "io",
         }

@@ -1,13 +1,15 @@
 //! Group commit: several changes to one file, made durable by one commit.
 //!
 //! Each commit costs four fsyncs (metadata and content, each a file and its
-//! directory), so a server applying edits one by one is bound by the
-//! disk's fsync latency. When a burst of requests is handled together
+//! directory), plus one `fdatasync` of the replay journal when a change
+//! carries a replay key, so a server applying edits one by one is bound by
+//! the disk's fsync latency. When a burst of requests is handled together
 //! ([`Store::begin_group`] .. [`Store::commit_group`]), consecutive changes
 //! to one file are applied in memory in arrival order under the file's
-//! lock, and committed once: the metadata (revision advanced once per
-//! change, one reply-memory entry per keyed change, `prev_*` = the state
-//! before the group), then the content. A change to another file, or a
+//! lock, and committed once: one journal append with a reply-memory entry
+//! per keyed change, the metadata (revision advanced once per change,
+//! journal length counting the new entries, `prev_*` = the state before
+//! the group), then the content. A change to another file, or a
 //! `show`, commits what is staged first: a group holds one file's lock at
 //! a time, taken in the same order as for a single edit (file, then the
 //! creation lock), so two servers editing several files cannot deadlock.
@@ -16,8 +18,11 @@
 //! before the commit; a crash before the metadata step loses the whole
 //! group (nobody was answered, clients re-send); a crash between the two
 //! steps is rolled back as a whole by reconciliation (the content still
-//! hashes to `prev_hash`, and every reply-memory entry newer than
-//! `prev_rev` goes), so a re-send is applied anew. A failed commit fails
+//! hashes to `prev_hash`, and the journal goes back to `prev_len`, which
+//! forgets every entry of the group), so a re-send is applied anew. While
+//! staged, a change's entry is already in the file's reply memory, so a
+//! copy of it later in the same group is answered with its revision, not
+//! applied again (and fails with it if the commit fails). A failed commit fails
 //! every change of its group ([`GroupFailure`]). Each change still gets its
 //! own revision, so `expect_rev` works inside a group as between groups.
 //! `show` only ever shows what is on disk.
@@ -25,8 +30,11 @@
 use std::fs::File;
 use std::path::PathBuf;
 
+use super::index::{Index, Lookup};
+use super::journal::{self, Record};
 use super::meta::{self, Meta};
-use super::store::{check_rev, creates, not_found, outcome, reconcile};
+use super::replay::{self, Keyed};
+use super::store::{check_rev, creates, not_found, outcome};
 use super::{atomic, fsread, text};
 use super::{Action, EditError, EditRequest, Outcome, Store};
 
@@ -56,22 +64,30 @@ pub(super) struct Staging {
     failures: Vec<GroupFailure>,
 }
 
-/// One file's state inside a group. Holding the lock keeps every other
-/// writer (thread or process) out until the group is committed.
+/// One file's state while changes to it are staged (by a group, or by a
+/// single edit, which is a group of one). Holding the lock keeps every
+/// other writer (thread or process) out until the changes are committed.
 #[derive(Debug)]
-struct Staged {
+pub(super) struct Staged {
     _lock: File,
-    /// The creation lock, when the group creates the file.
+    /// The creation lock, when the changes create the file.
     create: Option<File>,
     meta_path: PathBuf,
-    /// The metadata as it was before the group (reconciled).
+    /// The metadata as it was before the changes (reconciled).
     start: Meta,
-    /// The metadata with the group's changes (its hash is set at commit).
-    meta: Meta,
+    /// The revision after the staged changes.
+    rev: u64,
     content: String,
     exists: bool,
-    /// Revisions given to this group's changes.
+    /// Revisions given to the staged changes.
     revs: Vec<u64>,
+    /// The reply memory, with the staged changes' entries in it (so a copy
+    /// of a staged change is answered, not applied again).
+    index: Index,
+    /// Journal records of the staged keyed changes.
+    pending: Vec<Record>,
+    /// Tag of this commit's journal records.
+    commit: u64,
 }
 
 impl Store {
@@ -99,7 +115,7 @@ impl Store {
         &self,
         name: &str,
         req: &EditRequest,
-        key: Option<String>,
+        key: Option<Keyed>,
     ) -> Result<Outcome, EditError> {
         let mut guard = self.staging();
         let Some(staging) = guard.as_mut() else {
@@ -126,85 +142,136 @@ impl Store {
 
     fn commit_current(&self, staging: &mut Staging) {
         if let Some((name, staged)) = staging.current.take() {
-            staging.failures.extend(self.commit_staged(&name, staged));
+            let revs = staged.revs.clone();
+            if let Err(e) = self.commit_staged(&name, staged) {
+                tracing::error!(file = %name, error = %e, changes = revs.len(), "group commit failed");
+                staging.failures.push(GroupFailure {
+                    file: name,
+                    revs,
+                    code: e.code(),
+                    message: e.to_string(),
+                });
+            }
         }
     }
 
-    /// Locks, reads and reconciles a file for a group.
-    fn stage_file(&self, name: &str, action: &Action) -> Result<Staged, EditError> {
+    /// Locks, reads and reconciles a file, and brings its reply memory up
+    /// to date, for staging changes.
+    pub(super) fn stage_file(&self, name: &str, action: &Action) -> Result<Staged, EditError> {
         self.precheck(name, action)?;
         let lock = self.lock_file(name)?;
         let bytes = fsread::read(&self.dir().join(name), name, self.limits().max_file_bytes)?;
         let meta_path = self.meta_path(name);
-        let start = reconcile(&meta_path, bytes.as_deref())?;
+        let start = self.reconcile(name, bytes.as_deref())?;
+        let index = Index::sync(
+            self.replay.take(name),
+            start.journal,
+            self.meta_dir(),
+            name,
+            &self.policy,
+        )?;
         let exists = bytes.is_some();
         let content = text::decode(bytes.unwrap_or_default())?;
         Ok(Staged {
             _lock: lock,
             create: None,
             meta_path,
-            meta: start.clone(),
+            rev: start.rev,
             start,
             content,
             exists,
             revs: Vec::new(),
+            index,
+            pending: Vec::new(),
+            commit: replay::commit_tag(),
         })
     }
 
     /// Applies one change to a staged file, in memory. The staged state
     /// changes only once everything has been checked.
-    fn change_staged(
+    pub(super) fn change_staged(
         &self,
         name: &str,
         staged: &mut Staged,
         req: &EditRequest,
-        key: Option<String>,
+        key: Option<Keyed>,
     ) -> Result<Outcome, EditError> {
-        let now = meta::now_secs();
-        if let Some(hit) = key.as_deref().and_then(|k| staged.meta.find(k, now)) {
-            return Ok(outcome(name, hit.rev, hit.lines, None, true));
+        let now = self.policy.now();
+        if let Some(k) = &key {
+            match staged.index.lookup(k, now) {
+                Lookup::Replay { rev, lines } => return Ok(outcome(name, rev, lines, None, true)),
+                Lookup::Reused => {
+                    return Err(EditError::KeyReused {
+                        file: name.to_string(),
+                    })
+                }
+                Lookup::New => staged.index.check_room(name, &self.policy, now)?,
+            }
         }
         if !staged.exists && !creates(&req.action) {
             return Err(not_found(name));
         }
-        check_rev(req.expect_rev, staged.meta.rev)?;
+        check_rev(req.expect_rev, staged.rev)?;
         if !staged.exists && staged.create.is_none() {
             staged.create = Some(self.reserve_new_file()?);
         }
         let (rendered, count) = text::change(&req.action, &staged.content, self.limits())?;
-        let next = staged.meta.advance(String::new(), count, key, now);
-        staged.revs.push(next.rev);
-        staged.meta = next;
+        let rev = staged.rev.saturating_add(1);
+        if let Some(k) = key {
+            let record = Record {
+                key: k.key,
+                fingerprint: k.fingerprint,
+                rev,
+                lines: count,
+                expires: now.saturating_add(k.retain_secs),
+                commit: staged.commit,
+            };
+            staged.index.insert(record, now);
+            staged.pending.push(record);
+        }
+        staged.revs.push(rev);
+        staged.rev = rev;
         staged.content = rendered;
         staged.exists = true;
-        Ok(outcome(name, staged.meta.rev, count, None, false))
+        Ok(outcome(name, rev, count, None, false))
     }
 
-    /// Writes one staged file: metadata first (revision and reply memory of
-    /// the whole group, `prev_*` from before it), then the content.
-    fn commit_staged(&self, name: &str, staged: Staged) -> Option<GroupFailure> {
-        if staged.revs.is_empty() {
-            return None;
+    /// Writes one staged file: the journal records, then the metadata
+    /// (revision and journal length of all staged changes, `prev_*` from
+    /// before them), then the content. The file's reply memory stays
+    /// cached only when everything was written.
+    pub(super) fn commit_staged(&self, name: &str, staged: Staged) -> Result<(), EditError> {
+        let Staged {
+            create,
+            meta_path,
+            start,
+            content,
+            revs,
+            mut index,
+            pending,
+            ..
+        } = staged;
+        if revs.is_empty() {
+            self.replay.put(name, index);
+            return Ok(());
         }
-        let mut done = staged.meta;
-        done.hash = meta::content_hash(Some(staged.content.as_bytes()));
-        done.prev_rev = staged.start.rev;
-        done.prev_hash = staged.start.hash;
-        let written = meta::save(&staged.meta_path, &done)
-            .and_then(|()| atomic::write(&self.dir().join(name), staged.content.as_bytes()));
-        drop(staged.create);
-        match written {
-            Ok(()) => None,
-            Err(e) => {
-                tracing::error!(file = name, error = %e, changes = staged.revs.len(), "group commit failed");
-                Some(GroupFailure {
-                    file: name.to_string(),
-                    revs: staged.revs,
-                    code: e.code(),
-                    message: e.to_string(),
-                })
+        let now = self.policy.now();
+        let hash = meta::content_hash(Some(content.as_bytes()));
+        let written = (|| {
+            let (journal, stale) = index.write(&pending, self.meta_dir(), name, now)?;
+            let done = start.after(revs.len() as u64, hash, journal);
+            meta::save(&meta_path, &done)?;
+            if let Some(stale) = stale {
+                journal::remove_stale(&stale);
             }
-        }
+            atomic::write(&self.dir().join(name), content.as_bytes())?;
+            Ok(journal)
+        })();
+        drop(create);
+        let journal = written?;
+        index.committed(journal, pending.last().copied());
+        self.replay.put(name, index);
+        Ok(())
     }
 
     fn staging(&self) -> std::sync::MutexGuard<'_, Option<Staging>> {

@@ -1,11 +1,14 @@
 //! Per-file metadata: revision, content hash, the previous revision (for
-//! crash recovery) and the reply memory for exactly-once replays.
+//! crash recovery) and where the replay journal ends (journal.rs).
 //!
 //! Stored as JSON in `<dir>/.mqttapp/<name>.meta` and replaced atomically.
 //! A missing metadata file means revision 0 with no history. The metadata
 //! describes the content whose SHA-256 is `hash`; `prev_rev`/`prev_hash`
 //! describe the content before the last change the store started, and
-//! equal `rev`/`hash` when there is nothing to roll back.
+//! equal `rev`/`hash` when there is nothing to roll back. `journal` says
+//! which records of the replay journal are valid (`len`) and how many were
+//! valid before the last change (`prev_len`), so a rollback forgets the
+//! replay entries of the lost change with it.
 
 use std::io::Read;
 use std::path::Path;
@@ -18,12 +21,13 @@ use super::atomic;
 use super::error::{io_err, io_other};
 use super::EditError;
 
-/// How many replay entries a file remembers (the most recent ones).
-pub(super) const MAX_APPLIED: usize = 1024;
-/// How long, in seconds, a replay entry is remembered: 7 days.
+/// How long, in seconds, a replay entry of the old format (`applied`, kept
+/// in this file by earlier versions) was remembered: 7 days. Only used to
+/// skip entries already expired when such a file is migrated.
 pub(super) const APPLIED_TTL_SECS: u64 = 7 * 24 * 60 * 60;
-/// Largest metadata file the store will read; a genuine one stays far below
-/// (1024 entries of at most `MAX_REPLAY_KEY_BYTES` keys).
+/// Largest metadata file the store will read. A current one is a few
+/// hundred bytes; one written by an earlier version held up to 1024 replay
+/// entries of at most `MAX_REPLAY_KEY_BYTES` keys.
 const MAX_META_BYTES: u64 = 8 * 1024 * 1024;
 /// The "hash" of a file that does not exist. Not hex, so it never equals the
 /// hash of any content (an empty file included).
@@ -36,11 +40,27 @@ pub(super) struct Meta {
     pub(super) hash: String,
     pub(super) prev_rev: u64,
     pub(super) prev_hash: String,
-    #[serde(default)]
+    /// Replay entries in the format of earlier versions; moved into the
+    /// journal (and emptied) the first time the file is used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) applied: Vec<Applied>,
+    /// The valid part of the replay journal (absent in files written by
+    /// earlier versions: no journal yet).
+    #[serde(default)]
+    pub(super) journal: JournalState,
 }
 
-/// One remembered change made with a replay key: enough to answer a retry.
+/// Which replay-journal records are valid: the file of generation `gen`,
+/// records `0..len`; `prev_len` is `len` before the last change (what a
+/// rollback goes back to; always within the same generation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct JournalState {
+    pub(super) gen: u64,
+    pub(super) len: u64,
+    pub(super) prev_len: u64,
+}
+
+/// One remembered change in the format of earlier versions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Applied {
     /// The replay key, hex encoded.
@@ -71,6 +91,7 @@ impl Meta {
             prev_rev: 0,
             prev_hash: hash.to_string(),
             applied: Vec::new(),
+            journal: JournalState::default(),
         }
     }
 
@@ -84,9 +105,11 @@ impl Meta {
             return (meta, Reconciled::Consistent);
         }
         if meta.prev_hash == current {
-            // Every change after prev_rev is lost (one, or a whole group).
+            // Every change after prev_rev is lost (one, or a whole group),
+            // and with them their replay entries.
             let kept = meta.prev_rev;
             meta.applied.retain(|a| a.rev <= kept);
+            meta.journal.len = meta.journal.prev_len;
             meta.rev = meta.prev_rev;
             meta.hash = meta.prev_hash.clone();
             return (meta, Reconciled::RolledBack);
@@ -95,49 +118,23 @@ impl Meta {
         meta.hash = current.to_string();
         meta.prev_rev = meta.rev;
         meta.prev_hash = meta.hash.clone();
+        meta.journal.prev_len = meta.journal.len;
         (meta, Reconciled::External)
     }
 
-    /// The remembered change made with `key` (hex), if still remembered.
-    pub(super) fn find(&self, key: &str, now: u64) -> Option<&Applied> {
-        self.applied
-            .iter()
-            .rev()
-            .find(|a| a.key == key && !expired(a, now))
-    }
-
-    /// The metadata after a change to content with `hash` and `lines` lines,
-    /// remembering `key` (hex) if given and forgetting expired entries.
-    pub(super) fn advance(&self, hash: String, lines: u64, key: Option<String>, now: u64) -> Meta {
-        let rev = self.rev.saturating_add(1);
-        let mut applied: Vec<Applied> = self
-            .applied
-            .iter()
-            .filter(|a| !expired(a, now))
-            .cloned()
-            .collect();
-        if let Some(key) = key {
-            applied.push(Applied {
-                key,
-                rev,
-                lines,
-                at: now,
-            });
-        }
-        let excess = applied.len().saturating_sub(MAX_APPLIED);
-        applied.drain(..excess);
+    /// The metadata after `changes` changes, the last leaving content with
+    /// `hash`; `prev_*` describe the state before them and `journal` is
+    /// where the replay journal ends with their entries.
+    pub(super) fn after(&self, changes: u64, hash: String, journal: JournalState) -> Meta {
         Meta {
-            rev,
+            rev: self.rev.saturating_add(changes),
             hash,
             prev_rev: self.rev,
             prev_hash: self.hash.clone(),
-            applied,
+            applied: Vec::new(),
+            journal,
         }
     }
-}
-
-fn expired(a: &Applied, now: u64) -> bool {
-    now.saturating_sub(a.at) > APPLIED_TTL_SECS
 }
 
 /// Reads the metadata at `path`; `None` when there is none. Unreadable or

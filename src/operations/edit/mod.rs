@@ -4,8 +4,9 @@
 //! validates file names (so a request can never reach outside the data
 //! directory), applies one [`Action`] per [`EditRequest`] under an exclusive
 //! per-file lock, keeps a revision number per file for optimistic
-//! concurrency (`expect_rev`), and remembers recent replies so that a
-//! request retried with the same `replay_key` is applied exactly once.
+//! concurrency (`expect_rev`), and remembers the changes made with a
+//! `replay_key` for as long as their clients may re-send them, so that a
+//! re-sent request is applied exactly once (replay.rs).
 //! Transport (MQTT topics, JSON envelopes) is not its business: callers turn
 //! a request into an [`EditRequest`] and an answer into an [`Outcome`] or an
 //! [`EditError`] (whose [`EditError::code`] is the wire-level error code).
@@ -20,9 +21,19 @@
 //!                            taken for data files; a crash may leave one)
 //!   .mqttapp/                the store's bookkeeping (mode 0700)
 //!     notes.txt.lock         lock file: `File::lock()` serializes every apply
-//!     notes.txt.meta         JSON metadata: rev, hash, prev_rev, prev_hash, applied
+//!     notes.txt.meta         JSON metadata: rev, hash, prev_rev, prev_hash,
+//!                            journal {gen, len, prev_len}
+//!     notes.txt.replay-<gen> replay journal: 64-byte records (SHA-256/128 of
+//!                            the key, of the request's content, rev, lines,
+//!                            expires-at, commit tag); only the first `len`
+//!                            are valid (journal.rs)
 //!     .create.lock           held while a new data file is created (max_files)
 //! ```
+//!
+//! Metadata written by earlier versions kept the reply memory in the JSON
+//! (`applied`, hex keys); it still loads, and its entries are moved into
+//! the journal (remembered for the maximum retention) the first time the
+//! file is used.
 //!
 //! Names starting with '.' are reserved for the store, which is why user
 //! names may not start with one: a lock or meta name can never collide with
@@ -33,17 +44,35 @@
 //! Every write is atomic: temporary file in the same directory, `write_all`,
 //! `sync_all`, rename over the target, then `sync_all` on the directory. A
 //! crash therefore leaves each file either old or new, never torn. A change
-//! commits in two such steps: (1) the metadata with `rev + 1`, the new
-//! content hash, `prev_*` = the old revision and hash, and the replay entry;
+//! commits in two such steps, after its replay entry (if keyed) was
+//! appended to the journal past the valid length and `fdatasync`ed (step
+//! 0, invisible until step 1 counts it): (1) the metadata with `rev + 1`,
+//! the new content hash, `prev_*` = the old revision and hash, and
+//! `journal.len` counting the new entry (`prev_len` = the length before);
 //! (2) the content. Every apply first reconciles under the lock by hashing
 //! the content on disk:
 //!
 //! * equal to `hash`: consistent (both steps landed, or never started);
 //! * equal to `prev_hash`: step 1 landed but step 2 did not; the metadata is
-//!   rolled back (rev, hash and the replay entry of the lost change), so a
-//!   retry with the same key is applied anew rather than answered from memory;
+//!   rolled back (rev, hash, and `journal.len` = `prev_len`, which forgets
+//!   the replay entry of the lost change), so a retry with the same key is
+//!   applied anew rather than answered from memory;
 //! * anything else: someone changed the file outside the store; the store
 //!   accepts the content as a new revision (`rev + 1`).
+//!
+//! A crash during step 0 leaves garbage past `len`, which the next append
+//! overwrites. Compaction (replay.rs) writes the live entries and the new
+//! ones into the journal file of generation `gen + 1` in step 0, with
+//! `prev_len` = the number of live entries carried over, so a rollback
+//! after it still forgets exactly the lost change's entries; the old
+//! generation's file is removed after step 1.
+//!
+//! The reply memory is indexed in memory per file (a few files cached in
+//! the [`Store`]); an index is used only under the file's lock, after
+//! checking it against `gen`/`len` in the metadata and the last record it
+//! read (whose commit tag tells a record rewritten at the same position by
+//! another process), so stores in several processes sharing the directory
+//! see each other's entries.
 //!
 //! The client is only answered after step 2, so a reply is never given for a
 //! change that a crash can roll back.
@@ -51,7 +80,19 @@
 //! A server handling a burst of requests commits all changes to one file
 //! together ([`Store::begin_group`], [`Store::commit_group`]): the same two
 //! steps once for the group, with `prev_*` = the state before the group, so
-//! the rollback above takes back the whole group (group.rs).
+//! the rollback above takes back the whole group (group.rs). A single edit
+//! is committed the same way, as a group of one.
+//!
+//! # Reply memory bounds
+//!
+//! A key is remembered for twice the request's Message Expiry plus one
+//! second (a copy may be re-sent until the client's timeout and then wait
+//! its own expiry), at most `replay::MAX_RETENTION_SECS` (300 s; also for
+//! requests without an expiry), and never evicted while young: a file
+//! remembers at most `replay::CAPACITY` (131,072) live keys, and a new keyed change
+//! beyond that is refused with [`EditError::Busy`] (wire code `busy`,
+//! nothing applied). A key that comes back with a different file, action,
+//! line or text is refused with [`EditError::KeyReused`] (`conflict`).
 //!
 //! # Concurrency
 //!
@@ -64,8 +105,11 @@ mod atomic;
 mod error;
 mod fsread;
 mod group;
+mod index;
+mod journal;
 mod meta;
 mod names;
+mod replay;
 mod store;
 mod text;
 
@@ -163,6 +207,10 @@ pub struct EditRequest {
     /// key (for the same file) is answered from memory instead of being
     /// applied twice. Ignored by [`Action::Show`].
     pub replay_key: Option<Vec<u8>>,
+    /// The request's Message Expiry, in seconds: how long its client may
+    /// still re-send it, so how long its key must be remembered (see
+    /// replay.rs); `None` means the documented maximum.
+    pub expiry_secs: Option<u32>,
 }
 
 /// The answer to a successful request; serializable so the transport layer

@@ -7,8 +7,10 @@ use std::sync::Mutex;
 
 use super::error::io_err;
 use super::group::Staging;
+use super::index::Memory;
 use super::meta::{self, Meta, Reconciled};
-use super::{atomic, fsread, names, text};
+use super::replay::{self, Keyed, ReplayPolicy};
+use super::{atomic, fsread, journal, names, text};
 use super::{Action, EditError, EditLimits, EditRequest, Outcome};
 
 /// Name of the bookkeeping directory inside the data directory.
@@ -16,15 +18,16 @@ pub(super) const META_DIR: &str = ".mqttapp";
 /// Lock file held while a new data file is created, so `max_files` holds
 /// even when several processes create different files at once.
 const CREATE_LOCK: &str = ".create.lock";
-/// Longest accepted replay key, in bytes; keys are stored (hex) in every
-/// reply-memory entry, so they must stay small.
+/// Longest accepted replay key, in bytes (response topic and correlation
+/// data). Keys are stored hashed, but a bound keeps hostile ones cheap.
 pub(super) const MAX_REPLAY_KEY_BYTES: usize = 256;
 
-/// A data directory of line-edited text files. Cheap to share: it holds only
+/// A data directory of line-edited text files. Cheap to share: it holds
 /// paths and limits (and, while a group is open, the staged changes; see
-/// group.rs), all state lives on disk under per-file locks, so it is
-/// `Send + Sync` and several `Store`s (in one or many processes) may use the
-/// same directory at once.
+/// group.rs, and a cache of recently used reply memories, checked against
+/// the disk before each use; see replay.rs); all state lives on disk under
+/// per-file locks, so it is `Send + Sync` and several `Store`s (in one or
+/// many processes) may use the same directory at once.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
@@ -33,6 +36,10 @@ pub struct Store {
     limits: EditLimits,
     /// Changes held for one commit while a group is open (group.rs).
     pub(super) staging: Mutex<Option<Staging>>,
+    /// Cached reply-memory indexes (replay.rs).
+    pub(super) replay: Memory,
+    /// Bounds and clock of the reply memory.
+    pub(super) policy: ReplayPolicy,
 }
 
 impl Store {
@@ -66,6 +73,8 @@ impl Store {
             default_file: default_file.to_string(),
             limits,
             staging: Mutex::new(None),
+            replay: Memory::default(),
+            policy: ReplayPolicy::default(),
         };
         store.create_default_file()?;
         Ok(store)
@@ -90,20 +99,45 @@ impl Store {
         let name = req.file.as_deref().unwrap_or(&self.default_file);
         names::validate(name)?;
         text::check_request(&req.action, &self.limits)?;
-        let key = replay_key(req)?;
+        let key = self.replay_key(req, name)?;
         self.apply_checked(name, req, key)
     }
 
-    /// Applies a checked request now: lock, read, reconcile, change, commit.
+    /// Applies a checked request now: a show reads under the lock; a change
+    /// is staged and committed on its own (a group of one, group.rs).
     pub(super) fn apply_now(
         &self,
         name: &str,
         req: &EditRequest,
-        key: Option<String>,
+        key: Option<Keyed>,
     ) -> Result<Outcome, EditError> {
-        self.precheck(name, &req.action)?;
-        let _lock = self.lock_file(name)?;
-        self.apply_locked(name, req, key)
+        if req.action == Action::Show {
+            self.precheck(name, &req.action)?;
+            let _lock = self.lock_file(name)?;
+            return self.show_locked(name, req);
+        }
+        let mut staged = self.stage_file(name, &req.action)?;
+        let result = self.change_staged(name, &mut staged, req, key);
+        // Also after an error: nothing is staged then, and the reply
+        // memory goes back to the cache.
+        self.commit_staged(name, staged)?;
+        result
+    }
+
+    /// Replaces the bounds and clock of the reply memory (tests).
+    #[cfg(test)]
+    pub(super) fn set_replay_policy(&mut self, policy: ReplayPolicy) {
+        self.policy = policy;
+    }
+
+    /// The bookkeeping directory.
+    pub(super) fn meta_dir(&self) -> &Path {
+        &self.meta_dir
+    }
+
+    /// The request's replay identity; `None` for Show, which ignores keys.
+    fn replay_key(&self, req: &EditRequest, name: &str) -> Result<Option<Keyed>, EditError> {
+        Ok(checked_key(req)?.map(|k| Keyed::of(req, name, k, self.policy.max_retention_secs)))
     }
 
     /// Takes the exclusive lock of data file `name`.
@@ -116,55 +150,58 @@ impl Store {
         &self.limits
     }
 
-    /// The read-check-write part of [`Store::apply`]; the caller holds the
-    /// file's lock.
-    fn apply_locked(
-        &self,
-        name: &str,
-        req: &EditRequest,
-        key: Option<String>,
-    ) -> Result<Outcome, EditError> {
+    /// A show, under the file's lock: reads, reconciles, answers.
+    fn show_locked(&self, name: &str, req: &EditRequest) -> Result<Outcome, EditError> {
         let bytes = fsread::read(&self.dir.join(name), name, self.limits.max_file_bytes)?;
-        let meta_path = self.meta_path(name);
-        let meta = reconcile(&meta_path, bytes.as_deref())?;
-        let now = meta::now_secs();
-        if let Some(hit) = key.as_deref().and_then(|k| meta.find(k, now)) {
-            return Ok(outcome(name, hit.rev, hit.lines, None, true));
-        }
-        if bytes.is_none() && !creates(&req.action) {
+        let meta = self.reconcile(name, bytes.as_deref())?;
+        let Some(bytes) = bytes else {
             return Err(not_found(name));
-        }
+        };
         check_rev(req.expect_rev, meta.rev)?;
-        let exists = bytes.is_some();
-        let content = text::decode(bytes.unwrap_or_default())?;
-        if req.action == Action::Show {
-            let lines = text::split(&content).len() as u64;
-            return Ok(outcome(name, meta.rev, lines, Some(content), false));
-        }
-        let _create = if exists {
-            None
-        } else {
-            Some(self.reserve_new_file()?)
-        };
-        let change = Change {
-            name,
-            meta_path: &meta_path,
-            meta: &meta,
-            key,
-            now,
-        };
-        self.commit(&req.action, &content, change)
+        let content = text::decode(bytes)?;
+        let lines = text::split(&content).len() as u64;
+        Ok(outcome(name, meta.rev, lines, Some(content), false))
     }
 
-    /// Applies a change to `content` and commits it: metadata first, then
-    /// content (see the crash reasoning in the module docs).
-    fn commit(&self, action: &Action, content: &str, c: Change<'_>) -> Result<Outcome, EditError> {
-        let (rendered, count) = text::change(action, content, &self.limits)?;
-        let hash = meta::content_hash(Some(rendered.as_bytes()));
-        let next = c.meta.advance(hash, count, c.key, c.now);
-        meta::save(c.meta_path, &next)?;
-        atomic::write(&self.dir.join(c.name), rendered.as_bytes())?;
-        Ok(outcome(c.name, next.rev, count, None, false))
+    /// Loads the metadata of `name`, reconciles it with `content`, moves
+    /// replay entries of the old format into the journal, and saves it if
+    /// that changed anything. The caller holds the file's lock.
+    pub(super) fn reconcile(&self, name: &str, content: Option<&[u8]>) -> Result<Meta, EditError> {
+        let meta_path = self.meta_path(name);
+        let stored = meta::load(&meta_path)?;
+        let (mut meta, found) = Meta::reconcile(stored, &meta::content_hash(content));
+        let mut dirty = found != Reconciled::Consistent;
+        if !meta.applied.is_empty() {
+            self.migrate(name, &mut meta)?;
+            dirty = true;
+        }
+        if dirty {
+            meta::save(&meta_path, &meta)?;
+        }
+        Ok(meta)
+    }
+
+    /// Moves the old format's replay entries into the journal: those of the
+    /// last change after `prev_len`, so a rollback still forgets them.
+    fn migrate(&self, name: &str, meta: &mut Meta) -> Result<(), EditError> {
+        let now = self.policy.now();
+        let max = self.policy.max_retention_secs;
+        let tag = replay::commit_tag();
+        let (kept, last): (Vec<_>, Vec<_>) = meta
+            .applied
+            .iter()
+            .cloned()
+            .partition(|a| a.rev <= meta.prev_rev);
+        let kept = replay::migrate(&kept, now, max, tag);
+        let last = replay::migrate(&last, now, max, tag);
+        let at = meta.journal.len;
+        let records: Vec<_> = kept.iter().chain(&last).copied().collect();
+        let path = journal::path(&self.meta_dir, name, meta.journal.gen);
+        journal::append(&path, at, &records)?;
+        meta.journal.prev_len = at + kept.len() as u64;
+        meta.journal.len = meta.journal.prev_len + last.len() as u64;
+        meta.applied.clear();
+        Ok(())
     }
 
     /// Cheap checks done without the lock so that requests for files that
@@ -236,29 +273,9 @@ impl Store {
     }
 }
 
-/// What [`Store::commit`] needs besides the action and the content.
-struct Change<'a> {
-    name: &'a str,
-    meta_path: &'a Path,
-    meta: &'a Meta,
-    key: Option<String>,
-    now: u64,
-}
-
-/// Loads the metadata, reconciles it with `content` and saves it if that
-/// changed anything.
-pub(super) fn reconcile(meta_path: &Path, content: Option<&[u8]>) -> Result<Meta, EditError> {
-    let stored = meta::load(meta_path)?;
-    let (meta, found) = Meta::reconcile(stored, &meta::content_hash(content));
-    if found != Reconciled::Consistent {
-        meta::save(meta_path, &meta)?;
-    }
-    Ok(meta)
-}
-
-/// The request's replay key as stored (hex); `None` for Show, which ignores
+/// The request's raw replay key, checked; `None` for Show, which ignores
 /// keys.
-fn replay_key(req: &EditRequest) -> Result<Option<String>, EditError> {
+fn checked_key(req: &EditRequest) -> Result<Option<&[u8]>, EditError> {
     if !req.action.is_change() {
         return Ok(None);
     }
@@ -269,7 +286,7 @@ fn replay_key(req: &EditRequest) -> Result<Option<String>, EditError> {
             "replay key is {} bytes, limit is {MAX_REPLAY_KEY_BYTES}",
             k.len()
         ))),
-        Some(k) => Ok(Some(meta::hex(k))),
+        Some(k) => Ok(Some(k)),
     }
 }
 

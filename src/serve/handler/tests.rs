@@ -29,7 +29,7 @@ fn run(apply: &Apply<'_>, msg: &Incoming) -> (Option<Reply>, Option<Reason>) {
     (reply, outcome.dead_letter.map(|(reason, _)| reason))
 }
 
-fn calc_or_panic(request: &Request, _key: Option<Vec<u8>>) -> Reply {
+fn calc_or_panic(request: &Request, _key: Option<crate::operations::Replay>) -> Reply {
     match request {
         Request::Calc(c) if c.expr == "boom" => panic!("simulated bug for {}", c.expr),
         Request::Calc(c) if c.expr == "boom2" => std::panic::panic_any(42_u32),
@@ -76,16 +76,40 @@ fn replies_never_go_to_protocol_or_dollar_topics() {
         assert!(reply.is_none(), "{topic:?}");
         assert_eq!(dead, Some(Reason::NoResponseTopic), "{topic:?}");
     }
-    let (reply, _) = run(
-        &calc_or_panic,
-        &incoming("calc", b"1", Some("any/other/topic")),
+}
+
+#[test]
+fn replies_go_only_where_replies_are_allowed() {
+    let msg = incoming("calc", b"1", Some("home/door/cmd"));
+    let (reply, dead) = run(&calc_or_panic, &msg);
+    assert!(reply.is_none());
+    assert_eq!(dead, Some(Reason::ResponseTopicNotAllowed));
+    let topics = Topics::new(PREFIX).allowing_replies(&["home/+/cmd".to_string()]);
+    let outcome = handle_with(&calc_or_panic, &topics, 1024, &msg);
+    assert_eq!(
+        outcome.reply.map(|r| r.topic).as_deref(),
+        Some("home/door/cmd")
     );
-    assert!(reply.is_some());
+    assert!(outcome.dead_letter.is_none());
+    // Reserved topics stay refused whatever the setting allows.
+    let topics = Topics::new(PREFIX).allowing_replies(&["#".to_string()]);
+    let outcome = handle_with(
+        &calc_or_panic,
+        &topics,
+        1024,
+        &incoming("calc", b"1", Some("p/v1/dlq")),
+    );
+    assert_eq!(
+        outcome.dead_letter.map(|d| d.0),
+        Some(Reason::NoResponseTopic)
+    );
 }
 
 #[test]
 fn oversized_payload_is_a_limit_error_before_decoding() {
-    let never = |_: &Request, _: Option<Vec<u8>>| -> Reply { panic!("must not be applied") };
+    let never = |_: &Request, _: Option<crate::operations::Replay>| -> Reply {
+        panic!("must not be applied")
+    };
     let big = vec![b'1'; 1025];
     let (reply, dead) = run(&never, &incoming("calc", &big, Some("p/v1/resp/c")));
     assert!(matches!(reply, Some(Reply::Err(e)) if e.code == "limit"));
@@ -109,17 +133,22 @@ fn an_edit_reply_is_held_for_its_commit_and_becomes_the_error_if_its_group_faile
     use crate::operations::edit::GroupFailure;
     use crate::protocol::EditResult;
     let edited = |file: &'static str, rev: u64| {
-        move |_: &Request, _: Option<Vec<u8>>| {
+        move |_: &Request, _: Option<crate::operations::Replay>| {
             Reply::Ok(OkValue::Edit(EditResult {
                 file: file.to_string(),
                 rev,
                 lines: 1,
                 content: None,
+                next: None,
             }))
         }
     };
     let topics = Topics::new(PREFIX);
-    let mut msg = incoming("edit", br#"{"action":"append","text":"x"}"#, Some("r/1"));
+    let mut msg = incoming(
+        "edit",
+        br#"{"action":"append","text":"x"}"#,
+        Some("p/v1/resp/1"),
+    );
     msg.meta.content_type = Some("application/json".into());
     let failures = [GroupFailure {
         file: "f".into(),
@@ -152,7 +181,7 @@ fn an_edit_reply_is_held_for_its_commit_and_becomes_the_error_if_its_group_faile
         &calc_or_panic,
         &topics,
         1024,
-        &incoming("calc", b"1", Some("r/1")),
+        &incoming("calc", b"1", Some("p/v1/resp/1")),
     );
     assert!(!calc.reply.expect("a reply").awaits_commit());
 }

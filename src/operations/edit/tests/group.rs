@@ -21,7 +21,7 @@ fn a_group_applies_changes_in_order_and_writes_them_only_at_the_commit() {
     assert_eq!(content(dir.path(), DEFAULT), "a\nb\nc\n");
     let meta = read_meta(dir.path(), DEFAULT);
     assert_eq!((meta.rev, meta.prev_rev), (3, 0));
-    assert_eq!(meta.applied.len(), 3);
+    assert_eq!((meta.journal.len, meta.journal.prev_len), (3, 0));
     // Every change of the group is remembered for its re-send.
     let again = ok(&store, &keyed(append("b"), b"k2"));
     assert_eq!((again.rev, again.replayed), (2, true));

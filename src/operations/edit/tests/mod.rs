@@ -6,6 +6,7 @@ mod concurrency;
 mod group;
 mod model;
 mod recovery;
+mod replay;
 mod safety;
 mod text;
 
@@ -30,6 +31,7 @@ fn req(action: Action) -> EditRequest {
         file: None,
         expect_rev: None,
         replay_key: None,
+        expiry_secs: None,
     }
 }
 

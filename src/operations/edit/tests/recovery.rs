@@ -1,6 +1,6 @@
 //! Replay memory, crash recovery and hand edits.
 
-use super::super::meta::{self, Applied, Meta, Reconciled, APPLIED_TTL_SECS, MAX_APPLIED};
+use super::super::meta::{self, Applied, JournalState, Meta, Reconciled};
 use super::*;
 
 #[test]
@@ -46,16 +46,19 @@ fn crash_between_meta_and_content_is_rolled_back() {
     let store = open(dir.path());
     ok(&store, &req(append("a")));
     let before = read_meta(dir.path(), DEFAULT);
-    let key = meta::hex(b"lost");
-    let new_hash = meta::content_hash(Some(b"a\nb\n"));
-    let crashed = before.advance(new_hash, 2, Some(key.clone()), meta::now_secs());
-    meta::save(&meta_path(dir.path(), DEFAULT), &crashed).unwrap();
+    // Step (1) of a keyed change to "a\nb\n": journal record and metadata.
+    store.begin_group();
+    ok(&store, &keyed(append("b"), b"lost"));
+    assert_eq!(store.commit_group(), []);
+    std::fs::write(dir.path().join(DEFAULT), "a\n").unwrap();
+    let crashed = read_meta(dir.path(), DEFAULT);
+    assert_eq!((crashed.rev, crashed.journal.len), (2, 1));
 
     let shown = ok(&store, &req(Action::Show));
     assert_eq!((shown.rev, shown.lines), (1, 1));
     let after = read_meta(dir.path(), DEFAULT);
     assert_eq!((after.rev, &after.hash), (1, &before.hash));
-    assert!(after.applied.iter().all(|a| a.key != key));
+    assert_eq!(after.journal.len, 0, "the lost change's entry is forgotten");
 
     // The retry is applied, not answered from memory.
     let retried = ok(&store, &keyed(append("b"), b"lost"));
@@ -72,7 +75,7 @@ fn crash_while_creating_a_file_is_rolled_back_to_rev_0() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let fresh = Meta::fresh(meta::ABSENT);
-    let crashed = fresh.advance(meta::content_hash(Some(b"x\n")), 1, None, 0);
+    let crashed = fresh.after(1, meta::content_hash(Some(b"x\n")), JournalState::default());
     meta::save(&meta_path(dir.path(), "new"), &crashed).unwrap();
     assert_eq!(err(&store, &on("new", Action::Show)).code(), "not_found");
     assert_eq!(read_meta(dir.path(), "new").rev, 0);
@@ -126,6 +129,11 @@ fn reconcile_table() {
         prev_rev: 4,
         prev_hash: "old".into(),
         applied: vec![entry("k4", 4, 0), entry("k5", 5, 0)],
+        journal: JournalState {
+            gen: 2,
+            len: 7,
+            prev_len: 5,
+        },
     };
     let (same, how) = Meta::reconcile(Some(m.clone()), "new");
     assert_eq!((how, &same), (Reconciled::Consistent, &m));
@@ -135,32 +143,19 @@ fn reconcile_table() {
         (Reconciled::RolledBack, 4, "old")
     );
     assert_eq!(back.applied, vec![entry("k4", 4, 0)]);
+    assert_eq!((back.journal.len, back.journal.gen), (5, 2));
     let (ext, how) = Meta::reconcile(Some(m), "other");
     assert_eq!(
         (how, ext.rev, ext.hash.as_str()),
         (Reconciled::External, 6, "other")
     );
     assert_eq!((ext.prev_rev, ext.prev_hash.as_str()), (6, "other"));
+    assert_eq!((ext.journal.len, ext.journal.prev_len), (7, 7));
     let (none, how) = Meta::reconcile(None, "h");
     assert_eq!(
         (how, none.rev, none.hash.as_str()),
         (Reconciled::Consistent, 0, "h")
     );
-}
-
-#[test]
-fn reply_memory_is_bounded_and_expires() {
-    let mut m = Meta::fresh("h");
-    for i in 0..(MAX_APPLIED + 10) {
-        m = m.advance("h".into(), 1, Some(format!("k{i}")), 1000);
-    }
-    assert_eq!(m.applied.len(), MAX_APPLIED);
-    assert!(m.find("k0", 1000).is_none(), "oldest dropped");
-    assert!(m.find(&format!("k{}", MAX_APPLIED + 9), 1000).is_some());
-    let later = 1000 + APPLIED_TTL_SECS + 1;
-    assert!(m.find("k20", later).is_none(), "expired");
-    let next = m.advance("h".into(), 1, Some("fresh".into()), later);
-    assert_eq!(next.applied.len(), 1);
 }
 
 fn entry(key: &str, rev: u64, at: u64) -> Applied {

@@ -1,0 +1,175 @@
+//! The replay journal of one data file: fixed-size binary records, one per
+//! change made with a replay key, appended at each commit.
+//!
+//! `<dir>/.mqttapp/<name>.replay-<gen>` holds records of [`RECORD_BYTES`];
+//! only the first `len` are valid, where `gen` and `len` come from the
+//! file's metadata (meta.rs `JournalState`). Records past `len` (left by a
+//! commit that failed or was rolled back) are garbage and are overwritten
+//! by the next append. Appending costs one `fdatasync` and needs no
+//! rewrite of anything already written, which is why the reply memory
+//! lives here and not in the JSON metadata: tens of thousands of entries
+//! per file would make every commit rewrite and re-parse megabytes.
+//!
+//! Compaction writes the live records into a fresh file of the next
+//! generation (then the metadata points at it, then the old file is
+//! removed), so the journal stays within a few times the live entries.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use super::atomic;
+use super::error::{io_err, io_other};
+use super::EditError;
+
+/// Bytes per record.
+pub(super) const RECORD_BYTES: usize = 64;
+/// Records written per `write` call (64 KiB).
+const WRITE_CHUNK: usize = 1024;
+
+/// One remembered change: enough to recognize a re-send and answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Record {
+    /// The first 128 bits of SHA-256 of the replay key.
+    pub(super) key: u128,
+    /// The first 128 bits of SHA-256 of the request's content (see
+    /// replay.rs `fingerprint`); 0 for entries migrated from the old
+    /// format, which had none (such an entry matches any content).
+    pub(super) fingerprint: u128,
+    /// The revision the change produced.
+    pub(super) rev: u64,
+    /// The line count after the change.
+    pub(super) lines: u64,
+    /// Unix seconds after which the entry is forgotten.
+    pub(super) expires: u64,
+    /// Random per commit: lets a cached index tell "the record I read last
+    /// is still there" from "another commit wrote the same position".
+    pub(super) commit: u64,
+}
+
+impl Record {
+    /// The record's bytes (little-endian fields in declaration order).
+    pub(super) fn encode(&self) -> [u8; RECORD_BYTES] {
+        let mut b = [0u8; RECORD_BYTES];
+        b[0..16].copy_from_slice(&self.key.to_le_bytes());
+        b[16..32].copy_from_slice(&self.fingerprint.to_le_bytes());
+        b[32..40].copy_from_slice(&self.rev.to_le_bytes());
+        b[40..48].copy_from_slice(&self.lines.to_le_bytes());
+        b[48..56].copy_from_slice(&self.expires.to_le_bytes());
+        b[56..64].copy_from_slice(&self.commit.to_le_bytes());
+        b
+    }
+
+    /// The record in `b` (exactly [`RECORD_BYTES`] long).
+    pub(super) fn decode(b: &[u8]) -> Record {
+        let u128_at = |i: usize| {
+            let mut x = [0u8; 16];
+            x.copy_from_slice(&b[i..i + 16]);
+            u128::from_le_bytes(x)
+        };
+        let u64_at = |i: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(x)
+        };
+        Record {
+            key: u128_at(0),
+            fingerprint: u128_at(16),
+            rev: u64_at(32),
+            lines: u64_at(40),
+            expires: u64_at(48),
+            commit: u64_at(56),
+        }
+    }
+}
+
+/// The journal file of generation `gen` for data file `name`.
+pub(super) fn path(meta_dir: &Path, name: &str, gen: u64) -> PathBuf {
+    meta_dir.join(format!("{name}.replay-{gen}"))
+}
+
+/// Reads records `from..to` of `path`. Fewer bytes than the metadata
+/// promises is an I/O error, not an empty memory: forgetting keys could
+/// apply a re-sent change twice.
+pub(super) fn read(path: &Path, from: u64, to: u64) -> Result<Vec<Record>, EditError> {
+    if to <= from {
+        return Ok(Vec::new());
+    }
+    let file = File::open(path).map_err(io_err(path))?;
+    let count = usize::try_from(to - from).map_err(|_| io_other(path, "journal too long"))?;
+    let mut buf = vec![0u8; count * RECORD_BYTES];
+    read_exact_at(&file, &mut buf, from * RECORD_BYTES as u64).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            io_other(path, "replay journal is shorter than its metadata says")
+        } else {
+            io_err(path)(e)
+        }
+    })?;
+    Ok(buf.chunks_exact(RECORD_BYTES).map(Record::decode).collect())
+}
+
+/// Writes `records` at record position `at` of `path` (creating the file
+/// when `at` is 0) and makes them durable before the metadata that counts
+/// them is written.
+pub(super) fn append(path: &Path, at: u64, records: &[Record]) -> Result<(), EditError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(at == 0)
+        .open(path)
+        .map_err(io_err(path))?;
+    // In chunks: a compaction writes tens of thousands of records, and
+    // one buffer for all of them would raise the server's peak memory.
+    let mut offset = at * RECORD_BYTES as u64;
+    for chunk in records.chunks(WRITE_CHUNK) {
+        let bytes: Vec<u8> = chunk.iter().flat_map(Record::encode).collect();
+        write_all_at(&file, &bytes, offset).map_err(io_err(path))?;
+        offset += bytes.len() as u64;
+    }
+    file.sync_data().map_err(io_err(path))?;
+    if at == 0 {
+        // A new file: its directory entry must survive a crash too.
+        atomic::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
+}
+
+/// Removes the journal file of a generation no longer in use; a failure
+/// only leaves a stale file behind, so it is logged, not returned.
+pub(super) fn remove_stale(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove an old replay journal")
+        }
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = file;
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(buf)
+}
+
+#[cfg(not(unix))]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = file;
+    f.seek(SeekFrom::Start(offset))?;
+    f.write_all(buf)
+}
