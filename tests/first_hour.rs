@@ -603,3 +603,25 @@ fn a_second_server_is_warned_about_the_first() {
         std::time::Duration::from_secs(20),
     );
 }
+
+#[test]
+fn a_lost_connection_is_reported_without_paho_pointers() {
+    let mut broker = Broker::start();
+    let prefix = unique_prefix("lostconn");
+    let server = Server::start(&broker, &prefix);
+    let lock = common::hold_edit_lock(server.data_dir(), "notes.txt");
+    let ask = common::mqttapp_std(&broker, &prefix)
+        .args(["ask", "--timeout", "3", "edit", "--append", "x"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The edit waits behind the lock; then the broker goes away.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    broker.kill();
+    let out = ask.wait_with_output().unwrap();
+    drop(lock);
+    let err = stderr_of(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("Client: 0x"), "{err}");
+}
