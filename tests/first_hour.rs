@@ -338,11 +338,30 @@ fn the_shell_suggests_the_command_meant() {
     let _server = Server::start(&broker, &prefix);
     mqttapp(&broker, &prefix)
         .arg("shell")
-        .write_stdin("clac 1+1\ncalc 1+1\n")
+        .write_stdin("clac 1+1\ncalc 1+1\ncalc\n")
         .assert()
         .code(1)
         .stdout("2\n")
-        .stderr(predicate::str::contains("did you mean `calc`"));
+        .stderr(predicate::str::contains("did you mean `calc`"))
+        .stderr(predicate::str::contains(
+            "line 3: error: the following required arguments were not provided: <EXPR>... - usage: calc <EXPR>...",
+        ));
+}
+
+#[test]
+fn bench_says_when_duration_stopped_it() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("benchstop");
+    let _server = Server::start(&broker, &prefix);
+    let out = mqttapp(&broker, &prefix)
+        .args(["bench", "--connections", "1", "--window", "4"])
+        .args(["--count", "100000000", "--duration", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stopped_by_duration"], true, "{report}");
+    assert_eq!(report["lost"], 0);
 }
 
 // ---- target 3: guard rails -------------------------------------------------
