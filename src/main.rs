@@ -59,11 +59,11 @@ fn parse() -> Cli {
         print!("{}", mqttapp::cli::SHORT_USAGE);
         ExitCode::Ok.exit();
     }
-    let command = Cli::command();
+    let mut command = Cli::command();
     let args = mqttapp::cli::argv::reorder(&command, args, true);
     let json = mqttapp::cli::argv::wants_json(&args);
     JSON_FAILURES.store(json, std::sync::atomic::Ordering::Relaxed);
-    let error = match command.clone().try_get_matches_from(&args) {
+    let error = match command.try_get_matches_from_mut(&args) {
         Ok(matches) => match Cli::from_arg_matches(&matches) {
             Ok(cli) => return cli,
             Err(e) => e,

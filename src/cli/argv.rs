@@ -20,14 +20,6 @@ use clap::{Arg, Command};
 /// lines). Arguments that are not UTF-8, lines without free text and lines
 /// that already use `--` come back unchanged.
 pub fn reorder(cmd: &Command, args: Vec<OsString>, binary_name: bool) -> Vec<OsString> {
-    let mut root = cmd.clone();
-    root.build();
-    reorder_built(&root, args, binary_name)
-}
-
-/// [`reorder`] with a command already built (`Command::build`), for
-/// callers that parse many lines with one command.
-pub fn reorder_built(root: &Command, args: Vec<OsString>, binary_name: bool) -> Vec<OsString> {
     let Some(words) = args
         .iter()
         .map(|a| a.to_str().map(str::to_string))
@@ -35,7 +27,7 @@ pub fn reorder_built(root: &Command, args: Vec<OsString>, binary_name: bool) -> 
     else {
         return args;
     };
-    match split(root, &words, usize::from(binary_name)) {
+    match split(cmd, &words, usize::from(binary_name)) {
         Some(words) => words.into_iter().map(OsString::from).collect(),
         None => args,
     }
@@ -53,9 +45,7 @@ pub fn wants_json(args: &[OsString]) -> bool {
 /// `--host`, `--port`. Returns a hint naming `--broker` when the line has
 /// one of them where mqttapp cannot read it as anything else.
 pub fn host_port_hint(cmd: &Command, args: &[OsString]) -> Option<String> {
-    let mut root = cmd.clone();
-    root.build();
-    let mut current = &root;
+    let mut current = cmd;
     let mut words = args.iter().skip(1).map(|a| a.to_str().unwrap_or(""));
     while let Some(word) = words.next() {
         if word == "--" {
@@ -104,7 +94,7 @@ fn split(root: &Command, words: &[String], start: usize) -> Option<Vec<String>> 
         }
         let free_text = current.get_positionals().any(is_free_text);
         if is_flag_like(word) {
-            match value_words(current, word) {
+            match in_scope(&path, word) {
                 Some(n) => i += 1 + n,
                 // An unknown flag is text where text may start with '-'.
                 None if free_text => break,
@@ -127,7 +117,6 @@ fn split(root: &Command, words: &[String], start: usize) -> Option<Vec<String>> 
     if i >= words.len() {
         return None;
     }
-    let leaf = *path.last()?;
     let leaf_at = *named_at.last()?;
     let parents = &path[..path.len() - 1];
     let (mut own, mut parent_flags, mut text) = (Vec::new(), Vec::new(), Vec::new());
@@ -141,14 +130,15 @@ fn split(root: &Command, words: &[String], start: usize) -> Option<Vec<String>> 
         if is_flag_like(word) {
             // An unknown `--name` stays a flag, for clap to refuse with
             // its "use -- --name" tip: text never looks like that by chance.
-            if let Some(n) = parents.iter().rev().find_map(|p| value_words(p, word)) {
-                if value_words(leaf, word).is_none() {
-                    parent_flags.extend(words[j..(j + 1 + n).min(words.len())].iter().cloned());
-                    j += 1 + n;
-                    continue;
-                }
+            let own_flag = in_scope(&path, word);
+            let parent_args: Vec<&Arg> = parents.iter().flat_map(|p| p.get_arguments()).collect();
+            let parent_flag = value_words(&parent_args, word);
+            if let (None, Some(n)) = (own_flag, parent_flag) {
+                parent_flags.extend(words[j..(j + 1 + n).min(words.len())].iter().cloned());
+                j += 1 + n;
+                continue;
             }
-            let n = value_words(leaf, word).or_else(|| is_long_flag(word).then_some(0));
+            let n = own_flag.or_else(|| is_long_flag(word).then_some(0));
             if let Some(n) = n {
                 own.extend(words[j..(j + 1 + n).min(words.len())].iter().cloned());
                 j += 1 + n;
@@ -186,15 +176,33 @@ fn is_long_flag(word: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic())
 }
 
-/// When `word` is a flag of `cmd`: how many following words are its value
-/// (0 or 1). `None` when `cmd` has no such flag.
-fn value_words(cmd: &Command, word: &str) -> Option<usize> {
+/// When `word` is a flag of the last command of `path` (its own, a global
+/// one of the commands above it, or help/version): how many following words
+/// are its value. Works on commands that clap has not built yet (where
+/// global flags are not yet copied down), so parsing a line costs no more
+/// than before.
+fn in_scope(path: &[&Command], word: &str) -> Option<usize> {
+    let (cmd, above) = path.split_last()?;
+    if ["-h", "--help", "-V", "--version"].contains(&word) {
+        return Some(0);
+    }
+    let globals = above
+        .iter()
+        .flat_map(|c| c.get_arguments())
+        .filter(|a| a.is_global_set());
+    let args: Vec<&Arg> = cmd.get_arguments().chain(globals).collect();
+    value_words(&args, word)
+}
+
+/// When `word` is one of `args`: how many following words are its value
+/// (0 or 1). `None` when there is no such flag.
+fn value_words(args: &[&Arg], word: &str) -> Option<usize> {
     if let Some(long) = word.strip_prefix("--") {
         let (name, inline_value) = match long.split_once('=') {
             Some((name, _)) => (name, true),
             None => (long, false),
         };
-        let arg = cmd.get_arguments().find(|a| {
+        let arg = args.iter().find(|a| {
             a.get_long_and_visible_aliases()
                 .unwrap_or_default()
                 .contains(&name)
@@ -205,7 +213,7 @@ fn value_words(cmd: &Command, word: &str) -> Option<usize> {
     // takes the rest of the word, or the next word.
     let shorts: Vec<char> = word[1..].chars().collect();
     for (k, c) in shorts.iter().enumerate() {
-        let arg = cmd.get_arguments().find(|a| {
+        let arg = args.iter().find(|a| {
             a.get_short_and_visible_aliases()
                 .unwrap_or_default()
                 .contains(c)

@@ -152,7 +152,7 @@ fn parse_words(line: &str) -> Result<Parsed, LineError> {
     let words = shell_words::split(trimmed).map_err(|_| LineError::Quote)?;
     let grammar = grammar();
     // Flags may follow the text, as on the command line.
-    let args = crate::cli::argv::reorder_built(
+    let args = crate::cli::argv::reorder(
         grammar,
         words.iter().map(std::ffi::OsString::from).collect(),
         false,
