@@ -5,6 +5,10 @@
 //! - `mqttapp serve` vs a bare paho echo responder (requests/s under the same load)
 //! - `ask --batch` of 10,000 lines vs one-shot calls (extrapolated)
 //! - edits/s with real fsync, server peak RSS, 1/2/4 servers in a group
+//! - a flood: another client's calc latency under an edit flood, `busy`
+//!   refusals, server peak RSS under a flood of large-property requests
+//!
+//! `MQTTAPP_BENCH_ONLY=flood` runs the flood alone and only prints it.
 //!
 //! Prints a table and writes `docs/BENCHMARKS.md`. Bounded: every load has
 //! a count and a time limit.
@@ -23,6 +27,10 @@ const MQTTAPP: &str = env!("CARGO_BIN_EXE_mqttapp");
 
 fn main() {
     let started = Instant::now();
+    if std::env::var("MQTTAPP_BENCH_ONLY").as_deref() == Ok("flood") {
+        flood(&Broker::start_quiet(), &mut Report::default());
+        return;
+    }
     let bare_echo = Path::new(MQTTAPP)
         .with_file_name("examples")
         .join("bare_echo");
@@ -37,6 +45,7 @@ fn main() {
     batch(&broker, &mut report);
     edits(&broker, &mut report);
     scale(&broker, &mut report);
+    flood(&broker, &mut report);
     report.line(
         "whole benchmark run",
         format!("{:.0} s", started.elapsed().as_secs_f64()),
@@ -372,5 +381,181 @@ fn scale(broker: &Broker, report: &mut Report) {
                 lost(&v)
             ),
         );
+    }
+}
+
+/// The edit flood's requests: keyed appends to four files.
+const FLOOD_EDITS: usize = 20_000;
+/// Requests with a 60 KB response topic, correlation data and content type.
+const FLOOD_LARGE: usize = 1_000;
+/// Calc requests timed while the edits flood.
+const FLOOD_CALCS: usize = 200;
+
+/// One client floods edits (published without waiting for replies) while
+/// another times calc requests one at a time; then a flood of requests
+/// with large properties. Reports the calc latency, how many requests were
+/// refused `busy` and the server's peak RSS.
+fn flood(broker: &Broker, report: &mut Report) {
+    use common::load::LoadClient;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let prefix = unique_prefix("flood");
+    let server = Server::start(broker, &prefix);
+    let flooder = LoadClient::connect(broker, &prefix, &format!("{prefix}-flood"));
+    let calcs = LoadClient::connect(broker, &prefix, &format!("{prefix}-calc"));
+    let flooding = AtomicBool::new(true);
+    let sent = std::sync::atomic::AtomicUsize::new(0);
+    let (latencies, unanswered, busy) = std::thread::scope(|s| {
+        let counter = s.spawn(|| count_busy(&flooder, &flooding));
+        let edits = s.spawn(|| {
+            let edit = format!("{prefix}/v1/req/edit");
+            let mut window = std::collections::VecDeque::new();
+            for i in 0..FLOOD_EDITS {
+                let payload = format!(
+                    r#"{{"action":"append","text":"flood {i}","file":"f{}.txt"}}"#,
+                    i % 4
+                );
+                let correlation = format!("f{i}");
+                window.push_back(flooder.publish(
+                    &edit,
+                    payload.as_bytes(),
+                    correlation.as_bytes(),
+                    None,
+                ));
+                if window.len() > 50 {
+                    let _ = window
+                        .pop_front()
+                        .map(|t| t.wait_for(Duration::from_secs(60)));
+                }
+                sent.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        // Let a backlog build up before timing calcs.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while sent.load(Ordering::SeqCst) < FLOOD_EDITS / 4 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let calc = format!("{prefix}/v1/req/calc");
+        let (mut latencies, mut unanswered) = (Vec::new(), 0);
+        let phase_end = Instant::now() + Duration::from_secs(60);
+        for i in 0..FLOOD_CALCS {
+            if Instant::now() > phase_end {
+                break;
+            }
+            let start = Instant::now();
+            calcs.send(&calc, b"1+1", format!("c{i}").as_bytes(), None);
+            let correlation = format!("c{i}").into_bytes();
+            let answered = loop {
+                match calcs.next(Duration::from_secs(5)) {
+                    Some((c, _)) if c == correlation => break true,
+                    Some(_) => continue,
+                    None => break false,
+                }
+            };
+            if answered {
+                latencies.push(start.elapsed());
+            } else {
+                unanswered += 1;
+            }
+        }
+        let _ = edits.join();
+        std::thread::sleep(Duration::from_secs(2));
+        flooding.store(false, Ordering::SeqCst);
+        (latencies, unanswered, counter.join().unwrap_or(0))
+    });
+    let timed = latencies.len() + unanswered;
+    let (p50, p99) = percentiles(latencies);
+    let figure = if timed == unanswered {
+        "none answered".to_string()
+    } else {
+        format!("p50 {}, p99 {}", ms(p50), ms(p99))
+    };
+    report.line(
+        "flood: another client's calc under an edit flood",
+        figure,
+        &format!(
+            "{timed} calcs one at a time (at most {FLOOD_CALCS} or 60 s), {unanswered} unanswered within 5 s; flood of {FLOOD_EDITS} keyed appends, {busy} refused busy"
+        ),
+    );
+    let big = LoadClient::connect(broker, &prefix, &format!("{prefix}-big"));
+    let long_base = format!("{}-long", big.response_topic);
+    big.client
+        .subscribe(format!("{long_base}/#"), 1)
+        .wait_for(Duration::from_secs(30))
+        .expect("subscribe");
+    let flooding = AtomicBool::new(true);
+    let busy = std::thread::scope(|s| {
+        let counter = s.spawn(|| count_busy(&big, &flooding));
+        large_flood(&big, &prefix, &long_base);
+        std::thread::sleep(Duration::from_secs(5));
+        flooding.store(false, Ordering::SeqCst);
+        counter.join().unwrap_or(0)
+    });
+    report.line(
+        "flood: serve peak RSS (VmHWM) over both floods",
+        format!("{:.1} MiB", vm_hwm_kib(server.pid()) as f64 / 1024.0),
+        &format!(
+            "then {FLOOD_LARGE} edits with 3 x 60 KB properties: {busy} refused busy (budget max_queue_bytes 16 MiB)"
+        ),
+    );
+}
+
+fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
+    if v.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    v.sort();
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// Counts `busy` replies on `client` until `go_on` is false.
+fn count_busy(client: &common::load::LoadClient, go_on: &std::sync::atomic::AtomicBool) -> usize {
+    use mqttapp::protocol::{decode_reply, Encoding, Reply};
+    let mut busy = 0;
+    while go_on.load(std::sync::atomic::Ordering::SeqCst) {
+        let Ok(Some(msg)) = client.rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let ct = msg
+            .properties()
+            .get_string(paho_mqtt::PropertyCode::ContentType);
+        let encoding = Encoding::detect(ct.as_deref(), msg.payload());
+        if let Ok(Reply::Err(e)) = decode_reply(encoding, msg.payload()) {
+            if e.code == "busy" {
+                busy += 1;
+            }
+        }
+    }
+    busy
+}
+
+fn large_flood(client: &common::load::LoadClient, prefix: &str, long_base: &str) {
+    let topic = format!("{prefix}/v1/req/edit");
+    let long_topic = format!("{long_base}/{}", "t".repeat(60_000));
+    let content_type = format!("application/json; x={}", "c".repeat(60_000));
+    let mut window = std::collections::VecDeque::new();
+    for i in 0..FLOOD_LARGE {
+        let mut correlation = format!("b{i}:").into_bytes();
+        correlation.resize(60_000, b'x');
+        let mut p = paho_mqtt::Properties::new();
+        let _ = p.push_string(paho_mqtt::PropertyCode::ResponseTopic, &long_topic);
+        let _ = p.push_binary(paho_mqtt::PropertyCode::CorrelationData, correlation);
+        let _ = p.push_string(paho_mqtt::PropertyCode::ContentType, &content_type);
+        let msg = paho_mqtt::MessageBuilder::new()
+            .topic(&topic)
+            .payload(format!(r#"{{"action":"append","text":"big {i}"}}"#))
+            .qos(1)
+            .properties(p)
+            .finalize();
+        window.push_back(client.client.publish(msg));
+        if window.len() > 20 {
+            let _ = window
+                .pop_front()
+                .map(|t| t.wait_for(Duration::from_secs(60)));
+        }
+    }
+    for t in window {
+        let _ = t.wait_for(Duration::from_secs(60));
     }
 }

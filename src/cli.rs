@@ -383,6 +383,11 @@ pub struct ServeArgs {
     /// [env: MQTTAPP_REPLY_TOPICS] [default: none]
     #[arg(long, value_name = "FILTERS", value_delimiter = ',')]
     pub reply_topics: Option<Vec<String>>,
+    /// Memory for requests waiting inside the server (topic, properties,
+    /// payload), in bytes: 16777216, 64MiB; past it requests are refused
+    /// with error busy [env: MQTTAPP_MAX_QUEUE_BYTES] [default: 16MiB]
+    #[arg(long, value_name = "BYTES")]
+    pub max_queue_bytes: Option<String>,
 }
 
 /// `mqttapp ask`

@@ -135,6 +135,8 @@ pub struct Settings {
     pub session_expiry: Option<String>,
     /// Topic filters a server may reply to besides `<prefix>/v1/resp/#`.
     pub reply_topics: Option<Vec<String>>,
+    /// Budget for requests waiting inside the server, e.g. 16777216 or "16MiB".
+    pub max_queue_bytes: Option<ByteSetting>,
     /// CA file for TLS.
     pub ca_file: Option<PathBuf>,
     /// Client certificate for TLS.
@@ -197,6 +199,7 @@ impl Settings {
             group,
             session_expiry,
             reply_topics,
+            max_queue_bytes,
             ca_file,
             cert_file,
             key_file,
@@ -223,6 +226,7 @@ impl Settings {
             group: serve.group,
             session_expiry: serve.session_expiry,
             reply_topics: serve.reply_topics,
+            max_queue_bytes: serve.max_queue_bytes.map(ByteSetting::Text),
             ..Settings::default()
         }
     }
@@ -243,6 +247,7 @@ impl Settings {
             group: var("MQTTAPP_GROUP"),
             session_expiry: var("MQTTAPP_SESSION_EXPIRY"),
             reply_topics: var("MQTTAPP_REPLY_TOPICS").map(|v| split_list(&v)),
+            max_queue_bytes: var("MQTTAPP_MAX_QUEUE_BYTES").map(ByteSetting::Text),
             ca_file: var("MQTTAPP_CA_FILE").map(PathBuf::from),
             cert_file: var("MQTTAPP_CERT_FILE").map(PathBuf::from),
             key_file: var("MQTTAPP_KEY_FILE").map(PathBuf::from),
@@ -433,7 +438,15 @@ impl Config {
                 DEFAULT_SESSION_EXPIRY,
             )?,
             reply_topics,
-            limits: Limits::from_file(s.limits.unwrap_or_default()),
+            limits: Limits {
+                max_queue_bytes: parse_bytes(
+                    "max_queue_bytes",
+                    s.max_queue_bytes.as_ref(),
+                    crate::limits::DEFAULT_MAX_QUEUE_BYTES,
+                    crate::limits::MIN_QUEUE_BYTES,
+                )?,
+                ..Limits::from_file(s.limits.unwrap_or_default())
+            },
         })
     }
 }
@@ -479,6 +492,63 @@ pub fn parse_duration(
         return Err(invalid());
     }
     Ok(parsed)
+}
+
+/// A size in bytes as written in a setting: a TOML integer, or text
+/// (flags, environment, TOML strings) such as "16777216" or "16MiB".
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ByteSetting {
+    /// A plain number of bytes.
+    Number(u64),
+    /// Digits with an optional KiB, MiB or GiB suffix.
+    Text(String),
+}
+
+/// Parses a [`ByteSetting`]; `default` when unset.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for unparsable values or values below `min`.
+pub fn parse_bytes(
+    setting: &'static str,
+    value: Option<&ByteSetting>,
+    default: u64,
+    min: u64,
+) -> Result<u64, ConfigError> {
+    let (bytes, shown) = match value {
+        None => return Ok(default),
+        Some(ByteSetting::Number(n)) => (Some(*n), n.to_string()),
+        Some(ByteSetting::Text(text)) => (bytes_of_text(text), text.clone()),
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        setting,
+        value: shown.clone(),
+        reason,
+    };
+    match bytes {
+        None => Err(invalid(
+            "must be a number of bytes, optionally with KiB, MiB or GiB".to_string(),
+        )),
+        Some(n) if n < min => Err(invalid(format!("must be at least {min} bytes"))),
+        Some(n) => Ok(n),
+    }
+}
+
+/// "123", "64KiB", "16 MiB", "1GiB" (case-insensitive) in bytes.
+fn bytes_of_text(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(scale)
 }
 
 /// Topic prefixes: non-empty, no wildcards, no leading `$` or `/`.

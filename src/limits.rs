@@ -19,6 +19,14 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 256 * 1024;
 /// Default size the dead-letter store never grows past (64 MiB).
 pub const DEFAULT_MAX_DEADLETTER_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Default budget for the requests waiting inside a server, in bytes
+/// (16 MiB); see [`Limits::max_queue_bytes`].
+pub const DEFAULT_MAX_QUEUE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Smallest `max_queue_bytes` accepted (1 MiB): each lane must hold at
+/// least a few requests of the default maximum payload.
+pub const MIN_QUEUE_BYTES: u64 = 1024 * 1024;
+
 /// All limits of a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -28,6 +36,14 @@ pub struct Limits {
     /// letter keeps only its metadata, at it letters are dropped and
     /// counted, so a flood of bad requests cannot fill the disk.
     pub max_deadletter_bytes: u64,
+    /// Bytes of requests (topic, all properties, payload, 512 bytes of
+    /// bookkeeping each) that may wait inside the server: paho acknowledges
+    /// a request before it is run, so without this bound a flood grows the
+    /// server's memory without limit. Half for edits, a quarter for calc
+    /// and echo, a quarter for refusals; past it requests are refused
+    /// `busy` at once. Set by `max_queue_bytes` (flag, environment or the
+    /// config file's top level), not in `[limits]`.
+    pub max_queue_bytes: u64,
     /// Limits of calc.
     pub calc: CalcLimits,
     /// Limits of edit.
@@ -39,6 +55,7 @@ impl Default for Limits {
         Limits {
             max_payload: DEFAULT_MAX_PAYLOAD,
             max_deadletter_bytes: DEFAULT_MAX_DEADLETTER_BYTES,
+            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
             calc: CalcLimits::default(),
             edit: EditLimits::default(),
         }
@@ -74,6 +91,7 @@ impl Limits {
         Limits {
             max_payload: file.max_payload_bytes.unwrap_or(d.max_payload),
             max_deadletter_bytes: file.max_deadletter_bytes.unwrap_or(d.max_deadletter_bytes),
+            max_queue_bytes: d.max_queue_bytes,
             calc: CalcLimits {
                 max_len: file.max_expr_bytes.unwrap_or(d.calc.max_len),
                 max_depth: file

@@ -23,7 +23,16 @@ fn sum(c: usize, i: usize) -> (&'static str, Vec<u8>, Vec<u8>) {
 fn hundred_clients_pipelining_a_thousand_requests_each_get_exactly_one_reply_each() {
     let broker = Broker::start();
     let prefix = unique_prefix("load");
-    let server = Server::start(&broker, &prefix);
+    // These clients publish all their requests without waiting for
+    // replies, so up to all 100,000 may wait inside the server: give it a
+    // queue that large (the default bound refuses the excess with `busy`,
+    // see tests/attack_flood.rs); this test is about the replies' side.
+    let server = Server::start_with(
+        &broker,
+        &prefix,
+        &broker.dir().join(format!("data-{prefix}")),
+        &["--max-queue-bytes", "1GiB"],
+    );
     let tally = pipelined(
         &broker,
         &prefix,

@@ -24,15 +24,15 @@ fn stop_with_requests_inside(signal: &str) {
     let mut server = Server::start(&broker, &prefix);
     let client = LoadClient::connect(&broker, &prefix, &format!("{prefix}-c"));
     // The server blocks on the first request (an edit whose file lock we
-    // hold); the other 100 queue up inside it behind that one.
+    // hold); the other 100 (edits too: calc and echo have their own lane)
+    // queue up inside it behind that one.
     let lock = hold_edit_lock(server.data_dir(), "notes.txt");
     let edit = format!("{prefix}/v1/req/edit");
     client.send(&edit, br#"{"action":"append","text":"x"}"#, b"edit", None);
-    let calc = format!("{prefix}/v1/req/calc");
     for i in 0..100 {
-        let payload = format!("{i}+{i}");
+        let payload = format!(r#"{{"action":"append","text":"{i}"}}"#);
         client.send(
-            &calc,
+            &edit,
             payload.as_bytes(),
             format!("{i}").as_bytes(),
             Some(60),

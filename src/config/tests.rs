@@ -229,3 +229,34 @@ fn reply_topics_come_from_flag_env_or_file_and_are_checked() {
     let e = Config::from_settings(bad).unwrap_err().to_string();
     assert!(e.contains("--reply-topics, MQTTAPP_REPLY_TOPICS"), "{e}");
 }
+
+#[test]
+fn max_queue_bytes_comes_from_flag_env_or_file_in_bytes_or_binary_units() {
+    let c = resolve(Settings::default(), &[], Settings::default());
+    assert_eq!(
+        c.limits.max_queue_bytes,
+        crate::limits::DEFAULT_MAX_QUEUE_BYTES
+    );
+    let file: Settings = toml::from_str("max_queue_bytes = 2097152").unwrap();
+    let c = resolve(Settings::default(), &[], file.clone());
+    assert_eq!(c.limits.max_queue_bytes, 2 << 20);
+    let env = [("MQTTAPP_MAX_QUEUE_BYTES", "64MiB")];
+    let c = resolve(Settings::default(), &env, file.clone());
+    assert_eq!(c.limits.max_queue_bytes, 64 << 20);
+    let flags = Settings {
+        max_queue_bytes: Some(ByteSetting::Text("3 mib".into())),
+        ..Default::default()
+    };
+    assert_eq!(resolve(flags, &env, file).limits.max_queue_bytes, 3 << 20);
+    for bad in ["", "12x", "1KiB", "-5", "99999999999999999999GiB"] {
+        let s = Settings {
+            max_queue_bytes: Some(ByteSetting::Text(bad.into())),
+            ..Default::default()
+        };
+        let e = Config::from_settings(s).unwrap_err().to_string();
+        assert!(
+            e.contains("--max-queue-bytes, MQTTAPP_MAX_QUEUE_BYTES"),
+            "{e}"
+        );
+    }
+}

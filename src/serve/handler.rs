@@ -246,7 +246,10 @@ fn replay_key(meta: &MessageMeta) -> Option<Replay> {
 /// `<prefix>/v1/resp/#` unless `reply_topics` adds others, so that a
 /// request cannot make the server publish to another system's topics
 /// (`response_topic_not_allowed`).
-fn reply_target<'a>(topics: &Topics, topic: Option<&'a str>) -> Result<&'a str, (Reason, String)> {
+pub(super) fn reply_target<'a>(
+    topics: &Topics,
+    topic: Option<&'a str>,
+) -> Result<&'a str, (Reason, String)> {
     let refused = |detail: String| (Reason::NoResponseTopic, detail);
     let Some(topic) = topic else {
         return Err(refused(

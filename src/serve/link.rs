@@ -37,7 +37,7 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 use paho_mqtt as paho;
 
 use super::identity::{Identity, Takeovers};
-use super::Event;
+use super::lanes::Admission;
 use crate::config::Config;
 use crate::mqtt::{self, BrokerUri, MqttError, SessionSpec};
 use crate::protocol::{Status, Topics};
@@ -71,18 +71,18 @@ pub struct Link {
 }
 
 impl Link {
-    /// Creates the client, routes its messages into `events`, connects with
-    /// a persistent session and goes online.
+    /// Creates the client, routes its messages to `admission`, connects
+    /// with a persistent session and goes online.
     ///
     /// # Errors
     /// [`MqttError`] when the first connection or subscription fails.
-    pub fn open(config: &Config, events: Sender<Event>) -> Result<Link, MqttError> {
+    pub fn open(config: &Config, admission: Arc<Admission>) -> Result<Link, MqttError> {
         let uri = BrokerUri::parse(&config.connection.broker)?;
         let client_id = format!("mqttapp-serve-{}", config.server_id);
         let client = mqtt::create_client(&uri, &client_id, true)?;
         let identity = Arc::new(Identity::new(config));
         let (lost_tx, lost) = unbounded();
-        route_callbacks(&client, events, lost_tx.clone(), identity.clone());
+        route_callbacks(&client, admission, lost_tx.clone(), identity.clone());
         let session = SessionSpec {
             clean_start: false,
             session_expiry: config.session_expiry,
@@ -317,13 +317,14 @@ fn jittered(pause: Duration) -> Duration {
     pause + Duration::from_millis(crate::ids::random_u64() % (spread + 1))
 }
 
-/// Forwards paho's callbacks: requests into `events` (stamped with their
-/// arrival time, for expiry), our own status to the identity check, losses
-/// to the link keeper. Unbounded: paho has already acknowledged these
-/// messages, so dropping one would lose it.
+/// Forwards paho's callbacks: requests to `admission` (a lane, or a `busy`
+/// refusal when the lane's byte budget is spent: paho has already
+/// acknowledged these messages, so they must be answered, and this thread
+/// must never block, see `lanes.rs`), our own status to the identity
+/// check, losses to the link keeper.
 fn route_callbacks(
     client: &paho::AsyncClient,
-    events: Sender<Event>,
+    admission: Arc<Admission>,
     lost: Sender<()>,
     identity: Arc<Identity>,
 ) {
@@ -342,7 +343,7 @@ fn route_callbacks(
         if msg.topic() == identity.topic() {
             identity.observe(msg.payload(), msg.retained());
         } else {
-            let _ = events.send(Event::Message(msg, Instant::now()));
+            admission.admit(msg);
         }
     });
 }

@@ -1,21 +1,26 @@
 //! Publishing replies with checked results and backpressure.
 //!
+//! Each thread that replies (the two lanes, the refusals) has its own
+//! sender; paho's client is shared (it is thread-safe).
+//!
 //! Every publish returns a paho delivery token. The tokens wait, in order,
-//! in a queue that the request loop checks without blocking after each
+//! in a queue that its thread (a lane) checks without blocking after each
 //! reply and when idle (a checker thread would be woken once per reply,
 //! which cost more than the rest of the work: with it a benchmark client
 //! did ~4,900 requests/s, without it ~8,000). A failed delivery is logged
 //! and recorded as a dead letter. The queue is bounded: past MAX_UNACKED
-//! replies the loop waits for the oldest PUBACK, so when the broker stops
-//! acknowledging, the server stops taking requests instead of piling up
-//! replies. When paho reports a full in-flight window or offline buffer,
+//! replies, or MAX_UNACKED_BYTES of them (a reply carries the request's
+//! response topic and correlation data, up to 64 KiB each), the lane waits
+//! for the oldest PUBACK, so when the broker stops acknowledging, the lane
+//! stops taking requests (they wait within its byte budget, then are
+//! refused `busy`) instead of piling up replies. When paho reports a full in-flight window or offline buffer,
 //! the sender waits and tries again: it never drops.
 //!
 //! Waiting here never blocks reconnection: the link to the broker is kept
 //! by its own thread (`link.rs`), so tokens held up by a lost connection
 //! complete (or fail) once it is back.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,17 +36,23 @@ use crate::mqtt;
 /// matches a PUBACK, so a long queue costs CPU on every reply, while a few
 /// hundred in flight already saturate a loopback or LAN link.
 const MAX_UNACKED: usize = 256;
+/// Bytes of replies (topic, properties, payload) published but not yet
+/// acknowledged, at most, per sender: part of the server's memory bound
+/// (docs/RELIABILITY.md), whatever the size of the requests' properties.
+const MAX_UNACKED_BYTES: usize = 4 * 1024 * 1024;
 /// A reply not acknowledged this long after it was published counts as
 /// failed (it is kept as a dead letter). Generous: replies wait in paho's
 /// buffer while the broker restarts.
 const ACK_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Publishes replies and checks every result. Used from the request loop's
-/// thread only (the queue is a `RefCell`).
+/// Publishes replies and checks every result. Used from one thread only
+/// (the queue is a `RefCell`).
 pub struct ReplySender {
     client: paho::AsyncClient,
     letters: Arc<DeadLetterSink>,
-    unacked: RefCell<VecDeque<(paho::DeliveryToken, Instant)>>,
+    unacked: RefCell<VecDeque<(paho::DeliveryToken, Instant, usize)>>,
+    /// The sum of the sizes in `unacked`.
+    unacked_bytes: Cell<usize>,
 }
 
 impl ReplySender {
@@ -51,15 +62,20 @@ impl ReplySender {
             client,
             letters,
             unacked: RefCell::new(VecDeque::with_capacity(MAX_UNACKED)),
+            unacked_bytes: Cell::new(0),
         }
     }
 
     /// Publishes `msg`, waiting while paho's window or buffer is full.
     /// A publish paho refuses outright becomes a dead letter.
     pub fn send(&self, msg: paho::Message) {
+        let size = msg.topic().len() + msg.properties().byte_len() + msg.payload().len();
         match crate::mqtt::publish_waiting(&self.client, msg) {
             Ok(token) => {
-                self.unacked.borrow_mut().push_back((token, Instant::now()));
+                self.unacked
+                    .borrow_mut()
+                    .push_back((token, Instant::now(), size));
+                self.unacked_bytes.set(self.unacked_bytes.get() + size);
                 self.check(MAX_UNACKED);
             }
             Err(e) => {
@@ -75,15 +91,17 @@ impl ReplySender {
     }
 
     /// Checks the acknowledgements that have come in, oldest first, without
-    /// waiting, except for the oldest while more than `keep` are queued.
+    /// waiting, except for the oldest while more than `keep` are queued
+    /// (or, unless `keep` is `usize::MAX`, more than MAX_UNACKED_BYTES).
     pub fn check(&self, keep: usize) {
         loop {
             let mut unacked = self.unacked.borrow_mut();
-            let Some((token, sent)) = unacked.front() else {
+            let Some((token, sent, _)) = unacked.front() else {
                 return;
             };
             let deadline = *sent + ACK_TIMEOUT;
-            let wait = if unacked.len() > keep {
+            let over_bytes = keep != usize::MAX && self.unacked_bytes.get() > MAX_UNACKED_BYTES;
+            let wait = if unacked.len() > keep || over_bytes {
                 deadline.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
@@ -98,10 +116,11 @@ impl ReplySender {
             if matches!(result, Err(paho::Error::Timeout)) && !expired {
                 return;
             }
-            let Some((token, _)) = unacked.pop_front() else {
+            let Some((token, _, size)) = unacked.pop_front() else {
                 return;
             };
             drop(unacked);
+            self.unacked_bytes.set(self.unacked_bytes.get() - size);
             if let Err(e) = result {
                 self.failed(&token, &e);
             }
@@ -113,7 +132,9 @@ impl ReplySender {
     pub fn finish(self, deadline: Instant) -> bool {
         loop {
             let front = self.unacked.borrow_mut().pop_front();
-            let Some((token, _)) = front else { return true };
+            let Some((token, _, _)) = front else {
+                return true;
+            };
             let left = deadline.saturating_duration_since(Instant::now());
             match mqtt::wait(token.clone(), left) {
                 Ok(()) => {}

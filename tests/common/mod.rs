@@ -46,6 +46,7 @@ pub const CLEARED_ENV: &[&str] = &[
     "MQTTAPP_GROUP",
     "MQTTAPP_SESSION_EXPIRY",
     "MQTTAPP_REPLY_TOPICS",
+    "MQTTAPP_MAX_QUEUE_BYTES",
     "MQTTAPP_CA_FILE",
     "MQTTAPP_CERT_FILE",
     "MQTTAPP_KEY_FILE",
@@ -103,8 +104,9 @@ pub fn wait_output(
 
 /// Takes the edit store's lock on `file` in `data_dir`, as a server does
 /// while it changes the file: a server that gets an edit for it blocks
-/// until the returned handle is dropped, and its other requests wait
-/// behind that edit. Lets tests keep requests queued inside a server.
+/// until the returned handle is dropped, and its other edits wait behind
+/// that edit (calc and echo have their own lane and do not). Lets tests
+/// keep requests queued inside a server.
 pub fn hold_edit_lock(data_dir: &std::path::Path, file: &str) -> std::fs::File {
     let path = data_dir.join(".mqttapp").join(format!("{file}.lock"));
     let lock = std::fs::OpenOptions::new()

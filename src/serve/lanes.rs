@@ -1,0 +1,294 @@
+//! Admission: where each request goes the moment paho hands it over.
+//!
+//! Requests wait in one of two lanes, each with its own thread and its own
+//! byte budget, so that a slow operation never holds up fast ones:
+//!
+//! - the **edit lane** (half of `max_queue_bytes`): edits, answered in
+//!   bursts whose changes share one group commit (fsyncs);
+//! - the **fast lane** (a quarter): calc, echo, and whatever is not an
+//!   edit (unknown operations are answered there too).
+//!
+//! A request that does not fit in its lane's budget is refused at once,
+//! without running it, with error `busy` (or `limit` when it is larger
+//! than the whole lane, so re-sending would never help). The refusal keeps
+//! only what the reply needs (response topic, correlation data, encoding)
+//! and waits in the **refusal queue** (the last quarter), which its own
+//! thread publishes. When even that is full the request is dropped: it is
+//! counted and logged, and the client's timeout and re-send take over.
+//!
+//! Admission runs on paho's receiving thread and never blocks it: that
+//! thread also processes the PUBACKs the lanes wait for.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use paho_mqtt as paho;
+
+use super::memory::Memory;
+use super::queue::{cost_of, ByteQueue, OVERHEAD};
+use crate::mqtt::MessageMeta;
+use crate::protocol::{Encoding, ErrorCode, Op, Topics};
+
+/// A request waiting in a lane.
+pub struct Queued {
+    /// The message as paho delivered it.
+    pub msg: paho::Message,
+    /// When it arrived (for Message Expiry).
+    pub arrived: Instant,
+}
+
+/// A request refused without being run: what its reply needs.
+pub struct Refusal {
+    /// The request's topic (for logs).
+    pub topic: String,
+    /// Its response topic, checked when the reply is sent.
+    pub response_topic: Option<String>,
+    /// Its correlation data, copied into the reply.
+    pub correlation: Option<Vec<u8>>,
+    /// The encoding of its payload, also the reply's.
+    pub encoding: Encoding,
+    /// `busy` or `limit`.
+    pub code: ErrorCode,
+    /// The reply's message.
+    pub text: String,
+}
+
+impl Refusal {
+    /// The bytes it holds while it waits.
+    fn cost(&self) -> usize {
+        self.topic.len()
+            + self.response_topic.as_ref().map_or(0, String::len)
+            + self.correlation.as_ref().map_or(0, Vec::len)
+            + self.text.len()
+            + OVERHEAD
+    }
+}
+
+/// What the overload protection did, for the periodic log line.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Requests refused with `busy`.
+    pub busy: AtomicU64,
+    /// Requests refused with `limit` (larger than their whole lane).
+    pub too_large: AtomicU64,
+    /// Requests dropped unanswered because the refusal queue was full too.
+    pub dropped: AtomicU64,
+    /// Refused requests without a usable response topic (not answerable).
+    pub unanswerable: AtomicU64,
+}
+
+impl Tally {
+    /// The four counts: busy, too large, dropped, unanswerable.
+    pub fn counts(&self) -> [u64; 4] {
+        [
+            self.busy.load(Ordering::Relaxed),
+            self.too_large.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+            self.unanswerable.load(Ordering::Relaxed),
+        ]
+    }
+
+    /// Logs the counts when they changed since `last` (which is updated):
+    /// one line per period however hard the flood.
+    pub fn report(&self, last: &mut [u64; 4]) {
+        let now = self.counts();
+        if now != *last {
+            let [busy, too_large, dropped, unanswerable] = now;
+            tracing::warn!(
+                busy,
+                too_large,
+                dropped,
+                unanswerable,
+                "overloaded: requests refused without being run (totals since start; see max_queue_bytes)"
+            );
+            *last = now;
+        }
+    }
+}
+
+/// Which lane answers a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// calc, echo and anything that is not an edit.
+    Fast,
+    /// edit: bursts with a group commit.
+    Edit,
+}
+
+impl Lane {
+    fn name(self) -> &'static str {
+        match self {
+            Lane::Fast => "calc/echo",
+            Lane::Edit => "edit",
+        }
+    }
+}
+
+/// The lanes, the refusal queue and their counts.
+pub struct Admission {
+    topics: Topics,
+    /// calc, echo, unknown operations.
+    pub fast: ByteQueue<Queued>,
+    /// edits.
+    pub edit: ByteQueue<Queued>,
+    /// Refusals waiting to be published.
+    pub refusals: ByteQueue<Refusal>,
+    /// What was refused or dropped.
+    pub tally: Tally,
+}
+
+impl Admission {
+    /// Splits `max_queue_bytes` between the lanes: half for edits, a
+    /// quarter for the fast lane, a quarter for refusals.
+    pub fn new(topics: Topics, max_queue_bytes: u64, memory: Arc<Memory>) -> Admission {
+        let total = usize::try_from(max_queue_bytes).unwrap_or(usize::MAX);
+        Admission {
+            topics,
+            fast: ByteQueue::new(total / 4, memory.clone()),
+            edit: ByteQueue::new(total / 2, memory.clone()),
+            refusals: ByteQueue::new(total / 4, memory),
+            tally: Tally::default(),
+        }
+    }
+
+    /// The lane for a request topic.
+    pub fn lane_of(&self, topic: &str) -> Lane {
+        match self.topics.op_name(topic).and_then(Op::parse) {
+            Some(Op::Edit) => Lane::Edit,
+            _ => Lane::Fast,
+        }
+    }
+
+    /// The queue of a lane.
+    pub fn queue(&self, lane: Lane) -> &ByteQueue<Queued> {
+        match lane {
+            Lane::Fast => &self.fast,
+            Lane::Edit => &self.edit,
+        }
+    }
+
+    /// Queues a request in its lane, or refuses it at once. Never blocks.
+    pub fn admit(&self, msg: paho::Message) {
+        let arrived = Instant::now();
+        let lane = self.lane_of(msg.topic());
+        let queue = self.queue(lane);
+        let cost = cost_of(&msg);
+        let (msg, code, text) = if cost > queue.capacity() {
+            let text = format!(
+                "request of {cost} bytes (topic, properties and payload) is larger than this server's whole queue for {} requests ({} bytes); it was not run",
+                lane.name(),
+                queue.capacity()
+            );
+            (msg, ErrorCode::Limit, text)
+        } else {
+            match queue.offer(Queued { msg, arrived }, cost) {
+                Ok(()) => return,
+                Err(back) => {
+                    let text = format!(
+                        "server busy: its queue for {} requests is full ({} bytes); the request was not run - send it again after a pause",
+                        lane.name(),
+                        queue.capacity()
+                    );
+                    (back.msg, ErrorCode::Busy, text)
+                }
+            }
+        };
+        self.refuse(msg, code, text);
+    }
+
+    /// Keeps what the refusal's reply needs and queues it for publishing;
+    /// the request itself (payload and all) is freed here.
+    fn refuse(&self, msg: paho::Message, code: ErrorCode, text: String) {
+        let meta = MessageMeta::of(&msg);
+        let refusal = Refusal {
+            topic: msg.topic().to_string(),
+            encoding: Encoding::detect(meta.content_type.as_deref(), msg.payload()),
+            response_topic: meta.response_topic,
+            correlation: meta.correlation,
+            code,
+            text,
+        };
+        drop(msg);
+        let cost = refusal.cost();
+        let counter = match code {
+            ErrorCode::Limit => &self.tally.too_large,
+            _ => &self.tally.busy,
+        };
+        match self.refusals.offer(refusal, cost) {
+            Ok(()) => counter.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.tally.dropped.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(topic: &str, payload: &[u8]) -> paho::Message {
+        let meta = MessageMeta {
+            response_topic: Some("r/1".into()),
+            correlation: Some(b"c".to_vec()),
+            ..MessageMeta::default()
+        };
+        meta.message(topic, payload.to_vec(), false)
+    }
+
+    fn admission(total: u64) -> Admission {
+        Admission::new(Topics::new("p"), total, Arc::new(Memory::default()))
+    }
+
+    #[test]
+    fn edits_and_the_rest_go_to_separate_lanes() {
+        let a = admission(1 << 20);
+        assert_eq!(a.lane_of("p/v1/req/edit"), Lane::Edit);
+        for topic in ["p/v1/req/calc", "p/v1/req/echo", "p/v1/req/nope", "x"] {
+            assert_eq!(a.lane_of(topic), Lane::Fast, "{topic}");
+        }
+        a.admit(request("p/v1/req/edit", b"{}"));
+        a.admit(request("p/v1/req/calc", b"1+1"));
+        assert!(a.edit.try_recv().is_some());
+        assert!(a.fast.try_recv().is_some());
+    }
+
+    #[test]
+    fn past_the_budget_requests_are_refused_busy_without_their_payload() {
+        // A quarter of 64 KiB for the fast lane: 16 KiB.
+        let a = admission(64 * 1024);
+        let payload = vec![b'1'; 5000];
+        let mut queued = 0;
+        for _ in 0..10 {
+            a.admit(request("p/v1/req/calc", &payload));
+        }
+        while a.fast.try_recv().is_some() {
+            queued += 1;
+        }
+        assert_eq!(queued, 2, "16 KiB holds two requests of ~5.5 KB");
+        assert_eq!(a.tally.counts(), [8, 0, 0, 0]);
+        let (refusal, ticket) = a.refusals.try_recv().unwrap();
+        assert_eq!(refusal.code, ErrorCode::Busy);
+        assert_eq!(refusal.response_topic.as_deref(), Some("r/1"));
+        assert!(ticket.cost() < 1000, "the payload is not kept");
+    }
+
+    #[test]
+    fn a_request_larger_than_its_lane_is_refused_with_limit() {
+        let a = admission(64 * 1024);
+        a.admit(request("p/v1/req/echo", &vec![b'x'; 20_000]));
+        assert!(a.fast.try_recv().is_none());
+        let (refusal, _) = a.refusals.try_recv().unwrap();
+        assert_eq!(refusal.code, ErrorCode::Limit);
+        assert_eq!(a.tally.counts(), [0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn when_the_refusal_queue_is_full_too_the_request_is_counted_as_dropped() {
+        let a = admission(8 * 1024);
+        for _ in 0..20 {
+            a.admit(request("p/v1/req/calc", &vec![b'1'; 1500]));
+        }
+        let [busy, _, dropped, _] = a.tally.counts();
+        assert!(busy > 0 && dropped > 0, "{:?}", a.tally.counts());
+    }
+}

@@ -1,0 +1,66 @@
+//! The thread that publishes refusals (`busy`, `limit`): cheap replies to
+//! requests that were never run (see `lanes.rs`). It has its own thread so
+//! that refusing goes on at full speed while both lanes are busy, and
+//! neither paho's receiving thread nor a lane ever waits for it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::handler::reply_target;
+use super::lanes::{Admission, Refusal, Tally};
+use super::memory::Memory;
+use super::replies::ReplySender;
+use crate::mqtt::MessageMeta;
+use crate::protocol::{encode_reply, Reply, Topics};
+
+/// Publishes refusals until `stop` is set (checked at least every
+/// `idle_wait`), then waits (until `finish_by`
+/// after the stop) for their acknowledgements. What is still queued then
+/// is left for the caller to count.
+pub fn serve(
+    admission: &Admission,
+    topics: &Topics,
+    replies: ReplySender,
+    memory: &Memory,
+    stop: &AtomicBool,
+    idle_wait: Duration,
+    finish_within: Duration,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        match admission.refusals.recv_timeout(idle_wait) {
+            Some((refusal, _ticket)) => send(&refusal, topics, &replies, &admission.tally),
+            None => {
+                replies.check(usize::MAX);
+                memory.trim_if_drained();
+            }
+        }
+    }
+    if !replies.finish(Instant::now() + finish_within) {
+        tracing::warn!("some refusals were not acknowledged before shutdown; clients re-send");
+    }
+}
+
+/// Publishes one refusal, or counts it when there is nowhere to send it
+/// (the same response-topic rules as for answers).
+fn send(refusal: &Refusal, topics: &Topics, replies: &ReplySender, tally: &Tally) {
+    let target = match reply_target(topics, refusal.response_topic.as_deref()) {
+        Ok(target) => target,
+        Err((_, detail)) => {
+            tally.unanswerable.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(topic = %crate::logging::shorten(&refusal.topic, 120), detail = %crate::logging::shorten(&detail, 240), "refused request dropped: no usable response topic");
+            return;
+        }
+    };
+    let meta = MessageMeta {
+        response_topic: None,
+        correlation: refusal.correlation.clone(),
+        content_type: Some(refusal.encoding.content_type().to_string()),
+        expiry_secs: None,
+    };
+    let payload = encode_reply(
+        &Reply::error(refusal.code, refusal.text.clone()),
+        refusal.encoding,
+    );
+    tracing::debug!(topic = %crate::logging::shorten(&refusal.topic, 120), reply_to = %crate::logging::shorten(target, 120), code = %refusal.code, "refused");
+    replies.send(meta.message(target, payload, false));
+}
