@@ -11,6 +11,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 pub mod argv;
 mod help;
+pub mod parse;
 pub use help::SHORT_USAGE;
 use help::{ASK_HELP, COMPLETIONS_HELP, DLQ_HELP, SERVE_HELP, SHELL_HELP, STATUS_HELP, TOP_HELP};
 use help::{CALC_HELP, ECHO_HELP, EDIT_HELP};

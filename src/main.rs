@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{CommandFactory, FromArgMatches};
 use mqttapp::ask;
 use mqttapp::bench;
 use mqttapp::cli::{
@@ -21,11 +20,12 @@ use mqttapp::output::{Format, Output};
 use mqttapp::{dlq, serve, shell, status};
 
 /// Whether failures are shown as JSON on stdout (`--json` on the line).
-static JSON_FAILURES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static JSON_FAILURES: AtomicBool = AtomicBool::new(false);
 
 fn main() {
     pin_timezone();
-    let cli = parse();
+    let (cli, json) = mqttapp::cli::parse::from_env();
+    JSON_FAILURES.store(json, Ordering::Relaxed);
     let colour = colour_on_stderr(cli.global.color);
     mqttapp::logging::init(cli.global.verbose, cli.global.quiet, colour);
     let code = match &cli.command {
@@ -49,86 +49,6 @@ fn main() {
         Command::Bench(args) => run_bench(&resolve(&cli, None), args),
     };
     code.exit()
-}
-
-/// The command line, with flags allowed after an operation's text; a
-/// usage error is shown (as JSON too under `--json`) and exits 2.
-fn parse() -> Cli {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.len() == 1 {
-        print!("{}", mqttapp::cli::SHORT_USAGE);
-        ExitCode::Ok.exit();
-    }
-    let mut command = Cli::command();
-    let args = mqttapp::cli::argv::reorder(&command, args, true);
-    let json = mqttapp::cli::argv::wants_json(&args);
-    JSON_FAILURES.store(json, std::sync::atomic::Ordering::Relaxed);
-    let error = match command.try_get_matches_from_mut(&args) {
-        Ok(matches) => match Cli::from_arg_matches(&matches) {
-            Ok(cli) => return cli,
-            Err(e) => e,
-        },
-        Err(e) => e,
-    };
-    use clap::error::ErrorKind;
-    let hint = mqttapp::cli::argv::host_port_hint(&command, &args);
-    if hint.is_none() && error.kind() == ErrorKind::DisplayHelp && is_completions(&args) {
-        let mut shown = mqttapp::cli::command_shown();
-        if let Some(sub) = shown.find_subcommand_mut("completions") {
-            let long = args.iter().any(|a| a == "--help");
-            let help = if long {
-                sub.render_long_help()
-            } else {
-                sub.render_help()
-            };
-            anstream::print!("{}", help.ansi());
-            ExitCode::Ok.exit();
-        }
-    }
-    if hint.is_none()
-        && matches!(
-            error.kind(),
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-        )
-    {
-        error.exit();
-    }
-    let rendered = error.render().to_string();
-    let message = match &hint {
-        Some(hint) => hint.clone(),
-        None => usage_message(&rendered),
-    };
-    if json {
-        let object =
-            serde_json::json!({"err": {"code": ExitCode::Usage.as_str(), "message": message}});
-        println!("{object}");
-    }
-    match &hint {
-        Some(hint) => Output::new(Format::Plain).error(hint),
-        None => {
-            let _ = error.print();
-        }
-    }
-    ExitCode::Usage.exit()
-}
-
-/// Whether the line runs `completions` (its first word that is no flag).
-fn is_completions(args: &[std::ffi::OsString]) -> bool {
-    args.iter()
-        .skip(1)
-        .find(|a| !a.to_string_lossy().starts_with('-'))
-        .is_some_and(|a| a == "completions")
-}
-
-/// clap's error without "error: " and the usage lines, on one line.
-fn usage_message(rendered: &str) -> String {
-    let text = rendered.strip_prefix("error: ").unwrap_or(rendered);
-    text.lines()
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Paho C asks for the local time on every message it handles; with `TZ`
@@ -456,7 +376,7 @@ fn run_shell(config: &Config, output: &Output) -> ExitCode {
 /// Prints an error with its chain of causes and exits; under `--json`
 /// also as `{"err":{"code":...,"message":...}}` on stdout.
 fn fail(e: &dyn Error, code: ExitCode) -> ! {
-    let format = match JSON_FAILURES.load(std::sync::atomic::Ordering::Relaxed) {
+    let format = match JSON_FAILURES.load(Ordering::Relaxed) {
         true => Format::Json,
         false => Format::Plain,
     };
