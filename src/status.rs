@@ -194,7 +194,9 @@ pub fn forget(config: &Config, id: &str, wait: Duration) -> Result<(), ForgetErr
     let published = client.publish(MessageMeta::default().message(&topic, Vec::new(), true));
     let result = mqtt::wait(published, patience);
     let _ = mqtt::wait(client.disconnect(None), Duration::from_millis(500));
-    result.map_err(MqttError::from)?;
+    // The shipped ACL lets only servers write statuses: a refusal is
+    // "not authorized" (exit 4), run it with a server's credentials.
+    result.map_err(|e| mqtt::classify_refusal(&topic, e))?;
     Ok(())
 }
 

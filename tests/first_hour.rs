@@ -644,3 +644,35 @@ fn a_lost_connection_is_reported_without_paho_pointers() {
     assert!(!out.status.success(), "{err}");
     assert!(!err.contains("Client: 0x"), "{err}");
 }
+
+#[test]
+fn status_forget_needs_the_right_to_write_statuses() {
+    use common::auth;
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix("forgetacl");
+    let users = [("mqttapp-server", "server-pw"), ("alice", "alice-pw")];
+    let passwd = auth::password_file(dir.path(), &users);
+    let acl = auth::shipped_acl(dir.path(), &prefix);
+    let broker = Broker::start_with(&auth::listener(&passwd, Some(&acl)));
+    let pw = auth::secret_file(dir.path(), "server.pw", "server-pw");
+    let pw = pw.display().to_string();
+    let mut server = Server::start_with(
+        &broker,
+        &prefix,
+        &dir.path().join("data"),
+        &["--username", "mqttapp-server", "--password-file", &pw, "--server-id", "gone"],
+    );
+    assert_eq!(server.terminate(), Some(0));
+    let forget_as = |user: &str, password: &str| {
+        let mut cmd = mqttapp(&broker, &prefix);
+        cmd.env("MQTTAPP_USERNAME", user)
+            .env("MQTTAPP_PASSWORD", password)
+            .args(["status", "--forget", "gone"]);
+        cmd
+    };
+    forget_as("alice", "alice-pw")
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("gone"));
+    forget_as("mqttapp-server", "server-pw").assert().success();
+}
