@@ -120,6 +120,8 @@ fn greet(config: &Config, requester: &mut Requester) {
 
 /// Sends one request and shows its reply or failure; true on success.
 fn send(requester: &mut Requester, request: &Request, timeout: Duration, output: &Output) -> bool {
+    // A Ctrl-C pressed while no request waited cancels nothing later.
+    let _ = requester.take_cancel();
     let result =
         ensure_connected(requester, timeout).and_then(|()| ask::call(requester, request, timeout));
     match result {
