@@ -7,16 +7,37 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
+pub mod argv;
 mod help;
+pub mod parse;
+pub use help::SHORT_USAGE;
 use help::{ASK_HELP, COMPLETIONS_HELP, DLQ_HELP, SERVE_HELP, SHELL_HELP, STATUS_HELP, TOP_HELP};
+use help::{CALC_HELP, ECHO_HELP, EDIT_HELP};
+
+/// [`Cli`] as completion scripts and `completions --help` show it:
+/// `completions` without the connection, TLS and logging flags, which it
+/// has no use for. For showing only (parsing uses [`Cli`]): clap gives every
+/// subcommand the global flags, so this one is rebuilt without them.
+pub fn command_shown() -> clap::Command {
+    let mut cmd = Cli::command();
+    cmd.build();
+    cmd.mut_subcommand("completions", |full| {
+        let mut bare = CompletionsArgs::augment_args(clap::Command::new("completions"))
+            .about(full.get_about().cloned().unwrap_or_default())
+            .after_help(COMPLETIONS_HELP)
+            .bin_name("mqttapp completions");
+        bare.build();
+        bare
+    })
+}
 
 /// Request/response over MQTT 5: calc, echo and edit, done properly.
 ///
 /// Settings come from flags, then MQTTAPP_* environment variables, then the
-/// config file (--config, MQTTAPP_CONFIG, or ./config/mqttapp.toml), then
-/// defaults. The seed app's BROKER/PORT and USERNAME/PASSWORD variables are
+/// config file (--config, MQTTAPP_CONFIG, ./config/mqttapp.toml or
+/// ~/.config/mqttapp/config.toml), then defaults. The seed app's BROKER/PORT and USERNAME/PASSWORD variables are
 /// honoured as a fallback.
 #[derive(Debug, Parser)]
 #[command(name = "mqttapp", version = crate::version::long(), propagate_version = true)]
@@ -30,8 +51,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Settings every subcommand understands.
+/// Settings every subcommand understands. Shown under their own headings,
+/// after each command's own flags.
 #[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Connection and TLS (every command)")]
 pub struct GlobalArgs {
     /// Broker URI: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt
     /// [env: MQTTAPP_BROKER, or the seed app's BROKER + PORT]
@@ -62,8 +85,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "PREFIX")]
     pub prefix: Option<String>,
 
-    /// Config file (TOML) [env: MQTTAPP_CONFIG] [default:
-    /// config/mqttapp.toml if present]
+    /// Config file (TOML); -v logs which one was read [env: MQTTAPP_CONFIG]
+    /// [default: ./config/mqttapp.toml, else ~/.config/mqttapp/config.toml,
+    /// if present]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -90,13 +114,13 @@ pub struct GlobalArgs {
 
     /// More log output on stderr (-v: debug, -vv: trace)
     /// [env: RUST_LOG overrides, e.g. RUST_LOG=debug] [default: info]
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = LOGGING)]
     pub verbose: u8,
 
     /// Quiet: logs show errors only; `ask` and `shell` print no results
     /// (the exit code tells), error messages still go to stderr
     /// [env: none] [default: off]
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = LOGGING)]
     pub quiet: bool,
 
     /// Colour on stderr: auto (only on a terminal, never when NO_COLOR is
@@ -107,10 +131,14 @@ pub struct GlobalArgs {
         value_name = "WHEN",
         value_enum,
         default_value = "auto",
-        hide_default_value = true
+        hide_default_value = true,
+        help_heading = LOGGING
     )]
     pub color: ColorWhen,
 }
+
+/// The help heading of the logging and colour flags.
+const LOGGING: &str = "Logging and colour (every command)";
 
 /// When to colour the output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -160,8 +188,14 @@ pub struct StatusArgs {
     pub json: bool,
 
     /// Wait at most this long for the statuses: 3, 500ms [default: 3s]
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub wait: Option<String>,
+
+    /// Remove the retained status of an offline server that is gone for
+    /// good (it is listed no more); online servers are refused
+    /// [default: none, list the servers]
+    #[arg(long, value_name = "ID")]
+    pub forget: Option<String>,
 }
 
 // ---- dlq (issue 4) ---------------------------------------------------------
@@ -189,10 +223,26 @@ pub enum DlqAction {
         json: bool,
     },
     /// Publish dead letters again to their original topic with their
-    /// original properties; each is removed once the broker acknowledged it
-    Replay(DlqSelection),
+    /// original properties; each is removed once the broker acknowledged it.
+    /// Letters that would fail again at once (unknown_op, undecodable,
+    /// no_response_topic) are skipped unless --force
+    Replay(DlqReplay),
     /// Delete dead letters for good
     Purge(DlqSelection),
+}
+
+/// `dlq replay`: which letters, and whether to replay hopeless ones too.
+#[derive(Debug, Args, Clone)]
+pub struct DlqReplay {
+    /// Which dead letters.
+    #[command(flatten)]
+    pub selection: DlqSelection,
+
+    /// Replay letters whose reason cannot succeed as they are
+    /// (unknown_op, undecodable, no_response_topic), e.g. after deploying
+    /// a server that offers the operation
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Which dead letters: the named ones, or all.
@@ -217,19 +267,24 @@ pub struct DlqSelection {
 )]
 pub struct BenchArgs {
     /// Client connections, each with its own MQTT session and response topic
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = whole::<usize>)]
     pub connections: usize,
 
     /// Requests in flight per connection (pipelining window)
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = whole::<usize>)]
     pub window: usize,
 
     /// Total requests to send (split over the connections)
-    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    #[arg(long, default_value_t = 20_000, value_name = "N", value_parser = whole::<u64>)]
     pub count: u64,
 
     /// Stop sending after this long even if --count is not reached: 10s, 1m
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    #[arg(
+        long,
+        default_value = "60s",
+        value_name = "DURATION",
+        allow_negative_numbers = true
+    )]
     pub duration: String,
 
     /// Operation mix with weights: calc, or calc=8,echo=1,edit=1
@@ -237,7 +292,7 @@ pub struct BenchArgs {
     pub ops: String,
 
     /// Size of echo texts in bytes
-    #[arg(long, default_value_t = 16, value_name = "BYTES")]
+    #[arg(long, default_value_t = 16, value_name = "BYTES", value_parser = whole::<usize>)]
     pub payload_size: usize,
 
     /// QoS of the requests (0 or 1; replies come at the server's QoS 1)
@@ -278,7 +333,7 @@ pub struct CompletionsArgs {
 pub struct RequestArgs {
     /// Give up after this long without a reply: 5, 2.5, 500ms, 1m
     /// [env: MQTTAPP_TIMEOUT] [default: 5s]
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub timeout: Option<String>,
 
     /// Print each reply as one JSON object on one line: {"ok":...} or
@@ -313,8 +368,15 @@ pub struct ServeArgs {
 
     /// How long the broker keeps this server's session (and queues requests)
     /// while it is stopped: 24h, 30m, 90 [env: MQTTAPP_SESSION_EXPIRY] [default: 24h]
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub session_expiry: Option<String>,
+
+    /// When the broker cannot be reached at start, try again every second
+    /// for this long instead of exiting 3 at once (for service managers
+    /// that may start the server first): 30s, 5m [env: none] [default: 0,
+    /// do not wait]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
+    pub wait_for_broker: Option<String>,
 
     /// Topic filters (+ and # allowed, comma-separated) replies may go to
     /// besides <prefix>/v1/resp/#; a request naming any other Response
@@ -353,18 +415,23 @@ pub struct AskArgs {
 pub enum AskOp {
     /// Evaluate an expression: + - * / % ^, parentheses, sqrt abs ln log10
     /// log2 exp sin cos tan floor ceil round min max, pi, e
+    #[command(after_help = CALC_HELP)]
     Calc {
-        /// The expression; several words are joined with spaces
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, value_name = "EXPR")]
+        /// The expression; several words are joined with spaces. Flags may
+        /// follow it; a word that is a flag's name goes after `--`
+        #[arg(required = true, num_args = 1.., value_name = "EXPR")]
         expr: Vec<String>,
     },
     /// Send text and get it back unchanged
+    #[command(after_help = ECHO_HELP)]
     Echo {
-        /// The text; several words are joined with spaces
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, value_name = "TEXT")]
+        /// The text; several words are joined with spaces. Flags may follow
+        /// it; text starting with `--` goes after `--`
+        #[arg(required = true, num_args = 1.., value_name = "TEXT")]
         text: Vec<String>,
     },
     /// Change or show a text file in the server's data directory
+    #[command(after_help = EDIT_HELP)]
     Edit(EditArgs),
 }
 
@@ -375,7 +442,7 @@ pub enum AskOp {
 #[derive(Debug, Args, Clone, Default)]
 pub struct EditArgs {
     /// 1-based line number (replace, insert, delete)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub line: Option<u64>,
 
     /// Insert TEXT before line N instead of replacing it
@@ -400,12 +467,21 @@ pub struct EditArgs {
     pub file: Option<String>,
 
     /// Refuse the change (exit 1, code conflict) unless the file is at this revision
-    #[arg(long, value_name = "REV")]
+    #[arg(long, value_name = "REV", value_parser = whole::<u64>, allow_negative_numbers = true)]
     pub expect_rev: Option<u64>,
 
-    /// The line's new text; several words are joined with spaces
-    #[arg(num_args = 0.., allow_hyphen_values = true, value_name = "TEXT")]
+    /// The line's new text; several words are joined with spaces. Flags
+    /// may follow it; text starting with `--` goes after `--`
+    #[arg(num_args = 0.., value_name = "TEXT")]
     pub text: Vec<String>,
+}
+
+/// A whole number flag (`--line 3`), refused in words rather than with
+/// Rust's "invalid digit found in string".
+fn whole<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "use a whole number: 0, 1, 2, ... (no sign, no decimals)".to_string())
 }
 
 #[cfg(test)]

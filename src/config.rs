@@ -27,8 +27,22 @@ pub const DEFAULT_FILE: &str = "notes.txt";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the broker keeps a stopped server's session (and queues its requests).
 pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(24 * 3600);
-/// The config file used when none is named and it exists.
+/// The config file used when none is named and it exists (in a checkout).
 pub const DEFAULT_CONFIG_FILE: &str = "config/mqttapp.toml";
+
+/// The user's config file: `$XDG_CONFIG_HOME/mqttapp/config.toml`
+/// (`~/.config/mqttapp/config.toml`), where an installed tool looks.
+pub fn user_config_file() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("mqttapp").join("config.toml"))
+}
+
+/// The config file used when none is named: `./config/mqttapp.toml`, else
+/// the user's, whichever exists first.
+fn found_config_file() -> Option<PathBuf> {
+    std::iter::once(PathBuf::from(DEFAULT_CONFIG_FILE))
+        .chain(user_config_file())
+        .find(|p| p.is_file())
+}
 
 /// Why the settings could not be resolved. All of these are usage errors.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +57,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The config file is not valid TOML or has unknown keys.
-    #[error("invalid config file {path}: {message}\n(config/mqttapp.toml lists every key with its default)")]
+    #[error("invalid config file {path}: {message}")]
     Parse {
         /// The file.
         path: PathBuf,
@@ -83,8 +97,9 @@ fn where_set(setting: &str) -> String {
     let flag = setting.replace('_', "-");
     let env = setting.to_ascii_uppercase();
     match setting {
-        // `status --wait` is a flag only.
-        "wait" => "fix --wait".to_string(),
+        // `status --wait`/`--forget` and `bench --duration` are flags only.
+        "wait" | "duration" | "forget" | "wait_for_broker" => format!("fix --{flag}"),
+        "broker" => "fix --broker, MQTTAPP_BROKER (or the seed app's BROKER and PORT) or `broker` in the config file".to_string(),
         _ => format!("fix --{flag}, MQTTAPP_{env} or `{setting}` in the config file"),
     }
 }
@@ -108,13 +123,15 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     /// Default edit file.
     pub file: Option<String>,
-    /// `ask` timeout, e.g. "5s".
+    /// `ask` timeout, e.g. "5s" (or a number of seconds in TOML).
+    #[serde(default, deserialize_with = "duration_text")]
     pub timeout: Option<String>,
     /// Server id.
     pub server_id: Option<String>,
     /// Shared-subscription group.
     pub group: Option<String>,
-    /// Server session expiry, e.g. "24h".
+    /// Server session expiry, e.g. "24h" (or a number of seconds in TOML).
+    #[serde(default, deserialize_with = "duration_text")]
     pub session_expiry: Option<String>,
     /// Topic filters a server may reply to besides `<prefix>/v1/resp/#`.
     pub reply_topics: Option<Vec<String>>,
@@ -130,6 +147,24 @@ pub struct Settings {
     pub insecure: Option<bool>,
     /// Limits, see [`Limits`].
     pub limits: Option<LimitsFile>,
+}
+
+/// A duration in the config file: `"2.5s"`, or a bare number of seconds
+/// (`timeout = 2`), as on the command line.
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Int(i64),
+        Float(f64),
+        Str(String),
+    }
+    let text = match Text::deserialize(d)? {
+        Text::Int(n) => n.to_string(),
+        Text::Float(x) => x.to_string(),
+        Text::Str(s) => s,
+    };
+    Ok(Some(text))
 }
 
 macro_rules! merge_fields {
@@ -245,10 +280,12 @@ impl Settings {
     }
 }
 
-/// The seed app's `BROKER` (a host name or a URI) and `PORT`.
+/// The seed app's `BROKER` (a host, `host:port` or a URI) and `PORT`
+/// (used when `BROKER` names no port). Validated with every other address
+/// in [`Config::from_settings`].
 fn seed_broker(var: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     let host = var("BROKER")?;
-    if host.contains("://") {
+    if host.contains("://") || crate::mqtt::split_port(&host).1.is_some() {
         return Some(host);
     }
     let port = var("PORT").unwrap_or_else(|| "1883".to_string());
@@ -318,16 +355,26 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let env_settings = Settings::from_env(env);
-        let file = match config_flag.map(Path::to_path_buf).or_else(|| {
+        let named = config_flag.map(Path::to_path_buf).or_else(|| {
             env("MQTTAPP_CONFIG")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
-        }) {
-            Some(path) => Settings::from_file(&path)?,
-            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
-                Settings::from_file(Path::new(DEFAULT_CONFIG_FILE))?
+        });
+        let file = match named.or_else(found_config_file) {
+            Some(path) => {
+                tracing::debug!("using config file {}", path.display());
+                Settings::from_file(&path)?
             }
-            None => Settings::default(),
+            None => {
+                tracing::debug!(
+                    "no config file (looked for {DEFAULT_CONFIG_FILE} and {})",
+                    user_config_file().map_or_else(
+                        || "~/.config/mqttapp/config.toml".to_string(),
+                        |p| p.display().to_string()
+                    )
+                );
+                Settings::default()
+            }
         };
         Config::from_settings(flags.over(env_settings).over(file))
     }
@@ -349,6 +396,16 @@ impl Config {
         if let Some(group) = &s.group {
             validate_id("group", group)?;
         }
+        let broker = s.broker.unwrap_or_else(|| DEFAULT_BROKER.to_string());
+        if let Err(crate::mqtt::MqttError::BadUri { reason, .. }) =
+            crate::mqtt::BrokerUri::parse(&broker)
+        {
+            return Err(ConfigError::Invalid {
+                setting: "broker",
+                value: broker,
+                reason,
+            });
+        }
         let reply_topics = s.reply_topics.unwrap_or_default();
         for filter in &reply_topics {
             crate::protocol::validate_filter(filter).map_err(|reason| ConfigError::Invalid {
@@ -359,7 +416,7 @@ impl Config {
         }
         Ok(Config {
             connection: Connection {
-                broker: s.broker.unwrap_or_else(|| DEFAULT_BROKER.to_string()),
+                broker,
                 username: s.username,
                 password,
                 tls: Tls {
@@ -394,6 +451,10 @@ impl Config {
     }
 }
 
+/// What a duration may look like, for every message about a bad one.
+pub const DURATION_FORMS: &str =
+    "use a positive number of seconds (5, 2.5) or a number and a unit (500ms, 10s, 2m, 1h)";
+
 /// A comma-separated list (`MQTTAPP_REPLY_TOPICS`), blanks dropped.
 fn split_list(value: &str) -> Vec<String> {
     value
@@ -416,18 +477,19 @@ pub fn parse_duration(
     let Some(text) = value else {
         return Ok(default);
     };
-    let invalid = |reason: &str| ConfigError::Invalid {
+    // One message for every way a duration can be wrong ("5x", "-1", "0").
+    let invalid = || ConfigError::Invalid {
         setting,
         value: text.to_string(),
-        reason: reason.to_string(),
+        reason: DURATION_FORMS.to_string(),
     };
     let parsed = match text.trim().parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => Duration::from_secs_f64(secs),
-        Ok(_) => return Err(invalid("must be a positive number of seconds")),
-        Err(_) => humantime::parse_duration(text.trim()).map_err(|e| invalid(&e.to_string()))?,
+        Ok(_) => return Err(invalid()),
+        Err(_) => humantime::parse_duration(text.trim()).map_err(|_| invalid())?,
     };
     if parsed.is_zero() {
-        return Err(invalid("must be longer than zero"));
+        return Err(invalid());
     }
     Ok(parsed)
 }

@@ -41,6 +41,9 @@ pub enum DlqError {
     /// The broker cannot be reached or refused.
     #[error(transparent)]
     Mqtt(#[from] MqttError),
+    /// The data directory does not exist.
+    #[error("data directory {} does not exist - give the server's --data-dir (or MQTTAPP_DATA_DIR), as for `mqttapp serve`", .0.display())]
+    NoDataDir(std::path::PathBuf),
     /// Some ids are not in the store.
     #[error("no dead letter with id {}: see `mqttapp dlq list`", .0.join(", "))]
     UnknownIds(Vec<String>),
@@ -62,8 +65,29 @@ pub enum DlqError {
 }
 
 /// The store of `config.data_dir` (the server id only names new letters).
-fn store(config: &Config) -> DeadLetters {
-    DeadLetters::new(&config.data_dir, &config.server_id)
+///
+/// # Errors
+/// [`DlqError::NoDataDir`] when the directory does not exist: an empty
+/// listing of the wrong directory would hide the server's letters.
+fn store(config: &Config) -> Result<DeadLetters, DlqError> {
+    if !config.data_dir.is_dir() {
+        return Err(DlqError::NoDataDir(config.data_dir.clone()));
+    }
+    Ok(DeadLetters::new(&config.data_dir, &config.server_id))
+}
+
+/// Reasons whose letters fail again at once when replayed as they are: the
+/// server has no such operation, cannot decode the payload, or has nowhere
+/// to answer. `dlq replay` skips them unless `--force`.
+pub const HOPELESS: &[&str] = &["unknown_op", "undecodable", "no_response_topic"];
+
+/// What `dlq replay` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Letters published again and removed from the store.
+    pub replayed: usize,
+    /// Letters skipped (they stay) because their reason is in [`HOPELESS`].
+    pub skipped: usize,
 }
 
 /// Why a selected letter is not replayed although it is in the store.
@@ -75,6 +99,8 @@ struct Plan {
     selected: usize,
     /// Selected letters that are cut and will not be replayed.
     cut: Vec<String>,
+    /// Selected letters whose reason cannot succeed (not cut), skipped.
+    hopeless: usize,
 }
 
 /// Checks that every id in `ids` is in the store and counts the selection.
@@ -86,18 +112,23 @@ fn plan(store: &DeadLetters, ids: Option<&HashSet<&str>>) -> Result<Plan, DlqErr
     struct Entry {
         id: String,
         #[serde(default)]
+        reason: String,
+        #[serde(default)]
         truncated: bool,
     }
     let mut found = HashSet::new();
     let mut plan = Plan {
         selected: 0,
         cut: Vec::new(),
+        hopeless: 0,
     };
     store.scan(|e: Entry| {
         if ids.is_none_or(|ids| ids.contains(e.id.as_str())) {
             plan.selected += 1;
             if e.truncated {
                 plan.cut.push(format!("{}: {CUT}", e.id));
+            } else if HOPELESS.contains(&e.reason.as_str()) {
+                plan.hopeless += 1;
             }
             if ids.is_some() {
                 found.insert(e.id);
@@ -129,29 +160,32 @@ fn id_set(ids: Option<&[String]>) -> Option<HashSet<&str>> {
 /// # Errors
 /// [`DlqError::UnknownIds`] (nothing is deleted then) or [`DlqError::Store`].
 pub fn purge(config: &Config, ids: Option<&[String]>) -> Result<usize, DlqError> {
-    let store = store(config);
+    let store = store(config)?;
     plan(&store, id_set(ids).as_ref())?;
     Ok(store.remove(ids)?)
 }
 
 /// Replays the named dead letters (all when `None`); returns how many were
-/// published and removed. Truncated letters are skipped and stay.
+/// published and removed, and how many were skipped because their reason
+/// cannot succeed ([`HOPELESS`], unless `force`). Truncated letters are
+/// never replayed and stay.
 ///
 /// # Errors
 /// [`DlqError`]: unknown ids, no server online, connection failures, or
 /// letters not replayed: publishes that were not acknowledged and
 /// truncated letters (those letters stay).
-pub fn replay(config: &Config, ids: Option<&[String]>) -> Result<usize, DlqError> {
-    let store = store(config);
+pub fn replay(config: &Config, ids: Option<&[String]>, force: bool) -> Result<Replayed, DlqError> {
+    let store = store(config)?;
     let ids = id_set(ids);
     let plan = plan(&store, ids.as_ref())?;
+    let skipped = if force { 0 } else { plan.hopeless };
     let mut failures = plan.cut.clone();
     let mut replayed = 0;
-    if plan.selected > plan.cut.len() {
-        replayed = publish_all(config, &store, ids.as_ref(), &mut failures)?;
+    if plan.selected > plan.cut.len() + skipped {
+        replayed = publish_all(config, &store, ids.as_ref(), force, &mut failures)?;
     }
     match failures.first() {
-        None => Ok(replayed),
+        None => Ok(Replayed { replayed, skipped }),
         Some(first) => Err(DlqError::NotReplayed {
             failed: failures.len(),
             total: plan.selected,
@@ -167,6 +201,7 @@ fn publish_all(
     config: &Config,
     store: &DeadLetters,
     ids: Option<&HashSet<&str>>,
+    force: bool,
     failures: &mut Vec<String>,
 ) -> Result<usize, DlqError> {
     let wait = config.timeout.min(status::DEFAULT_WAIT);
@@ -186,7 +221,9 @@ fn publish_all(
         Ok(())
     };
     store.scan(|letter: DeadLetter| {
-        if ids.is_none_or(|ids| ids.contains(letter.id.as_str())) && !letter.truncated {
+        let wanted = ids.is_none_or(|ids| ids.contains(letter.id.as_str()));
+        let hopeless = HOPELESS.contains(&letter.reason.as_str());
+        if wanted && !letter.truncated && (force || !hopeless) {
             chunk.push(letter);
         }
         if chunk.len() == CHUNK {

@@ -70,6 +70,7 @@ impl ExitCode {
             AskError::NoServer { .. } => ExitCode::NoServer,
             AskError::Timeout(_) | AskError::Busy { .. } => ExitCode::Timeout,
             AskError::Usage(_) => ExitCode::Usage,
+            AskError::Cancelled => ExitCode::Failure,
         }
     }
 
@@ -77,7 +78,7 @@ impl ExitCode {
     pub fn of_dlq(e: &DlqError) -> ExitCode {
         match e {
             DlqError::Mqtt(m) => ExitCode::of_mqtt(m),
-            DlqError::UnknownIds(_) => ExitCode::Usage,
+            DlqError::UnknownIds(_) | DlqError::NoDataDir(_) => ExitCode::Usage,
             DlqError::NoServer(_) => ExitCode::NoServer,
             DlqError::Store(_) | DlqError::NotReplayed { .. } => ExitCode::Failure,
         }

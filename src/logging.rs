@@ -35,7 +35,8 @@ pub fn init(verbose: u8, quiet: bool, colour: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(colour)
-        .with_filter(env.and(filter_fn(allowed)));
+        .with_filter(env.and(filter_fn(allowed)))
+        .with_filter(NoPointers);
     // A second init (only possible in tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(layer).try_init();
     // Only paho logs through the `log` crate, and its records below WARN
@@ -63,6 +64,43 @@ pub fn shorten(text: &str, max: usize) -> String {
         cut.push_str(&format!(" ({} bytes)", text.len()));
     }
     cut
+}
+
+/// Drops paho's "Connection lost. Client: 0x55e9..." warning: a memory
+/// address means nothing to a user, and `serve` and `ask` say in their own
+/// words that the connection was lost.
+struct NoPointers;
+
+impl<S> tracing_subscriber::layer::Filter<S> for NoPointers {
+    fn enabled(&self, _: &Metadata<'_>, _: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        true
+    }
+
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        let mut message = MessageText(String::new());
+        event.record(&mut message);
+        !is_pointer_text(&message.0)
+    }
+}
+
+/// Paho's connection-lost text with its client pointer.
+fn is_pointer_text(message: &str) -> bool {
+    message.contains("Connection lost. Client: 0x")
+}
+
+/// The `message` field of an event, as text.
+struct MessageText(String);
+
+impl tracing::field::Visit for MessageText {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
 }
 
 /// False for records that may carry secrets: paho's, below WARN.
@@ -98,5 +136,11 @@ mod tests {
             assert!(allowed_at(target, Level::ERROR), "{target}");
         }
         assert!(allowed_at("mqttapp::serve", Level::TRACE));
+    }
+
+    #[test]
+    fn pahos_connection_lost_pointer_is_recognised() {
+        assert!(is_pointer_text("Connection lost. Client: 0x55de5bee38d0"));
+        assert!(!is_pointer_text("connection lost; reconnecting"));
     }
 }

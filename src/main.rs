@@ -3,10 +3,10 @@
 
 use std::error::Error;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use clap::{CommandFactory, Parser};
 use mqttapp::ask;
 use mqttapp::bench;
 use mqttapp::cli::{
@@ -15,16 +15,21 @@ use mqttapp::cli::{
 };
 use mqttapp::config::{self, Config, Settings};
 use mqttapp::exit::ExitCode;
+use mqttapp::mqtt::MqttError;
 use mqttapp::output::{Format, Output};
 use mqttapp::{dlq, serve, shell, status};
 
+/// Whether failures are shown as JSON on stdout (`--json` on the line).
+static JSON_FAILURES: AtomicBool = AtomicBool::new(false);
+
 fn main() {
     pin_timezone();
-    let cli = Cli::parse();
+    let (cli, json) = mqttapp::cli::parse::from_env();
+    JSON_FAILURES.store(json, Ordering::Relaxed);
     let colour = colour_on_stderr(cli.global.color);
     mqttapp::logging::init(cli.global.verbose, cli.global.quiet, colour);
     let code = match &cli.command {
-        Command::Serve(_) => run_serve(&resolve(&cli, None)),
+        Command::Serve(args) => run_serve(&resolve(&cli, None), args.wait_for_broker.as_deref()),
         Command::Ask(args) => run_ask(&cli, args),
         Command::Shell(args) => run_shell(
             &resolve(&cli, Some(&args.request)),
@@ -33,7 +38,7 @@ fn main() {
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,
-                &mut Cli::command(),
+                &mut mqttapp::cli::command_shown(),
                 "mqttapp",
                 &mut std::io::stdout(),
             );
@@ -109,20 +114,70 @@ fn output(cli: &Cli, request: &RequestArgs) -> Output {
     Output::new(Format::from_flags(request.json, cli.global.quiet))
 }
 
-fn run_serve(config: &Config) -> ExitCode {
+fn run_serve(config: &Config, wait_for_broker: Option<&str>) -> ExitCode {
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, shutdown.clone()) {
             fail(&e, ExitCode::Failure);
         }
     }
-    match serve::run(config, &shutdown) {
+    let patience = match wait_for_broker {
+        Some(text) => config::parse_duration("wait_for_broker", Some(text), Duration::ZERO)
+            .unwrap_or_else(|e| fail(&e, ExitCode::Usage)),
+        None => Duration::ZERO,
+    };
+    match serve_when_the_broker_is_up(config, &shutdown, patience) {
         Ok(()) => ExitCode::Ok,
         Err(serve::ServeError::Mqtt(e)) => {
             let code = ExitCode::of_mqtt(&e);
             fail(&e, code)
         }
         Err(e) => fail(&e, ExitCode::Failure),
+    }
+}
+
+/// [`serve::run`], retried while the broker cannot be reached for up to
+/// `patience` (`--wait-for-broker`): a service manager may start the
+/// server before the broker.
+fn serve_when_the_broker_is_up(
+    config: &Config,
+    shutdown: &AtomicBool,
+    patience: Duration,
+) -> Result<(), serve::ServeError> {
+    let deadline = Instant::now() + patience;
+    let mut told = false;
+    warn_about_neighbours(config);
+    loop {
+        match serve::run(config, shutdown) {
+            Err(serve::ServeError::Mqtt(e @ MqttError::Unreachable { .. }))
+                if Instant::now() < deadline && !shutdown.load(Ordering::SeqCst) =>
+            {
+                if !told {
+                    let left = humantime::format_duration(Duration::from_secs(
+                        deadline.saturating_duration_since(Instant::now()).as_secs(),
+                    ));
+                    tracing::warn!("{e}; trying again every second for {left} (--wait-for-broker)");
+                    told = true;
+                }
+                let pause = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < pause && !shutdown.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Before serving: warns about servers already online under the prefix
+/// that this one would answer alongside or displace (best effort: when the
+/// broker cannot be reached, serving reports that).
+fn warn_about_neighbours(config: &Config) {
+    let wait = std::time::Duration::from_secs(2);
+    if let Ok(rows) = status::collect(config, wait) {
+        for warning in status::neighbour_warnings(config, &rows) {
+            tracing::warn!("{warning}");
+        }
     }
 }
 
@@ -221,6 +276,9 @@ fn run_bench(config: &Config, args: &BenchArgs) -> ExitCode {
 fn run_status(config: &Config, args: &StatusArgs) -> ExitCode {
     let wait = mqttapp::config::parse_duration("wait", args.wait.as_deref(), status::DEFAULT_WAIT)
         .unwrap_or_else(|e| fail(&e, ExitCode::Usage));
+    if let Some(id) = &args.forget {
+        return forget_server(config, id, wait);
+    }
     let rows = status::collect(config, wait).unwrap_or_else(|e| fail(&e, ExitCode::of_mqtt(&e)));
     let mut out = std::io::stdout().lock();
     let _ = match args.json {
@@ -240,17 +298,43 @@ fn run_status(config: &Config, args: &StatusArgs) -> ExitCode {
     ExitCode::NoServer
 }
 
+/// `status --forget ID`: removes an offline server's retained status.
+fn forget_server(config: &Config, id: &str, wait: std::time::Duration) -> ExitCode {
+    if let Err(e) = config::validate_id("forget", id) {
+        fail(&e, ExitCode::Usage);
+    }
+    match status::forget(config, id, wait) {
+        Ok(()) => {
+            eprintln!("forgot server {id}");
+            ExitCode::Ok
+        }
+        Err(status::ForgetError::Mqtt(e)) => {
+            let code = ExitCode::of_mqtt(&e);
+            fail(&e, code)
+        }
+        Err(e) => fail(&e, ExitCode::Usage),
+    }
+}
+
 /// Runs a `dlq` action on the local store; counts go to stderr.
 fn run_dlq(config: &Config, args: &DlqArgs) -> ExitCode {
     let ids = |w: &DlqSelection| (!w.all).then_some(w.ids.clone());
     let result = match &args.action {
         DlqAction::List { json } => dlq::write_list(config, *json, &mut std::io::stdout().lock())
             .map(|l| {
-                print_listing_notes(l, *json);
+                print_listing_notes(l, *json, &config.data_dir);
             }),
-        DlqAction::Replay(w) => {
-            dlq::replay(config, ids(w).as_deref()).map(|n| eprintln!("replayed {n} dead letter(s)"))
-        }
+        DlqAction::Replay(r) => dlq::replay(config, ids(&r.selection).as_deref(), r.force)
+            .map(|done| {
+                eprintln!("replayed {} dead letter(s)", done.replayed);
+                if done.skipped > 0 {
+                    eprintln!(
+                        "skipped {} dead letter(s) that would fail again as they are ({}): they stay; `mqttapp dlq replay --force` replays them, `mqttapp dlq purge` removes them",
+                        done.skipped,
+                        dlq::HOPELESS.join(", ")
+                    );
+                }
+            }),
         DlqAction::Purge(w) => {
             dlq::purge(config, ids(w).as_deref()).map(|n| eprintln!("purged {n} dead letter(s)"))
         }
@@ -262,9 +346,11 @@ fn run_dlq(config: &Config, args: &DlqArgs) -> ExitCode {
 }
 
 /// The counts of a listing, on stderr (stdout holds the letters).
-fn print_listing_notes(listing: dlq::Listing, json: bool) {
-    if listing.listed == 0 && !json {
-        eprintln!("no dead letters");
+fn print_listing_notes(listing: dlq::Listing, json: bool, data_dir: &std::path::Path) {
+    let dir = data_dir.display();
+    match listing.listed {
+        0 if !json => eprintln!("no dead letters in {dir}"),
+        n => eprintln!("{n} dead letter(s) in {dir}"),
     }
     if listing.dropped > 0 {
         eprintln!(
@@ -287,8 +373,13 @@ fn run_shell(config: &Config, output: &Output) -> ExitCode {
     }
 }
 
-/// Prints an error with its chain of causes and exits.
+/// Prints an error with its chain of causes and exits; under `--json`
+/// also as `{"err":{"code":...,"message":...}}` on stdout.
 fn fail(e: &dyn Error, code: ExitCode) -> ! {
-    Output::new(Format::Plain).error(&mqttapp::output::chain(e));
+    let format = match JSON_FAILURES.load(Ordering::Relaxed) {
+        true => Format::Json,
+        false => Format::Plain,
+    };
+    Output::new(format).failure(code, e);
     code.exit()
 }

@@ -23,13 +23,13 @@ pub use meta::MessageMeta;
 pub use refusal::{check_granted, classify_refusal};
 pub use tls::explain;
 pub use token::{completed, wait};
-pub use uri::BrokerUri;
+pub use uri::{split_port, BrokerUri};
 
 /// Why talking to the broker failed, classified for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
     /// The broker URI cannot be used.
-    #[error("invalid broker URI {uri:?}: {reason} - set --broker or MQTTAPP_BROKER to e.g. mqtt://localhost:1883")]
+    #[error("invalid broker address {uri:?}: {reason} - set --broker or MQTTAPP_BROKER to e.g. mqtt://localhost:1883")]
     BadUri {
         /// The URI as configured.
         uri: String,
@@ -109,7 +109,7 @@ fn unreachable_hint(uri: &str) -> &'static str {
         .any(|l| uri.contains(l))
         || !uri.contains("://") && (uri.starts_with("localhost") || uri.starts_with("127."));
     if local {
-        "is a broker running? try `make broker`"
+        "is a broker running on that port? start one (e.g. `mosquitto -p 1883`) or point --broker at yours"
     } else {
         "check the host name and port in --broker or MQTTAPP_BROKER, and that no firewall blocks it"
     }

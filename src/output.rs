@@ -121,8 +121,8 @@ impl Output {
     fn note_for(&self, value: &OkValue) {
         if let OkValue::Edit(e) = value {
             if e.content.is_some() {
-                let (file, rev, lines) = (&e.file, e.rev, e.lines);
-                anstream::eprintln!("{NOTE}{file}: rev {rev}, {lines} lines{NOTE:#}");
+                let (file, rev, lines) = (&e.file, e.rev, crate::protocol::lines(e.lines));
+                anstream::eprintln!("{NOTE}{file}: rev {rev}, {lines}{NOTE:#}");
             }
         }
     }

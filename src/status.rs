@@ -124,6 +124,82 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
     Ok(rows.into_values().collect())
 }
 
+/// What a server about to start should be told about the servers already
+/// online under its prefix: one warning per surprise. Two servers without
+/// a common `--group` both answer every request (their files diverge); a
+/// second process with the same id shares (takes turns on) one session.
+pub fn neighbour_warnings(config: &Config, rows: &[ServerRow]) -> Vec<String> {
+    let prefix = &config.prefix;
+    rows.iter()
+        .filter(|r| r.is_online())
+        .filter_map(|r| {
+            if r.id == config.server_id {
+                Some(format!(
+                    "server id {:?} is already online under {prefix}: two processes with one id share one MQTT session and take turns on it (both report \"client id in use\") - give each server its own --server-id",
+                    r.id
+                ))
+            } else if config.group.is_none() || r.group != config.group {
+                Some(format!(
+                    "server {:?} already answers requests under {prefix} and is not in this server's group: both will answer every request (an edit lands in one server's files only) - give both the same --group, or use another --prefix",
+                    r.id
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Why `status --forget` did not forget a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgetError {
+    /// The broker cannot be reached, or refused the publish (an ACL).
+    #[error(transparent)]
+    Mqtt(#[from] MqttError),
+    /// No retained status with this id under the prefix.
+    #[error("no server {id:?} under {prefix}/v1/status/ - `mqttapp status` lists them")]
+    Unknown {
+        /// The id asked for.
+        id: String,
+        /// The prefix looked at.
+        prefix: String,
+    },
+    /// The server says it is online: its status would come back.
+    #[error("server {0:?} is online - stop it first; only offline servers are forgotten")]
+    Online(String),
+}
+
+/// Removes the retained status of server `id` (an empty retained message
+/// on its status topic), so that a server that is gone for good stops
+/// being listed. Online servers are refused.
+///
+/// # Errors
+/// [`ForgetError`]: unknown or online server, broker problems.
+pub fn forget(config: &Config, id: &str, wait: Duration) -> Result<(), ForgetError> {
+    let rows = collect(config, wait)?;
+    match rows.iter().find(|r| r.id == id) {
+        None => {
+            return Err(ForgetError::Unknown {
+                id: id.to_string(),
+                prefix: config.prefix.clone(),
+            })
+        }
+        Some(row) if row.is_online() => return Err(ForgetError::Online(id.to_string())),
+        Some(_) => {}
+    }
+    let client_id = format!("mqttapp-status-{:016x}", random_u64());
+    let patience = wait.clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let client = mqtt::connect_oneshot(&config.connection, &client_id, patience)?;
+    let topic = Topics::new(&config.prefix).status(id);
+    let published = client.publish(MessageMeta::default().message(&topic, Vec::new(), true));
+    let result = mqtt::wait(published, patience);
+    let _ = mqtt::wait(client.disconnect(None), Duration::from_millis(500));
+    // The shipped ACL lets only servers write statuses: a refusal is
+    // "not authorized" (exit 4), run it with a server's credentials.
+    result.map_err(|e| mqtt::classify_refusal(&topic, e))?;
+    Ok(())
+}
+
 /// The rows as an aligned table with a header (nothing when there are none).
 pub fn table(rows: &[ServerRow]) -> String {
     if rows.is_empty() {
@@ -201,6 +277,29 @@ mod tests {
              a         online   calc,echo  0.1.0    2023-11-14T22:13:20Z  g\n\
              server-2  offline  calc,echo  0.1.0    2023-11-14T22:13:20Z  -\n"
         );
+    }
+
+    #[test]
+    fn a_new_server_is_warned_about_ungrouped_neighbours_and_its_own_id() {
+        let mut config = crate::config::Config::from_settings(crate::config::Settings {
+            server_id: Some("me".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let rows = [
+            row("me", "online", None),
+            row("other", "online", None),
+            row("gone", "offline", None),
+        ];
+        let warnings = neighbour_warnings(&config, &rows);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("take turns") && warnings[1].contains("\"other\""));
+        config.group = Some("g".into());
+        config.server_id = "new".into();
+        let grouped = [row("a", "online", Some("g")), row("b", "online", Some("h"))];
+        let warnings = neighbour_warnings(&config, &grouped);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("\"b\""));
     }
 
     #[test]

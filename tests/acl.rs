@@ -59,7 +59,7 @@ fn a_user_allowed_an_operation_gets_answers() {
         .args(["ask", "edit", "--append", "hello"])
         .assert()
         .success()
-        .stdout("notes.txt: rev 1, 1 lines\n");
+        .stdout("notes.txt: rev 1, 1 line\n");
     ask_as(&broker, &prefix, "guest")
         .args(["ask", "calc", "2+3*4"])
         .assert()

@@ -94,7 +94,7 @@ fn edit_of_another_file_with_expected_revision() {
     };
     ask(&["--file", "todo.txt", "--append", "one"])
         .success()
-        .stdout("todo.txt: rev 1, 1 lines\n");
+        .stdout("todo.txt: rev 1, 1 line\n");
     ask(&["--file", "todo.txt", "--expect-rev", "1", "--append", "two"]).success();
     ask(&[
         "--file",
@@ -120,11 +120,11 @@ fn error_replies_exit_1_with_code_and_message_on_stderr() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["calc", "1/0"],
-            "error: math: division by zero (at character 1)",
+            "error: math: division by zero (at character 2)",
         ),
         (
             &["calc", "2+)"],
-            "error: parse: unexpected ')' (at character 2)",
+            "error: parse: unexpected ')' (at character 3)",
         ),
         (&["calc", "9^9^9^9"], "error: limit: "),
         (
@@ -190,7 +190,7 @@ fn unreachable_broker_exits_3_with_a_hint() {
         .assert()
         .code(3)
         .stderr(
-            predicate::str::contains("cannot connect").and(predicate::str::contains("make broker")),
+            predicate::str::contains("cannot connect").and(predicate::str::contains("--broker")),
         );
 }
 

@@ -17,7 +17,7 @@ fn batch_prints_one_result_per_line_in_input_order() {
         .write_stdin(input)
         .assert()
         .code(1)
-        .stdout("3\ntwo  words\nnotes.txt: rev 1, 2 lines\nerror: usage: unknown command `bogus` - type `help` for the commands\nerror: math: division by zero (at character 1)\nnotes.txt: rev 2, 3 lines\n")
+        .stdout("3\ntwo  words\nnotes.txt: rev 1, 2 lines\nerror: usage: unknown command `bogus` - type `help` for the commands\nerror: math: division by zero (at character 2)\nnotes.txt: rev 2, 3 lines\n")
         .stderr(predicate::str::contains("2 of 6 requests failed"));
     assert_eq!(
         std::fs::read_to_string(server.data_dir().join("notes.txt")).unwrap(),

@@ -170,7 +170,7 @@ fn a_shell_that_cannot_connect_exits_with_the_connect_code() {
         .write_stdin("calc 1\n")
         .assert()
         .code(3)
-        .stderr(predicate::str::contains("make broker"));
+        .stderr(predicate::str::contains("point --broker at yours"));
 }
 
 #[test]

@@ -60,7 +60,7 @@ fn plain_text_request_without_correlation_gets_a_text_reply() {
     let reply = raw.request(&prefix, "calc", b"1/0", Some("text/plain"), None);
     assert_eq!(
         String::from_utf8(reply.payload).unwrap(),
-        "error: math: division by zero (at character 1)"
+        "error: math: division by zero (at character 2)"
     );
 }
 

@@ -54,7 +54,13 @@ pub enum AskError {
     /// The command line does not make a valid request.
     #[error("{0}")]
     Usage(String),
+    /// Ctrl-C in the shell while waiting for the reply.
+    #[error("cancelled (Ctrl-C): the request was sent and may still be applied; its reply will be ignored")]
+    Cancelled,
 }
+
+/// How often a wait for a reply looks at the cancel flag (Ctrl-C).
+const CANCEL_CHECK: Duration = Duration::from_millis(100);
 
 /// How long to wait before the first re-send of an unanswered request
 /// (1 s, less for a timeout under 3 s); later re-sends wait twice as long
@@ -232,7 +238,8 @@ pub fn exchange(
                     }
                 }
             }
-            match requester.next(resend_at) {
+            let wake = resend_at.min(Instant::now() + CANCEL_CHECK);
+            match requester.next(wake) {
                 Some(Received::Reply(c, reply)) if c == correlation => match busy_body(&reply) {
                     Some(body) => {
                         tracing::debug!(message = %body.message, "server busy; backing off");
@@ -246,6 +253,8 @@ pub fn exchange(
                     continue 'send;
                 }
                 Some(_) => {}
+                None if requester.take_cancel() => return Err(AskError::Cancelled),
+                None if Instant::now() < resend_at => {}
                 None if Instant::now() >= deadline => {
                     return Err(match last_busy {
                         Some(message) => AskError::Busy { timeout, message },

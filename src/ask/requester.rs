@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -67,6 +68,8 @@ pub struct Requester {
     servers: HashMap<String, Status>,
     correlations: Correlations,
     qos: i32,
+    /// Set (by the shell's Ctrl-C handler) to give up the pending request.
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Requester {
@@ -102,9 +105,10 @@ impl Requester {
             correlations: Correlations::new(),
             qos: mqtt::QOS,
             topics,
+            cancel: None,
         };
         requester.subscribe()?;
-        tracing::debug!(broker = %uri.display, %client_id, user = ?config.connection.username, tls = uri.tls, "connected");
+        tracing::debug!(broker = %uri.display, %client_id, user = config.connection.username.as_deref().unwrap_or("(anonymous)"), tls = uri.tls, "connected");
         Ok(requester)
     }
 
@@ -226,6 +230,25 @@ impl Requester {
                 None
             }
         }
+    }
+
+    /// Lets `flag` (set by a Ctrl-C handler) cancel the pending request:
+    /// [`crate::ask::exchange`] then fails with [`AskError::Cancelled`].
+    pub fn cancel_on(&mut self, flag: Arc<AtomicBool>) {
+        self.cancel = Some(flag);
+    }
+
+    /// True once after the cancel flag was set; clears it.
+    pub fn take_cancel(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|f| f.swap(false, Ordering::SeqCst))
+    }
+
+    /// How many servers say they are online (as far as their statuses
+    /// have arrived).
+    pub fn servers_online(&self) -> usize {
+        self.servers.values().filter(|s| s.is_online()).count()
     }
 
     /// True when some server has announced that it is online and offers `op`.

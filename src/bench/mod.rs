@@ -114,6 +114,8 @@ pub struct BenchReport {
     pub throughput_rps: f64,
     /// Latency from first send to reply.
     pub latency_ms: Latency,
+    /// Sending stopped at `--duration` before `--count` requests were sent.
+    pub stopped_by_duration: bool,
 }
 
 impl BenchReport {
@@ -131,7 +133,7 @@ impl BenchReport {
 /// [`BenchError`] for bad flags, connection failures or no server online.
 pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError> {
     let mix = Mix::parse(&args.ops, args.payload_size).map_err(BenchError::Usage)?;
-    let duration = parse_duration("--duration", Some(&args.duration), Duration::from_secs(60))
+    let duration = parse_duration("duration", Some(&args.duration), Duration::from_secs(60))
         .map_err(|e| BenchError::Usage(e.to_string()))?;
     if args.connections == 0 || args.connections > 1000 || args.window == 0 || args.window > 65_535
     {
@@ -142,9 +144,9 @@ pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError>
     if !args.no_status_check {
         wait_for_servers(config, &mix)?;
     }
-    let progress = progress_bar(args);
     let start = Instant::now();
     let stop_sending = start + duration;
+    let progress = progress_bar(args, stop_sending);
     let per_worker = args.count / args.connections as u64;
     let extra = args.count % args.connections as u64;
     let tallies: Vec<Result<Tally, AskError>> = std::thread::scope(|scope| {
@@ -178,7 +180,9 @@ pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError>
     for tally in tallies {
         total.merge(&tally?);
     }
-    Ok(report(args, &total, elapsed))
+    let mut report = report(args, &total, elapsed);
+    report.stopped_by_duration = report.counts.sent < args.count;
+    Ok(report)
 }
 
 /// Fails fast when no server is online for one of the mix's operations.
@@ -192,18 +196,51 @@ fn wait_for_servers(config: &Config, mix: &Mix) -> Result<(), AskError> {
     Ok(())
 }
 
-fn progress_bar(args: &BenchArgs) -> ProgressBar {
+/// A bar with a whole-number rate and an ETA that never passes the
+/// `--duration` deadline (`stop`).
+fn progress_bar(args: &BenchArgs, stop: Instant) -> ProgressBar {
     use std::io::IsTerminal;
     if args.json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(args.count), ProgressDrawTarget::stderr());
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} replies  {per_sec}  eta {eta}")
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} replies  {rate}  {left}")
     {
+        let style = style
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{}", rate(state.per_sec()));
+                },
+            )
+            .with_key(
+                "left",
+                move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let left =
+                        eta_within(state.eta(), stop.saturating_duration_since(Instant::now()));
+                    let _ = write!(w, "{left}");
+                },
+            );
         bar.set_style(style);
     }
     bar
+}
+
+/// "6620/s": a whole number of replies per second.
+fn rate(per_sec: f64) -> String {
+    format!("{:.0}/s", per_sec.max(0.0))
+}
+
+/// The time left: the bar's estimate, capped at the `--duration`
+/// deadline, where sending stops whatever the count.
+fn eta_within(estimate: Duration, until_stop: Duration) -> String {
+    let secs = estimate.min(until_stop).as_secs();
+    let capped = if until_stop < estimate {
+        " (--duration)"
+    } else {
+        ""
+    };
+    format!("{}:{:02} left{capped}", secs / 60, secs % 60)
 }
 
 fn report(args: &BenchArgs, t: &Tally, elapsed: Duration) -> BenchReport {
@@ -225,6 +262,7 @@ fn report(args: &BenchArgs, t: &Tally, elapsed: Duration) -> BenchReport {
             max: ms(h.max()),
             mean: h.mean() / 1000.0,
         },
+        stopped_by_duration: false,
     }
 }
 
@@ -240,5 +278,22 @@ pub fn table(r: &BenchReport) -> String {
         r.connections, r.window, r.ops, c.sent, r.replies, c.ok, c.errors, c.undecodable, c.lost,
         c.duplicates, c.resent, c.busy, c.busy_gave_up, c.publish_errors, r.elapsed_s, r.throughput_rps,
         l.p50, l.p90, l.p99, l.max, l.mean
-    )
+    ) + if r.stopped_by_duration {
+        "stopped         at --duration, before --count requests were sent\n"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn rate_is_whole_and_eta_stops_at_the_duration() {
+        assert_eq!(rate(6619.9647), "6620/s");
+        let s = Duration::from_secs;
+        assert_eq!(eta_within(s(30), s(100)), "0:30 left");
+        assert_eq!(eta_within(s(300), s(61)), "1:01 left (--duration)");
+    }
 }

@@ -2,7 +2,7 @@
 //! Kept apart so that `cli.rs` reads as the list of flags.
 
 pub(super) const TOP_HELP: &str = "Examples:
-  make broker && mqttapp serve           a local broker, then the server
+  mqttapp serve                          answer requests (broker on localhost:1883)
   mqttapp ask calc \"2+3*4\"               prints 14
   mqttapp ask echo hello                 prints hello
   mqttapp ask edit --line 3 \"text\"       line 3 of the server's file becomes \"text\"
@@ -26,7 +26,7 @@ pub(super) const SHELL_HELP: &str = "Commands at the prompt:
   edit --line 3 new text          the same flags as `mqttapp ask edit`
   show [--file NAME]              print the file (edit --show)
   help [COMMAND]                  the commands, or one command's flags
-  quit, exit, Ctrl-D              leave
+  quit, exit, Ctrl-D              leave (Ctrl-C cancels a request awaiting its reply)
 
 Words are split like a shell's: quote to keep spaces (echo \"a  b\").
 History is kept in $XDG_STATE_HOME/mqttapp/history (~/.local/state/...);
@@ -84,3 +84,38 @@ Examples:
 
 Exit codes: 0 done, 2 unknown id, 3 cannot connect, 6 no server online
 (replay), 10 the store cannot be read or written.";
+
+/// What bare `mqttapp` prints: the commands and where to read more.
+pub const SHORT_USAGE: &str = "mqttapp: request/response over MQTT 5 (calc, echo, edit)
+
+Usage: mqttapp <COMMAND> [OPTIONS]
+
+  serve        answer requests (start this first, next to your broker)
+  ask          send one request: mqttapp ask calc 2+3
+  shell        a prompt over one connection
+  status       which servers are online
+  dlq          requests a server could not answer
+  bench        measure throughput and latency
+  completions  print a shell completion script
+
+Run `mqttapp --help` for the flags, `mqttapp <COMMAND> -h` for a command's.
+";
+
+pub(super) const CALC_HELP: &str = "Examples:
+  mqttapp ask calc \"2+3*4\"              prints 14
+  mqttapp ask calc 2^10 --json          prints {\"ok\":1024}
+  mqttapp ask calc \"sqrt(2) * pi\" --timeout 2s
+
+Powers are written ^ (2^3), not **. Errors name the 1-based character:
+`mqttapp ask calc 2+)` says \"unexpected ')' (at character 3)\", exit 1.";
+
+pub(super) const ECHO_HELP: &str = "Examples:
+  mqttapp ask echo hello world          prints hello world
+  mqttapp ask echo hi --json            prints {\"ok\":\"hi\"}
+  mqttapp ask echo -- --json            prints --json (text after --)";
+
+pub(super) const EDIT_HELP: &str = "Examples:
+  mqttapp ask edit --line 3 new text    line 3 becomes \"new text\"
+  mqttapp ask edit --append last line   adds a line at the end
+  mqttapp ask edit --show --file todo.txt
+  mqttapp ask edit --line 2 --expect-rev 4 fixed   refused (conflict) if the file changed";

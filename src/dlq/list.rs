@@ -62,7 +62,7 @@ impl Summary {
 /// # Errors
 /// [`DlqError::Store`] when the store cannot be read.
 pub fn write_list(config: &Config, json: bool, out: &mut dyn Write) -> Result<Listing, DlqError> {
-    let store = store(config);
+    let store = store(config)?;
     let listed = if json {
         write_json(&store, out)?
     } else {

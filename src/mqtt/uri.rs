@@ -43,13 +43,18 @@ impl BrokerUri {
                 "put credentials in --username / --password-file, not in the URI",
             ));
         }
-        let has_port = authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
-        let host_port = if has_port {
-            authority.to_string()
-        } else {
-            format!("{authority}:{default_port}")
+        let (host, _) = split_port(authority);
+        if host.contains(':') && !host.starts_with('[') {
+            return Err(bad(
+                "more than one ':' - write host:port once (IPv6 addresses in brackets: [::1]:1883)",
+            ));
+        }
+        let host_port = match split_port(authority) {
+            (_, Some(port)) => {
+                check_port(port).map_err(|reason| bad(&reason))?;
+                authority.to_string()
+            }
+            (_, None) => format!("{authority}:{default_port}"),
         };
         let path = &rest[authority.len()..];
         Ok(BrokerUri {
@@ -58,6 +63,35 @@ impl BrokerUri {
             host_port,
             tls,
         })
+    }
+}
+
+/// `host[:port]` (and `[v6]:port`) split into the host and the port's
+/// text, if one is written. One parser for every place an address comes
+/// from (flags, environment, the seed's `BROKER`/`PORT`, config file).
+pub fn split_port(authority: &str) -> (&str, Option<&str>) {
+    let after_v6 = authority
+        .starts_with('[')
+        .then(|| authority.find(']'))
+        .flatten()
+        .map_or(0, |end| end + 1);
+    match authority[after_v6..].rfind(':') {
+        Some(colon) => {
+            let colon = after_v6 + colon;
+            (&authority[..colon], Some(&authority[colon + 1..]))
+        }
+        None => (authority, None),
+    }
+}
+
+/// A port is a number from 1 to 65535.
+///
+/// # Errors
+/// What is wrong, in words for the user.
+fn check_port(port: &str) -> Result<u16, String> {
+    match port.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("port {port:?} is not a number from 1 to 65535")),
     }
 }
 
@@ -79,7 +113,18 @@ mod tests {
             let u = BrokerUri::parse(given).unwrap();
             assert_eq!((u.paho.as_str(), u.tls), (paho, tls), "{given}");
         }
-        for bad in ["http://h", "mqtt://", "mqtt://:1883", "mqtt://user:pw@h:1"] {
+        let v6 = BrokerUri::parse("mqtt://[::1]").unwrap();
+        assert_eq!(v6.host_port, "[::1]:1883");
+        for bad in [
+            "http://h",
+            "mqtt://",
+            "mqtt://:1883",
+            "mqtt://user:pw@h:1",
+            "mqtt://h:99999",
+            "h:abc",
+            "h:0",
+            "127.0.0.1:18899:1883",
+        ] {
             assert!(BrokerUri::parse(bad).is_err(), "{bad}");
         }
     }

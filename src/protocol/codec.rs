@@ -294,7 +294,8 @@ mod tests {
         assert_eq!(encode_reply(&replies[0], Encoding::Json), br#"{"ok":14}"#);
         assert_eq!(
             encode_reply(&replies[4], Encoding::Text),
-            b"error: parse: unexpected ')' (at character 4)"
+            // The wire's `at` is 0-based; the text counts from 1.
+            b"error: parse: unexpected ')' (at character 5)"
         );
         assert_eq!(encode_reply(&replies[1], Encoding::Text), b"3.5");
     }

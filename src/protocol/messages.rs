@@ -176,9 +176,17 @@ impl fmt::Display for OkValue {
             OkValue::Text(s) => f.write_str(s),
             OkValue::Edit(e) => match &e.content {
                 Some(content) => f.write_str(content.strip_suffix('\n').unwrap_or(content)),
-                None => write!(f, "{}: rev {}, {} lines", e.file, e.rev, e.lines),
+                None => write!(f, "{}: rev {}, {}", e.file, e.rev, lines(e.lines)),
             },
         }
+    }
+}
+
+/// "1 line", "3 lines": a file's length in words.
+pub fn lines(n: u64) -> String {
+    match n {
+        1 => "1 line".to_string(),
+        n => format!("{n} lines"),
     }
 }
 
@@ -231,8 +239,10 @@ impl ErrorBody {
 impl fmt::Display for ErrorBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)?;
+        // People count characters from 1, as compilers count columns; the
+        // wire's `at` stays the 0-based offset.
         match self.at {
-            Some(at) => write!(f, " (at character {at})"),
+            Some(at) => write!(f, " (at character {})", at.saturating_add(1)),
             None => Ok(()),
         }
     }

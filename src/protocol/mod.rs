@@ -20,7 +20,7 @@ pub use codec::{
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use messages::{
-    format_float, CalcRequest, EchoRequest, EditAction, EditRequest, EditResult, ErrorBody,
+    format_float, lines, CalcRequest, EchoRequest, EditAction, EditRequest, EditResult, ErrorBody,
     OkValue, Op, Reply, Request,
 };
 pub use status::Status;

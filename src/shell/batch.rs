@@ -18,6 +18,9 @@ use crate::protocol::{EditAction, EditRequest, EditResult, Encoding, OkValue, Op
 /// client's CPU).
 const WINDOW: usize = 256;
 
+/// Why `show` is refused in a plain batch.
+const SHOW_IN_BATCH: &str = "show prints the whole file, and a batch prints one line per request - use --json (the file is one JSON string) or `mqttapp ask edit --show`";
+
 /// How a batch went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BatchSummary {
@@ -65,6 +68,10 @@ pub fn run_batch(
         let request = match command::parse(&line, config.file.as_deref()) {
             Ok(Command::Nothing) => continue,
             Ok(Command::Quit) => break,
+            // A file has many lines; a batch has one line per request.
+            Ok(Command::Request(Request::Edit(e))) if e.action == EditAction::Show && !json => {
+                Err(SHOW_IN_BATCH.to_string())
+            }
             Ok(Command::Request(request)) => Ok(request),
             Ok(Command::Print(_)) => {
                 Err("help is for the interactive shell; --batch takes requests".to_string())

@@ -5,7 +5,7 @@
 //! definitions `mqttapp ask` uses ([`AskOp`], [`EditArgs`]), so a flag that
 //! works on the command line works at the prompt and vice versa.
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::ask::{self, AskError};
 use crate::cli::{AskOp, EditArgs};
@@ -33,6 +33,9 @@ pub enum LineError {
     /// The first word is not a command.
     #[error("unknown command `{0}` - type `help` for the commands")]
     Unknown(String),
+    /// The first word is close to a command.
+    #[error("unknown command `{0}` - did you mean `{1}`? (`help` lists the commands)")]
+    DidYouMean(String, String),
     /// clap refused the flags; its message includes the usage line.
     #[error("{0}")]
     Usage(String),
@@ -131,13 +134,34 @@ fn plain_request(line: &str) -> Option<Request> {
     }
 }
 
+/// The shell's grammar, built once for every line.
+fn grammar() -> &'static clap::Command {
+    static GRAMMAR: std::sync::OnceLock<clap::Command> = std::sync::OnceLock::new();
+    GRAMMAR.get_or_init(|| {
+        let mut line = Line::command();
+        line.build();
+        line
+    })
+}
+
 fn parse_words(line: &str) -> Result<Parsed, LineError> {
     let trimmed = line.trim();
     if trimmed.is_empty() || trimmed.starts_with('#') {
         return Ok(Parsed::Nothing);
     }
     let words = shell_words::split(trimmed).map_err(|_| LineError::Quote)?;
-    let parsed = match Line::try_parse_from(&words) {
+    let grammar = grammar();
+    // Flags may follow the text, as on the command line.
+    let args = crate::cli::argv::reorder(
+        grammar,
+        words.iter().map(std::ffi::OsString::from).collect(),
+        false,
+    );
+    let parsed = match grammar
+        .clone()
+        .try_get_matches_from(args)
+        .and_then(|m| Line::from_arg_matches(&m))
+    {
         Ok(parsed) => parsed,
         Err(e) => return clap_outcome(&e, &words),
     };
@@ -161,12 +185,32 @@ fn clap_outcome(e: &clap::Error, words: &[String]) -> Result<Parsed, LineError> 
     let text = e.render().to_string();
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Ok(Parsed::Print(text)),
-        ErrorKind::InvalidSubcommand => Err(LineError::Unknown(words[0].clone())),
+        ErrorKind::InvalidSubcommand => {
+            use clap::error::{ContextKind, ContextValue};
+            let word = words[0].clone();
+            Err(match e.get(ContextKind::SuggestedSubcommand) {
+                Some(ContextValue::Strings(s)) if !s.is_empty() => {
+                    LineError::DidYouMean(word, s[0].clone())
+                }
+                Some(ContextValue::String(s)) => LineError::DidYouMean(word, s.clone()),
+                _ => LineError::Unknown(word),
+            })
+        }
         _ => {
-            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-            let first = lines.next().unwrap_or("invalid command");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            let usage = lines.find_map(|l| l.strip_prefix("Usage: "));
+            let lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            // The message may go on over lines ("not provided:\n  <EXPR>").
+            let first = lines
+                .clone()
+                .take_while(|l| !l.starts_with("Usage: ") && !l.starts_with("For more"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            let first = if first.is_empty() {
+                "invalid command"
+            } else {
+                first
+            };
+            let usage = lines.clone().find_map(|l| l.strip_prefix("Usage: "));
             Err(LineError::Usage(match usage {
                 Some(usage) => format!("{first} - usage: {usage}"),
                 None => format!("{first} - see `help {}`", words[0]),

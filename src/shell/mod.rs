@@ -11,6 +11,8 @@ mod batch;
 pub mod command;
 mod input;
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::ask::{self, AskError, Received, Requester};
@@ -54,7 +56,13 @@ pub fn run(config: &Config, output: &Output) -> Result<Summary, AskError> {
     let mut requester = Requester::connect(config, Encoding::Cbor)?;
     let mut input = Input::open();
     if input.interactive() {
-        greet(config);
+        // Ctrl-C while a request waits cancels that request, not the
+        // session (at the prompt, the line editor handles it).
+        let interrupted = Arc::new(AtomicBool::new(false));
+        if signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone()).is_ok() {
+            requester.cancel_on(interrupted);
+        }
+        greet(config, &mut requester);
     }
     let mut output = output.clone();
     let mut summary = Summary::default();
@@ -93,9 +101,18 @@ pub fn run(config: &Config, output: &Output) -> Result<Summary, AskError> {
     Ok(summary)
 }
 
-fn greet(config: &Config) {
+/// Says where the shell is connected and how many servers answer there,
+/// after a short wait for their retained statuses.
+fn greet(config: &Config, requester: &mut Requester) {
+    let deadline = Instant::now() + ask::status_grace(config.timeout).min(Duration::from_secs(1));
+    while requester.servers_online() == 0 && requester.next(deadline).is_some() {}
+    let servers = match requester.servers_online() {
+        0 => "no server online yet: start `mqttapp serve`".to_string(),
+        1 => "1 server online".to_string(),
+        n => format!("{n} servers online"),
+    };
     anstream::eprintln!(
-        "connected to {} (prefix {}); type `help` for the commands, `quit` or Ctrl-D to leave",
+        "connected to {} (prefix {}, {servers}); type `help` for the commands, `quit` or Ctrl-D to leave",
         config.connection.broker,
         config.prefix
     );
@@ -103,6 +120,8 @@ fn greet(config: &Config) {
 
 /// Sends one request and shows its reply or failure; true on success.
 fn send(requester: &mut Requester, request: &Request, timeout: Duration, output: &Output) -> bool {
+    // A Ctrl-C pressed while no request waited cancels nothing later.
+    let _ = requester.take_cancel();
     let result =
         ensure_connected(requester, timeout).and_then(|()| ask::call(requester, request, timeout));
     match result {

@@ -109,6 +109,13 @@ impl<'a> Parser<'a> {
                 _ => return Ok(acc),
             };
             self.bump()?;
+            if matches!((kind, self.tok.kind), (Kind::Op('*'), Kind::Op('*'))) {
+                // Python's power operator, as in the seed app.
+                return Err(errors::parse(
+                    self.tok.at,
+                    "unexpected '*' - powers are written ^ (2^3), not **",
+                ));
+            }
             let rhs = self.unary()?;
             acc = op(acc, rhs, at)?;
         }
