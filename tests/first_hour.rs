@@ -660,7 +660,14 @@ fn status_forget_needs_the_right_to_write_statuses() {
         &broker,
         &prefix,
         &dir.path().join("data"),
-        &["--username", "mqttapp-server", "--password-file", &pw, "--server-id", "gone"],
+        &[
+            "--username",
+            "mqttapp-server",
+            "--password-file",
+            &pw,
+            "--server-id",
+            "gone",
+        ],
     );
     assert_eq!(server.terminate(), Some(0));
     let forget_as = |user: &str, password: &str| {

@@ -352,7 +352,11 @@ mod tests {
         assert!(refusal.response_topic.is_none() && refusal.correlation.is_none());
         let letter = refusal.letter.expect("a dead letter instead of a reply");
         assert_eq!(letter.reason, crate::deadletter::Reason::NoResponseTopic);
-        assert_eq!(letter.payload_hex.len(), 10_000, "payload within max_payload");
+        assert_eq!(
+            letter.payload_hex.len(),
+            10_000,
+            "payload within max_payload"
+        );
         assert_eq!(letter.response_topic_cut.unwrap().len, 60_001);
         assert_eq!(letter.correlation_cut.unwrap().len, 60_000);
         assert!(ticket.cost() < 15_000, "the full properties do not wait");
