@@ -159,7 +159,11 @@ pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError>
                     stop_sending,
                     mix: mix.clone(),
                     qos: args.qos,
-                    retry: config.timeout.max(Duration::from_secs(2)),
+                    // The first re-send after 2 s, then backing off (2, 6,
+                    // 14 s ...) within the timeout: with the retry as long
+                    // as the timeout, a window lost with a dead broker was
+                    // never re-sent.
+                    retry: crate::ask::retry_interval(config.timeout).max(Duration::from_secs(2)),
                     timeout: config.timeout.max(Duration::from_secs(10)),
                 };
                 let progress = progress.clone();
