@@ -39,7 +39,8 @@ pub enum AskError {
     },
     /// No reply within the timeout.
     #[error(
-        "no reply within {0:?} - the server may be overloaded or stopped; try a longer --timeout"
+        "no reply within {} - the server may be overloaded or stopped; try a longer --timeout",
+        humantime::format_duration(*.0)
     )]
     Timeout(Duration),
     /// Every answer within the timeout was `busy` (refused at capacity,
