@@ -502,26 +502,6 @@ fn serve_waits_for_a_broker_that_starts_later() {
 
 // ---- target 6: the shell ---------------------------------------------------
 
-/// Output of a child, collected as it comes.
-fn collect(
-    mut from: impl std::io::Read + Send + 'static,
-) -> std::sync::Arc<std::sync::Mutex<String>> {
-    let sink = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let into = sink.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    sink
-}
-
 #[test]
 fn ctrl_c_in_the_shell_cancels_the_pending_request_not_the_session() {
     use std::io::Write;
@@ -541,7 +521,7 @@ fn ctrl_c_in_the_shell_cancels_the_pending_request_not_the_session() {
         .stderr(std::process::Stdio::piped());
     let mut child = Child(cmd.spawn().unwrap());
     let mut stdin = child.0.stdin.take().unwrap();
-    let out = collect(child.0.stdout.take().unwrap());
+    let out = common::session::collect(child.0.stdout.take().unwrap());
     let wait_for = |needle: &str, times: usize| {
         common::wait_until(needle, Duration::from_secs(20), || {
             out.lock().unwrap().matches(needle).count() >= times

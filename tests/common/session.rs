@@ -52,7 +52,8 @@ pub fn in_terminal(cmd: &Command) -> Command {
     script
 }
 
-fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+/// Output of a child, collected as it comes (a reader thread per stream).
+pub fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
     let sink = Arc::new(Mutex::new(String::new()));
     let into = sink.clone();
     std::thread::spawn(move || {
