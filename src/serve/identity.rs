@@ -4,8 +4,9 @@
 //!
 //! Anyone allowed to publish status messages can publish one on this
 //! server's topic, so a status message never stops the server: one that is
-//! not this process's own (another `instance`, or not a status at all) is
-//! logged and answered by publishing the server's retained "online" again.
+//! not this process's own "online" (another `instance`, a copy of ours
+//! saying something else, or not a status at all) is logged and answered
+//! by publishing the server's retained "online" again.
 //!
 //! Another client with this server's client id shows on the connection
 //! itself: the broker closes the older connection whenever the newer one
@@ -99,7 +100,12 @@ impl Identity {
         }
         let status = Status::decode(payload).ok();
         let instance = status.as_ref().and_then(|s| s.instance.as_deref());
-        if instance == Some(self.instance.as_str()) {
+        // Our instance is public (it is in our retained status), so a
+        // forger can copy it: only our own "online" counts as ours. (Our
+        // own "offline" is published only while closing, when nothing is
+        // published again.)
+        let online = status.as_ref().is_some_and(Status::is_online);
+        if instance == Some(self.instance.as_str()) && online {
             self.armed.store(true, Ordering::SeqCst);
             return;
         }
@@ -242,8 +248,10 @@ mod tests {
             assert!(me.take_reassert());
             assert!(!me.take_reassert());
         }
+        // A copy of our own status saying "offline" (our instance is public)
+        // is answered too; while closing, `link.rs` publishes nothing again.
         me.observe(me.status(Status::OFFLINE).payload(), false);
-        assert!(!me.take_reassert());
+        assert!(me.take_reassert());
     }
 
     #[test]
