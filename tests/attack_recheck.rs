@@ -79,7 +79,7 @@ fn a_forged_offline_with_the_servers_own_instance_is_overwritten() {
 /// and the server keeps serving.
 #[test]
 fn show_with_odd_lines_gets_one_clean_reply_each() {
-    let (broker, prefix, server, raw) = served_with_raw_client("oddshow");
+    let (_broker, prefix, server, raw) = served_with_raw_client("oddshow");
     let add = raw.request(
         &prefix,
         "edit",
