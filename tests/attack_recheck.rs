@@ -472,3 +472,78 @@ fn appends_across_broker_kills_are_applied_at_most_once() {
     assert_eq!(extra, 0, "{}", server.log());
     assert_eq!(missing, 0, "{}", server.log());
 }
+
+/// Response topics that are valid and under `resp/` but extreme: 60,000
+/// bytes long, and 300 levels deep (Mosquitto refuses a topic with more than
+/// 200 `/` as a protocol error and drops the connection). The server answers what it can, keeps its connection, and
+/// keeps answering others.
+#[test]
+fn long_and_deep_response_topics_under_resp_do_not_knock_the_server_off() {
+    let (broker, prefix, server, raw) = served_with_raw_client("deeptopic");
+    let long = format!("{prefix}/v1/resp/{}", "l".repeat(60_000));
+    let deep = format!("{prefix}/v1/resp/{}", vec!["d"; 300].join("/"));
+    for n in 0..20 {
+        let topic = if n % 2 == 0 { &long } else { &deep };
+        raw.send(
+            &format!("{prefix}/v1/req/calc"),
+            br#"{"expr":"1+1"}"#,
+            Some("application/json"),
+            Some(format!("x-{n}").as_bytes()),
+            Some(topic),
+        );
+    }
+    thread::sleep(Duration::from_secs(2));
+    raw.send(
+        &format!("{prefix}/v1/req/calc"),
+        br#"{"expr":"2+2"}"#,
+        Some("application/json"),
+        Some(b"after"),
+        Some(&raw.response_topic),
+    );
+    let reply = raw.next(Duration::from_secs(20));
+    let log = server.log();
+    assert!(
+        reply.as_ref().is_some_and(|r| r.code() == "ok"),
+        "no answer after extreme response topics: {:?}\n{}\nbroker:\n{}",
+        reply.map(|r| r.text()),
+        shorten(&log),
+        shorten(&broker.log())
+    );
+    // The deepest topic Mosquitto takes (200 `/`) still gets its reply.
+    let slashes = prefix.matches('/').count() + 3;
+    let edge = format!("{prefix}/v1/resp/{}", vec!["e"; 201 - slashes].join("/"));
+    assert_eq!(edge.matches('/').count(), 200);
+    raw.client
+        .subscribe(&edge, 1)
+        .wait_for(Duration::from_secs(10))
+        .expect("subscribe to a 201-level topic");
+    raw.send(
+        &format!("{prefix}/v1/req/calc"),
+        br#"{"expr":"3+3"}"#,
+        Some("application/json"),
+        Some(b"edge"),
+        Some(&edge),
+    );
+    let edge_reply = raw.next(Duration::from_secs(20));
+    assert!(
+        edge_reply.as_ref().is_some_and(|r| r.code() == "ok"),
+        "no reply on a 201-level topic\n{}",
+        shorten(&server.log())
+    );
+    let lost = log.matches("connection lost").count() + log.matches("disconnected").count();
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    eprintln!(
+        "extreme response topics: {lost} connection losses, longest log line {longest} bytes"
+    );
+    assert_eq!(lost, 0, "{log}");
+    let _ = broker;
+}
+
+/// The last 40 lines of `log`, each cut to 300 characters.
+fn shorten(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..]
+        .iter()
+        .map(|l| l.chars().take(300).collect::<String>() + "\n")
+        .collect()
+}
