@@ -547,3 +547,50 @@ fn shorten(log: &str) -> String {
         .map(|l| l.chars().take(300).collect::<String>() + "\n")
         .collect()
 }
+
+/// A broker with a small `max_packet_size` (64 KiB, below the 64 KiB +
+/// headers of a `show` page): a tiny `show` request of a big file makes a
+/// reply the broker will not take. The server must not be knocked off.
+#[test]
+fn a_reply_larger_than_the_brokers_max_packet_size_does_not_knock_the_server_off() {
+    let broker = Broker::start_with(
+        "listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 65536\n",
+    );
+    let prefix = unique_prefix("maxpacket");
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("big"), "y".repeat(200_000) + "\n").unwrap();
+    let server = Server::start_with(&broker, &prefix, data.path(), &[]);
+    let raw = RawClient::connect(&broker, &prefix, "maxpacket");
+    for n in 0..3 {
+        raw.send(
+            &format!("{prefix}/v1/req/edit"),
+            br#"{"action":"show","file":"big"}"#,
+            Some("application/json"),
+            Some(format!("show-{n}").as_bytes()),
+            Some(&raw.response_topic),
+        );
+    }
+    thread::sleep(Duration::from_secs(2));
+    while raw.next(Duration::from_millis(300)).is_some() {}
+    raw.send(
+        &format!("{prefix}/v1/req/calc"),
+        br#"{"expr":"2+2"}"#,
+        Some("application/json"),
+        Some(b"after"),
+        Some(&raw.response_topic),
+    );
+    let reply = raw.next(Duration::from_secs(20));
+    let log = server.log();
+    let lost = log.matches("connection to the broker lost").count()
+        + log.matches("the broker closed the connection").count();
+    eprintln!(
+        "max_packet_size 65536: {lost} connection losses; answered after: {}",
+        reply.is_some()
+    );
+    assert!(
+        reply.as_ref().is_some_and(|r| r.code() == "ok"),
+        "no answer after oversized replies\n{}\nbroker:\n{}",
+        shorten(&log),
+        shorten(&broker.log())
+    );
+}
