@@ -655,3 +655,85 @@ fn clean_start_takeovers_during_an_edit_burst_apply_nothing_twice() {
         shorten(&server.log())
     );
 }
+
+/// A mix: one client floods 400 unanswerable requests (200 KB echo
+/// payloads without a Response Topic: dead letters) while another sends
+/// 400 answerable calcs. Every calc gets exactly one reply (`ok` or
+/// `busy`), and the server's RSS stays within the queue budget + 40 MiB
+/// (the dead letters' announcements awaiting the broker are capped).
+#[test]
+fn unanswerable_and_answerable_floods_mixed_stay_bounded_and_answered() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("mixflood");
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&broker, &prefix, data.path(), &[]);
+    let start = rss_kib(server.pid());
+    let dark = RawClient::connect(&broker, &prefix, "dark");
+    let good = RawClient::connect(&broker, &prefix, "good");
+    const N: usize = 400;
+    let big = format!(r#"{{"text":"{}"}}"#, "z".repeat(200_000));
+    let peak = std::sync::atomic::AtomicU64::new(start);
+    thread::scope(|s| {
+        s.spawn(|| {
+            for n in 0..N {
+                let props_topic = format!("{prefix}/v1/req/echo");
+                dark.send(
+                    &props_topic,
+                    big.as_bytes(),
+                    Some("application/json"),
+                    Some(format!("d{n}").as_bytes()),
+                    None,
+                );
+                if n % 20 == 0 {
+                    peak.fetch_max(rss_kib(server.pid()), std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        s.spawn(|| {
+            for n in 0..N {
+                good.send(
+                    &format!("{prefix}/v1/req/calc"),
+                    format!(r#"{{"expr":"{n}+1"}}"#).as_bytes(),
+                    Some("application/json"),
+                    Some(format!("g{n}").as_bytes()),
+                    Some(&good.response_topic),
+                );
+            }
+        });
+    });
+    let (mut ok, mut busy, mut other) = (0, 0, 0);
+    let mut seen = std::collections::HashSet::new();
+    let mut dup = 0;
+    while let Some(r) = good.next(Duration::from_secs(10)) {
+        peak.fetch_max(rss_kib(server.pid()), std::sync::atomic::Ordering::Relaxed);
+        if !seen.insert(r.correlation.clone()) {
+            dup += 1;
+        }
+        match r.code().as_str() {
+            "ok" => ok += 1,
+            "busy" => busy += 1,
+            _ => other += 1,
+        }
+        if seen.len() == N {
+            break;
+        }
+    }
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    let dl = std::fs::metadata(server.data_dir().join(".mqttapp").join("deadletters.jsonl"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    eprintln!("mixed flood: calc ok {ok}, busy {busy}, other {other}, dup {dup}, unanswered {}; RSS start {start} KiB peak {peak} KiB; dead letters {dl} bytes", N - seen.len());
+    assert_eq!(
+        seen.len(),
+        N,
+        "calcs unanswered\n{}",
+        shorten(&server.log())
+    );
+    assert_eq!(dup, 0);
+    // Queue budget (16 MiB) + 40 MiB slack; dead-letter announcements
+    // awaiting the broker used to add up to the store budget (64 MiB), twice.
+    assert!(
+        peak < start + 16 * 1024 + 40 * 1024,
+        "peak RSS {peak} KiB (start {start} KiB)"
+    );
+}
