@@ -737,3 +737,75 @@ fn unanswerable_and_answerable_floods_mixed_stay_bounded_and_answered() {
         "peak RSS {peak} KiB (start {start} KiB)"
     );
 }
+
+/// A calc flood with 180 KB of properties per request (a 60 KB correlation
+/// data and two 60 KB user properties) while `ask --batch` appends 200
+/// lines: every append answered and present once, every calc answered
+/// once (`ok` or `busy`), RSS within the queue budget + 40 MiB.
+#[test]
+fn a_calc_flood_with_huge_properties_during_edits() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("calcprops");
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&broker, &prefix, data.path(), &[]);
+    let start = rss_kib(server.pid());
+    const APPENDS: usize = 200;
+    const CALCS: usize = 300;
+    let raw = RawClient::connect(&broker, &prefix, "calcprops");
+    let topic = format!("{prefix}/v1/req/calc");
+    let value = "p".repeat(60_000);
+    let mut peak = start;
+    let cmd = common::mqttapp_std(&broker, &prefix);
+    let (results, stderr) = batch_appends(cmd, "log.txt", APPENDS, 60, Duration::ZERO, || {
+        for n in 0..CALCS {
+            let mut props = paho::Properties::new();
+            props
+                .push_string(paho::PropertyCode::ResponseTopic, &raw.response_topic)
+                .unwrap();
+            let mut corr = format!("c{n}-").into_bytes();
+            corr.resize(60_000, b'c');
+            props
+                .push_binary(paho::PropertyCode::CorrelationData, corr)
+                .unwrap();
+            for k in 0..2 {
+                props
+                    .push_string_pair(paho::PropertyCode::UserProperty, &format!("k{k}"), &value)
+                    .unwrap();
+            }
+            let msg = paho::MessageBuilder::new()
+                .topic(&topic)
+                .payload(format!(r#"{{"expr":"{n}+1"}}"#))
+                .qos(1)
+                .properties(props)
+                .finalize();
+            raw.client.publish(msg).wait().expect("publish");
+            if n % 20 == 0 {
+                peak = peak.max(rss_kib(server.pid()));
+            }
+        }
+    });
+    let mut seen = std::collections::HashSet::new();
+    let (mut ok, mut busy, mut dup) = (0, 0, 0);
+    while let Some(r) = raw.next(Duration::from_secs(5)) {
+        peak = peak.max(rss_kib(server.pid()));
+        if !seen.insert(r.correlation.clone()) {
+            dup += 1;
+        }
+        match r.code().as_str() {
+            "ok" => ok += 1,
+            "busy" => busy += 1,
+            _ => {}
+        }
+        if seen.len() == CALCS {
+            break;
+        }
+    }
+    let content = std::fs::read_to_string(data.path().join("log.txt")).unwrap_or_default();
+    let (extra, missing, answered) = exactly_once(&content, "log.txt", &results);
+    eprintln!("calc flood with 180 KB properties: calcs ok {ok}, busy {busy}, dup {dup}, unanswered {}; appends answered {answered}/{APPENDS}, extra {extra}, missing {missing}; RSS start {start} KiB peak {peak} KiB", CALCS - seen.len());
+    assert_eq!(results.len(), APPENDS, "{stderr}");
+    assert_eq!((extra, missing, answered), (0, 0, APPENDS));
+    assert_eq!(seen.len(), CALCS, "{}", shorten(&server.log()));
+    assert_eq!(dup, 0);
+    assert!(peak < start + 16 * 1024 + 40 * 1024, "peak RSS {peak} KiB");
+}
