@@ -31,6 +31,56 @@ fn retained_status(broker: &Broker, prefix: &str, reader_id: &str) -> Option<Sta
     msg.and_then(|m| Status::decode(m.payload()).ok())
 }
 
+/// Publishes `status` retained on the server's status topic.
+fn forge_retained(broker: &Broker, prefix: &str, status: &Status) {
+    let forger = RawClient::connect(broker, prefix, "forger");
+    let msg = paho::MessageBuilder::new()
+        .topic(format!("{prefix}/v1/status/{}", server_id_for(prefix)))
+        .payload(status.encode())
+        .qos(1)
+        .retained(true)
+        .finalize();
+    forger
+        .client
+        .publish(msg)
+        .wait_for(Duration::from_secs(10))
+        .expect("forged status published");
+    let _ = forger
+        .client
+        .disconnect(None)
+        .wait_for(Duration::from_secs(5));
+}
+
+/// A forged retained "online" that copies the server's own `instance` but
+/// lists no `calc`: clients wait for a server offering the operation, so
+/// `ask calc` failed "no server" for as long as it stayed.
+#[test]
+fn a_forged_online_with_the_servers_own_instance_but_other_ops_is_overwritten() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("forgeops");
+    let server = Server::start(&broker, &prefix);
+    thread::sleep(Duration::from_millis(500));
+    let own = retained_status(&broker, &prefix, "reader1").expect("the server's status");
+    let forged = Status {
+        ops: vec!["echo".into()],
+        ..own.clone()
+    };
+    forge_retained(&broker, &prefix, &forged);
+    thread::sleep(Duration::from_millis(2500));
+    let now = retained_status(&broker, &prefix, "reader2").expect("a retained status");
+    let out = mqttapp(&broker, &prefix)
+        .args(["ask", "calc", "2+3", "--timeout", "5"])
+        .output()
+        .expect("run ask");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "5\n",
+        "status now {now:?}; ask: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+}
+
 /// A forged retained "offline" that copies the server's own `instance`
 /// (which anyone can read in the retained status) must be overwritten like
 /// any other forgery: the server is serving, so its status says "online".
