@@ -239,8 +239,16 @@ fn replay_key(meta: &MessageMeta) -> Option<Replay> {
     })
 }
 
+/// Most `/` a reply topic may hold. Mosquitto refuses a PUBLISH whose topic
+/// has more (`TOPIC_HIERARCHY_LIMIT`) as a protocol error and closes the
+/// connection, and the session re-sends the unacknowledged reply on every
+/// reconnect: one request with a 300-level response topic kept a server
+/// off the broker for good.
+const MAX_TOPIC_SEPARATORS: usize = 200;
+
 /// The topic to reply to, or why there is none we may use: it must be a
-/// valid topic name (non-empty, no wildcards, no NUL) and must not be one
+/// valid topic name (non-empty, no wildcards, no NUL, at
+/// most 201 levels) and must not be one
 /// of the protocol's own topics or a `$` topic, so that a request cannot
 /// make the server publish fake requests, statuses or dead letters
 /// (`no_response_topic`); and it must match the allowed reply filters,
@@ -260,6 +268,12 @@ pub(super) fn reply_target<'a>(
     if topic.is_empty() || topic.len() > 65_535 || topic.contains(['#', '+', '\0']) {
         return Err(refused(format!(
             "response topic {topic:?} is not a valid topic name"
+        )));
+    }
+    if topic.matches('/').count() > MAX_TOPIC_SEPARATORS {
+        return Err(refused(format!(
+            "response topic {topic:?} has more than {} levels, which brokers refuse",
+            MAX_TOPIC_SEPARATORS + 1
         )));
     }
     if topic.starts_with('$') || topics.is_reserved(topic) {

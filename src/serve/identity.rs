@@ -4,7 +4,8 @@
 //!
 //! Anyone allowed to publish status messages can publish one on this
 //! server's topic, so a status message never stops the server: one that is
-//! not this process's own (another `instance`, or not a status at all) is
+//! not this process's own "online" (another `instance`, a copy of ours
+//! with another state, ops, version or group, or not a status at all) is
 //! logged and answered by publishing the server's retained "online" again.
 //!
 //! Another client with this server's client id shows on the connection
@@ -99,7 +100,7 @@ impl Identity {
         }
         let status = Status::decode(payload).ok();
         let instance = status.as_ref().and_then(|s| s.instance.as_deref());
-        if instance == Some(self.instance.as_str()) {
+        if status.as_ref().is_some_and(|s| self.is_own(s)) {
             self.armed.store(true, Ordering::SeqCst);
             return;
         }
@@ -115,6 +116,24 @@ impl Identity {
                 "a status message on this server's status topic is not this server's: ignored, and this server's own status published again (another client may publish statuses there; if another server uses this --server-id, the connection losses show it)"
             );
         }
+    }
+
+    /// True when `status` says what our own retained status says. Our
+    /// instance is public (it is in that status), so a forger can copy it
+    /// and change the rest: "offline", or `ops` without `calc`, which
+    /// makes clients fail "no server online". Only a status with our
+    /// state "online", ops, version and group counts as ours (`since`
+    /// changes with every publish). Our own "offline" is published only
+    /// while closing, when nothing is published again.
+    fn is_own(&self, status: &Status) -> bool {
+        let ours = Status::decode(self.status(Status::ONLINE).payload());
+        ours.is_ok_and(|ours| {
+            status.instance == ours.instance
+                && status.state == ours.state
+                && status.ops == ours.ops
+                && status.version == ours.version
+                && status.group == ours.group
+        })
     }
 
     fn may_warn(&self) -> bool {
@@ -242,8 +261,15 @@ mod tests {
             assert!(me.take_reassert());
             assert!(!me.take_reassert());
         }
+        // A copy of our own status saying "offline" (our instance is public)
+        // is answered too; while closing, `link.rs` publishes nothing again.
         me.observe(me.status(Status::OFFLINE).payload(), false);
-        assert!(!me.take_reassert());
+        assert!(me.take_reassert());
+        // So is a copy with our instance that lists other operations.
+        let mut copy = Status::decode(me.status(Status::ONLINE).payload()).unwrap();
+        copy.ops = vec!["echo".into()];
+        me.observe(&copy.encode(), false);
+        assert!(me.take_reassert());
     }
 
     #[test]

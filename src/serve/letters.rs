@@ -14,7 +14,8 @@
 //! counted; a warning with the count goes out at most every
 //! [`DROP_WARN_EVERY`].
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,12 @@ const ANNOUNCE_ACK_TIMEOUT: Duration = Duration::from_secs(300);
 /// At most one "dead letters dropped" warning this often: a flood must not
 /// turn into a flood of log lines.
 pub const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
+/// Most bytes of announcements awaiting their acknowledgement. Each is a
+/// stored letter (up to `max_payload_bytes` of payload, hex), and a flood
+/// of unanswerable requests is stored at disk speed: without a cap, paho
+/// held up to the whole store budget (64 MiB) of them in memory, twice.
+/// Past it a letter is stored but not announced.
+const MAX_ANNOUNCING_BYTES: usize = 4 * 1024 * 1024;
 /// Characters of a client-supplied string a log line keeps.
 const LOG_CHARS: usize = 120;
 
@@ -52,7 +59,9 @@ pub struct DeadLetterSink {
     drops: Mutex<Drops>,
     client: paho::AsyncClient,
     topic: String,
-    announced: Sender<(paho::DeliveryToken, String)>,
+    announced: Sender<(paho::DeliveryToken, String, usize)>,
+    /// Bytes of announcements not yet acknowledged.
+    announcing: Arc<AtomicUsize>,
 }
 
 impl DeadLetterSink {
@@ -66,15 +75,18 @@ impl DeadLetterSink {
         client: paho::AsyncClient,
         topic: String,
     ) -> DeadLetterSink {
-        let (tx, rx) = unbounded::<(paho::DeliveryToken, String)>();
+        let (tx, rx) = unbounded::<(paho::DeliveryToken, String, usize)>();
+        let announcing = Arc::new(AtomicUsize::new(0));
+        let acked = announcing.clone();
         // The thread ends when the sink (the only sender) is dropped.
         let spawned = thread::Builder::new()
             .name("dlq-announcer".into())
             .spawn(move || {
-                for (token, id) in rx {
+                for (token, id, bytes) in rx {
                     if let Err(e) = mqtt::wait(token, ANNOUNCE_ACK_TIMEOUT) {
                         tracing::warn!(%id, error = %e, "dead letter announcement not delivered; it is in the store");
                     }
+                    acked.fetch_sub(bytes, Ordering::SeqCst);
                 }
             });
         if let Err(e) = spawned {
@@ -86,6 +98,7 @@ impl DeadLetterSink {
             client,
             topic,
             announced: tx,
+            announcing,
         }
     }
 
@@ -140,12 +153,26 @@ impl DeadLetterSink {
             content_type: Some("application/cbor".into()),
             ..MessageMeta::default()
         };
-        let msg = meta.message(&self.topic, to_cbor(letter), false);
+        let payload = to_cbor(letter);
+        let bytes = payload.len();
+        if self.announcing.fetch_add(bytes, Ordering::SeqCst) + bytes > MAX_ANNOUNCING_BYTES {
+            self.announcing.fetch_sub(bytes, Ordering::SeqCst);
+            tracing::debug!(id = %letter.id, "dead letter not announced: too many announcements await the broker; it is in the store");
+            return;
+        }
+        let msg = meta.message(&self.topic, payload, false);
         match self.client.try_publish(msg) {
             Ok(token) => {
-                let _ = self.announced.send((token, letter.id.clone()));
+                if self
+                    .announced
+                    .send((token, letter.id.clone(), bytes))
+                    .is_err()
+                {
+                    self.announcing.fetch_sub(bytes, Ordering::SeqCst);
+                }
             }
             Err(e) => {
+                self.announcing.fetch_sub(bytes, Ordering::SeqCst);
                 tracing::warn!(id = %letter.id, error = %e, "cannot announce dead letter; it is in the store")
             }
         }

@@ -91,8 +91,9 @@
 //! requests without an expiry), and never evicted while young: a file
 //! remembers at most `replay::CAPACITY` (131,072) live keys, and a new keyed change
 //! beyond that is refused with [`EditError::Busy`] (wire code `busy`,
-//! nothing applied). A key that comes back with a different file, action,
-//! line or text is refused with [`EditError::KeyReused`] (`conflict`).
+//! nothing applied). A key that comes back to the same file with a
+//! different action, line or text is refused with [`EditError::KeyReused`]
+//! (`conflict`); the memory is per file, so on another file it is a new key.
 //!
 //! # Concurrency
 //!

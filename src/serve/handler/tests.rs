@@ -79,6 +79,18 @@ fn replies_never_go_to_protocol_or_dollar_topics() {
 }
 
 #[test]
+fn replies_never_go_to_topics_deeper_than_brokers_take() {
+    let edge = format!("p/v1/resp/{}", vec!["x"; 198].join("/"));
+    assert_eq!(edge.matches('/').count(), 200);
+    let (reply, _) = run(&calc_or_panic, &incoming("calc", b"1", Some(&edge)));
+    assert!(reply.is_some());
+    let deeper = format!("{edge}/x");
+    let (reply, dead) = run(&calc_or_panic, &incoming("calc", b"1", Some(&deeper)));
+    assert!(reply.is_none());
+    assert_eq!(dead, Some(Reason::NoResponseTopic));
+}
+
+#[test]
 fn replies_go_only_where_replies_are_allowed() {
     let msg = incoming("calc", b"1", Some("home/door/cmd"));
     let (reply, dead) = run(&calc_or_panic, &msg);
