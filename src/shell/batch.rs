@@ -156,7 +156,13 @@ impl Batch {
                 Outcome::Refused(i, message) => self.finish_line(i, Err(("auth", message))),
                 Outcome::Lost(i) => self.finish_line(
                     i,
-                    Err(("timeout", format!("no reply within {}", humantime::format_duration(self.timeout)))),
+                    Err((
+                        "timeout",
+                        format!(
+                            "no reply within {}",
+                            humantime::format_duration(self.timeout)
+                        ),
+                    )),
                 ),
                 Outcome::Busy(i) => self.finish_line(
                     i,
