@@ -333,4 +333,3 @@ fn the_identity_of_a_change_depends_on_key_and_content_only() {
 fn each_commit_gets_its_own_tag() {
     assert_ne!(commit_tag(), commit_tag());
 }
-
