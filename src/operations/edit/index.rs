@@ -377,8 +377,8 @@ mod tests {
     #[test]
     fn a_journal_longer_than_the_store_ever_writes_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let policy = policy(1, 0);
-        let max = 4 + MIN_COMPACT_RECORDS;
+        let policy = policy(2, 0);
+        let max = 4 * 2 + MIN_COMPACT_RECORDS;
         let records: Vec<Record> = (0..max + 1).map(|i| rec(i.into(), 1, 10, 0)).collect();
         journal::append(&journal::path(dir.path(), "f", 0), 0, &records).unwrap();
         let ix = Index::sync(None, state(0, max), dir.path(), "f", &policy).unwrap();
@@ -396,7 +396,7 @@ mod tests {
         let sync = |cached, len| Index::sync(cached, state(0, len), dir.path(), "f", &policy);
         journal::append(&p, 0, &[rec(1, 1, 10, 1), rec(2, 1, 10, 1)]).unwrap();
         let ix = sync(None, 2).unwrap();
-        assert_eq!(ix.last, Some(rec(2, 1, 10, 1)));
+        assert_eq!((ix.state, ix.last), (state(0, 2), Some(rec(2, 1, 10, 1))));
         journal::append(&p, 2, &[rec(3, 1, 10, 2)]).unwrap();
         let ix = sync(Some(ix), 3).unwrap();
         assert_eq!(ix.entries.len(), 3);
