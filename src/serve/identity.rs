@@ -286,4 +286,14 @@ mod tests {
         assert_eq!(t.count(), 5, "the broker's word does not lower the count");
         assert!(t.in_conflict());
     }
+
+    #[test]
+    fn the_status_is_retained_cbor_on_the_status_topic() {
+        let me = identity();
+        let msg = me.status(Status::ONLINE);
+        assert_eq!(msg.topic(), me.topic());
+        assert!(msg.retained());
+        let meta = crate::mqtt::MessageMeta::of(&msg);
+        assert_eq!(meta.content_type.as_deref(), Some("application/cbor"));
+    }
 }
