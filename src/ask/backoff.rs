@@ -198,4 +198,19 @@ mod tests {
         assert!(busy_body(&busy).is_some());
         assert!(busy_body(&Reply::error(ErrorCode::Conflict, "rev")).is_none());
     }
+
+    #[test]
+    fn attempts_count_every_send_and_busy_reply_and_keep_the_due_time() {
+        let now = Instant::now();
+        let mut a = Attempts::new(secs(1), now);
+        assert_eq!((a.sends(), a.busy_replies(), a.due()), (0, 0, now));
+        a.sent(now);
+        let due = a.sent(now);
+        assert_eq!((due, a.due()), (now + secs(2), now + secs(2)));
+        a.busy(now);
+        let due = a.busy(now);
+        assert_eq!(a.due(), due);
+        assert!(due >= now + Duration::from_millis(100) && due < now + secs(1));
+        assert_eq!((a.sends(), a.busy_replies()), (2, 2));
+    }
 }

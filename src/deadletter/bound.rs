@@ -192,4 +192,24 @@ mod tests {
         assert!(slim.truncated);
         assert_eq!(slim.payload_cut.unwrap().sha256, sha256_hex(b"abc"));
     }
+
+    #[test]
+    fn a_prefix_ends_before_a_character_it_would_split() {
+        assert_eq!(prefix_within("aé", 2), "a");
+        assert_eq!(prefix_within("aé", 3), "aé");
+        assert_eq!(prefix_within("a€b", 3), "a");
+        assert_eq!(prefix_within("abc", 0), "");
+    }
+
+    #[test]
+    fn a_detail_of_exactly_the_cap_is_kept_whole_and_one_more_byte_is_cut() {
+        let exact = "x".repeat(DETAIL_CAP);
+        let letter = bounded(header(&exact), &Original::default(), 0);
+        assert_eq!(letter.detail, exact);
+        let over = "x".repeat(DETAIL_CAP + 1);
+        let letter = bounded(header(&over), &Original::default(), 0);
+        assert_eq!(letter.detail.len(), DETAIL_CAP);
+        assert!(letter.detail.ends_with('…'), "{}", letter.detail);
+        assert!(bounded(header("d"), &Original::default(), 0).detail == "d");
+    }
 }

@@ -295,4 +295,31 @@ mod tests {
         assert!(t.lost(Duration::from_secs(60), true));
         assert_eq!(t.count(), Takeovers::IN_A_ROW);
     }
+
+    #[test]
+    fn a_connection_that_lived_the_full_short_period_resets_the_count() {
+        let mut t = Takeovers::default();
+        let short = Takeovers::SHORT - Duration::from_millis(1);
+        t.lost(short, false);
+        t.lost(short, false);
+        assert_eq!(t.count(), 2);
+        assert!(!t.lost(Takeovers::SHORT, false));
+        assert_eq!(t.count(), 0);
+        for _ in 0..5 {
+            t.lost(short, false);
+        }
+        assert!(t.lost(Duration::from_secs(60), true));
+        assert_eq!(t.count(), 5, "the broker's word does not lower the count");
+        assert!(t.in_conflict());
+    }
+
+    #[test]
+    fn the_status_is_retained_cbor_on_the_status_topic() {
+        let me = identity();
+        let msg = me.status(Status::ONLINE);
+        assert_eq!(msg.topic(), me.topic());
+        assert!(msg.retained());
+        let meta = crate::mqtt::MessageMeta::of(&msg);
+        assert_eq!(meta.content_type.as_deref(), Some("application/cbor"));
+    }
 }

@@ -382,4 +382,89 @@ mod tests {
         let [busy, _, dropped, _] = a.tally.counts();
         assert!(busy > 0 && dropped > 0, "{:?}", a.tally.counts());
     }
+
+    #[test]
+    fn the_budget_is_split_half_edits_quarter_fast_quarter_refusals() {
+        let a = admission(64 * 1024);
+        assert_eq!(a.edit.capacity(), 32 * 1024);
+        assert_eq!(a.fast.capacity(), 16 * 1024);
+        assert_eq!(a.refusals.capacity(), 16 * 1024);
+    }
+
+    #[test]
+    fn a_request_exactly_the_size_of_its_lane_is_queued() {
+        let msg = request("p/v1/req/calc", b"1+1");
+        let cost = cost_of(&msg);
+        let a = admission(4 * cost as u64);
+        assert_eq!(a.fast.capacity(), cost);
+        a.admit(msg);
+        assert!(a.fast.try_recv().is_some());
+        assert_eq!(a.tally.counts(), [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn refusals_name_their_lane() {
+        let a = admission(16 * 1024);
+        a.admit(request("p/v1/req/edit", &[b'x'; 9000]));
+        a.admit(request("p/v1/req/calc", &[b'x'; 9000]));
+        let (edit, _) = a.refusals.try_recv().unwrap();
+        let (calc, _) = a.refusals.try_recv().unwrap();
+        assert!(edit.text.contains("for edit requests"), "{}", edit.text);
+        assert!(
+            calc.text.contains("for calc/echo requests"),
+            "{}",
+            calc.text
+        );
+    }
+
+    #[test]
+    fn a_refusal_costs_what_it_keeps() {
+        let mut r = Refusal {
+            topic: "t".repeat(3),
+            response_topic: Some("r".repeat(5)),
+            correlation: Some(vec![1; 7]),
+            encoding: Encoding::Json,
+            code: ErrorCode::Busy,
+            text: "x".repeat(11),
+            letter: None,
+        };
+        assert_eq!(r.cost(), 3 + 5 + 7 + 11 + OVERHEAD);
+        r.response_topic = None;
+        r.correlation = None;
+        let header = Header {
+            id: String::new(),
+            time: 0,
+            reason: crate::deadletter::Reason::NoResponseTopic,
+            detail: "",
+        };
+        let mut letter = bounded(header, &Original::default(), 0);
+        letter.detail = "d".repeat(2);
+        letter.topic = "t".repeat(13);
+        letter.response_topic = Some("r".repeat(17));
+        letter.correlation_hex = Some("c".repeat(19));
+        letter.content_type = Some("y".repeat(23));
+        letter.payload_hex = "p".repeat(29);
+        r.letter = Some(letter.clone());
+        let fields = 2 + 13 + 17 + 19 + 23 + 29;
+        assert_eq!(r.cost(), 3 + 11 + fields + 5 * 96 + OVERHEAD);
+        letter.response_topic = None;
+        letter.correlation_hex = None;
+        letter.content_type = None;
+        r.letter = Some(letter);
+        assert_eq!(r.cost(), 3 + 11 + 2 + 13 + 29 + 5 * 96 + OVERHEAD);
+    }
+
+    #[test]
+    fn the_tally_report_remembers_what_it_logged() {
+        let t = Tally::default();
+        t.busy.fetch_add(2, Ordering::Relaxed);
+        t.dropped.fetch_add(3, Ordering::Relaxed);
+        let mut last = [0; 4];
+        t.report(&mut last);
+        assert_eq!(last, [2, 0, 3, 0]);
+        t.too_large.fetch_add(1, Ordering::Relaxed);
+        t.unanswerable.fetch_add(4, Ordering::Relaxed);
+        t.report(&mut last);
+        assert_eq!(last, [2, 1, 3, 4]);
+    }
 }

@@ -154,4 +154,28 @@ mod tests {
         assert_eq!(q.offer(2, usize::MAX), Err(2));
         assert_eq!(q.used(), 0);
     }
+
+    #[test]
+    fn recv_timeout_hands_over_a_waiting_item_with_its_ticket() {
+        let q = ByteQueue::new(10, Arc::new(Memory::default()));
+        assert!(q.recv_timeout(Duration::from_millis(1)).is_none());
+        q.offer("a", 4).unwrap();
+        let (item, ticket) = q.recv_timeout(Duration::from_millis(1)).unwrap();
+        assert_eq!((item, ticket.cost(), q.used()), ("a", 4, 4));
+        drop(ticket);
+        assert_eq!(q.used(), 0);
+    }
+
+    #[test]
+    fn a_message_costs_its_topic_properties_payload_and_overhead() {
+        let meta = crate::mqtt::MessageMeta {
+            response_topic: Some("r/1".into()),
+            correlation: Some(vec![1; 7]),
+            ..crate::mqtt::MessageMeta::default()
+        };
+        let msg = meta.message("t/x", vec![0; 10], false);
+        let props = msg.properties().byte_len();
+        assert!(props > 10, "{props}");
+        assert_eq!(cost_of(&msg), 3 + props + 10 + OVERHEAD);
+    }
 }

@@ -293,3 +293,143 @@ impl Memory {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn rec(key: u128, fingerprint: u128, expires: u64, commit: u64) -> Record {
+        Record {
+            key,
+            fingerprint,
+            rev: 7,
+            lines: 8,
+            expires,
+            commit,
+        }
+    }
+
+    fn keyed(key: u128, fingerprint: u128) -> Keyed {
+        Keyed {
+            key,
+            fingerprint,
+            retain_secs: 1,
+        }
+    }
+
+    fn policy(capacity: usize, now: u64) -> ReplayPolicy {
+        ReplayPolicy {
+            capacity,
+            max_retention_secs: 300,
+            clock: Some(Arc::new(AtomicU64::new(now))),
+        }
+    }
+
+    fn state(gen: u64, len: u64) -> JournalState {
+        JournalState {
+            gen,
+            len,
+            prev_len: 0,
+        }
+    }
+
+    #[test]
+    fn an_entry_answers_until_the_second_it_expires() {
+        let mut ix = Index::default();
+        ix.insert(rec(1, 5, 100, 0), 99);
+        ix.insert(rec(2, 5, 100, 0), 100);
+        let replay = Lookup::Replay { rev: 7, lines: 8 };
+        assert_eq!(ix.lookup(&keyed(1, 5), 99), replay);
+        assert_eq!(ix.lookup(&keyed(1, 6), 99), Lookup::Reused);
+        assert_eq!(ix.lookup(&keyed(1, 5), 100), Lookup::New);
+        assert_eq!(
+            ix.lookup(&keyed(2, 5), 99),
+            Lookup::New,
+            "expired on insert"
+        );
+        assert_eq!(ix.entries.len(), 1);
+        // A migrated entry (no fingerprint) matches any content.
+        ix.insert(rec(3, 0, 100, 0), 0);
+        assert_eq!(ix.lookup(&keyed(3, 42), 0), replay);
+    }
+
+    #[test]
+    fn room_is_made_only_by_expired_entries() {
+        let policy = policy(2, 0);
+        let mut ix = Index::default();
+        ix.insert(rec(1, 1, 100, 0), 0);
+        assert!(ix.check_room("f", &policy, 0).is_ok());
+        ix.insert(rec(2, 1, 50, 0), 0);
+        assert_eq!(ix.next_expiry, 50);
+        let err = ix.check_room("f", &policy, 49).unwrap_err();
+        assert!(matches!(err, EditError::Busy(_)), "{err}");
+        assert_eq!(ix.entries.len(), 2);
+        assert!(ix.check_room("f", &policy, 50).is_ok());
+        assert_eq!((ix.entries.len(), ix.next_expiry), (1, 100));
+        ix.insert(rec(3, 1, 200, 0), 50);
+        assert_eq!(ix.next_expiry, 100);
+        assert!(ix.check_room("f", &policy, 99).is_err());
+    }
+
+    #[test]
+    fn a_journal_longer_than_the_store_ever_writes_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = policy(2, 0);
+        let max = 4 * 2 + MIN_COMPACT_RECORDS;
+        let records: Vec<Record> = (0..max + 1).map(|i| rec(i.into(), 1, 10, 0)).collect();
+        journal::append(&journal::path(dir.path(), "f", 0), 0, &records).unwrap();
+        let ix = Index::sync(None, state(0, max), dir.path(), "f", &policy).unwrap();
+        assert_eq!(ix.entries.len() as u64, max);
+        assert_eq!(ix.compact_at, 2 * max);
+        let err = Index::sync(None, state(0, max + 1), dir.path(), "f", &policy).unwrap_err();
+        assert!(err.to_string().contains("longer than the store"), "{err}");
+    }
+
+    #[test]
+    fn a_cached_index_reads_what_was_appended_and_sees_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = journal::path(dir.path(), "f", 0);
+        let policy = policy(100, 0);
+        let sync = |cached, len| Index::sync(cached, state(0, len), dir.path(), "f", &policy);
+        journal::append(&p, 0, &[rec(1, 1, 10, 1), rec(2, 1, 10, 1)]).unwrap();
+        let ix = sync(None, 2).unwrap();
+        assert_eq!((ix.state, ix.last), (state(0, 2), Some(rec(2, 1, 10, 1))));
+        journal::append(&p, 2, &[rec(3, 1, 10, 2)]).unwrap();
+        let ix = sync(Some(ix), 3).unwrap();
+        assert_eq!(ix.entries.len(), 3);
+        assert_eq!((ix.state.len, ix.last), (3, Some(rec(3, 1, 10, 2))));
+        // Another store rolled record 3 back and wrote another one there:
+        // same position, another commit. Record 3 is forgotten.
+        journal::append(&p, 2, &[rec(4, 1, 10, 3)]).unwrap();
+        let ix = sync(Some(ix), 3).unwrap();
+        assert_eq!(ix.lookup(&keyed(3, 1), 0), Lookup::New);
+        assert_ne!(ix.lookup(&keyed(4, 1), 0), Lookup::New);
+        assert_eq!(ix.entries.len(), 3);
+        // A journal shorter than the cached one (rolled back): read again.
+        let ix = sync(Some(ix), 2).unwrap();
+        assert_eq!(ix.entries.len(), 2);
+        // An empty cached index of the same generation reads everything.
+        let ix = sync(Some(Index::default()), 3).unwrap();
+        assert_eq!(ix.entries.len(), 3);
+    }
+
+    #[test]
+    fn the_memory_caches_the_four_files_used_last() {
+        let m = Memory::default();
+        for name in ["a", "b", "c", "d", "e"] {
+            m.put(name, Index::default());
+        }
+        assert!(m.take("a").is_none());
+        for name in ["b", "c", "d", "e"] {
+            assert!(m.take(name).is_some(), "{name}");
+        }
+        assert!(m.take("b").is_none(), "taken out");
+        m.put("x", Index::default());
+        m.put("x", Index::default());
+        assert!(m.take("x").is_some());
+        assert!(m.take("x").is_none());
+    }
+}

@@ -173,3 +173,83 @@ fn write_all_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
     f.seek(SeekFrom::Start(offset))?;
     f.write_all(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: u64) -> Record {
+        Record {
+            key: u128::from(i) << 64 | 0xA1,
+            fingerprint: u128::from(i) << 32 | 0xB2,
+            rev: i + 1,
+            lines: i + 2,
+            expires: i + 3,
+            commit: i + 4,
+        }
+    }
+
+    #[test]
+    fn a_record_survives_encoding_field_by_field() {
+        let r = Record {
+            key: u128::MAX - 1,
+            fingerprint: 1 << 100,
+            rev: 3,
+            lines: 4,
+            expires: 5,
+            commit: u64::MAX,
+        };
+        assert_eq!(Record::decode(&r.encode()), r);
+        assert_eq!(&r.encode()[32..40], &3u64.to_le_bytes());
+    }
+
+    #[test]
+    fn records_appended_in_several_chunks_read_back_at_any_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(dir.path(), "f", 7);
+        assert!(p.ends_with("f.replay-7"));
+        let all: Vec<Record> = (0..WRITE_CHUNK as u64 + 300).map(record).collect();
+        append(&p, 0, &all[..2]).unwrap();
+        append(&p, 2, &all[2..]).unwrap();
+        assert_eq!(read(&p, 0, all.len() as u64).unwrap(), all);
+        assert_eq!(read(&p, 1, 3).unwrap(), all[1..3].to_vec());
+        assert_eq!(read(&p, 1030, 1031).unwrap(), vec![all[1030]]);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            all.len() as u64 * RECORD_BYTES as u64
+        );
+        // A new file at position 0 replaces an old one of the same name.
+        append(&p, 0, &all[5..6]).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), RECORD_BYTES as u64);
+        assert_eq!(read(&p, 0, 1).unwrap(), vec![all[5]]);
+    }
+
+    #[test]
+    fn an_empty_range_reads_nothing_even_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(dir.path(), "f", 0);
+        assert_eq!(read(&p, 0, 0).unwrap(), Vec::new());
+        assert_eq!(read(&p, 5, 5).unwrap(), Vec::new());
+        append(&p, 0, &[]).unwrap();
+        assert!(!p.exists(), "nothing to write creates nothing");
+    }
+
+    #[test]
+    fn a_journal_shorter_than_promised_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(dir.path(), "f", 0);
+        append(&p, 0, &[record(0), record(1)]).unwrap();
+        let err = read(&p, 0, 3).unwrap_err().to_string();
+        assert!(err.contains("shorter than its metadata says"), "{err}");
+    }
+
+    #[test]
+    fn a_stale_journal_is_removed_and_a_missing_one_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(dir.path(), "f", 0);
+        append(&p, 0, &[record(0)]).unwrap();
+        remove_stale(&p);
+        assert!(!p.exists());
+        remove_stale(&p);
+    }
+}

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::super::journal;
 use super::super::meta;
-use super::super::replay::{retention_secs, ReplayPolicy, MAX_RETENTION_SECS};
+use super::super::replay::{
+    commit_tag, migrate, retention_secs, Keyed, ReplayPolicy, MAX_RETENTION_SECS,
+};
 use super::*;
 
 const T0: u64 = 1_800_000_000;
@@ -273,4 +275,61 @@ fn a_journal_shorter_than_its_metadata_is_an_error() {
     let fresh = open(dir.path());
     assert_eq!(err(&fresh, &keyed(append("a"), b"k")).code(), "io");
     assert_eq!(content(dir.path(), DEFAULT), "a\n");
+}
+
+#[test]
+fn old_entries_are_migrated_while_live_by_the_old_rule() {
+    let now = T0;
+    let old = |key: &str, rev: u64, at: u64| meta::Applied {
+        key: key.into(),
+        rev,
+        lines: rev + 10,
+        at,
+    };
+    let applied = [
+        old(&hex::encode(b"edge"), 1, now - meta::APPLIED_TTL_SECS),
+        old(&hex::encode(b"gone"), 2, now - meta::APPLIED_TTL_SECS - 1),
+        old("not hex", 3, now),
+        old(&hex::encode(b"new"), 4, now),
+    ];
+    let records = migrate(&applied, now, 300, 9);
+    let key = |k: &[u8]| Keyed::of(&keyed(append("x"), k), DEFAULT, k, 300).key;
+    let got: Vec<_> = records
+        .iter()
+        .map(|r| (r.key, r.fingerprint, r.rev, r.lines, r.expires, r.commit))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (key(b"edge"), 0, 1, 11, now + 300, 9),
+            (key(b"new"), 0, 4, 14, now + 300, 9)
+        ]
+    );
+}
+
+#[test]
+fn the_identity_of_a_change_depends_on_key_and_content_only() {
+    let id = |file: &str, action: Action, key: &[u8]| {
+        let k = Keyed::of(&expiring(action, key, 5), file, key, 300);
+        assert_eq!(k.retain_secs, 11);
+        assert_ne!(k.fingerprint, 0, "0 is kept for migrated entries");
+        (k.key, k.fingerprint)
+    };
+    let a = id("f", append("a"), b"k");
+    assert_eq!(a, id("f", append("a"), b"k"));
+    assert_eq!(a.0, id("g", append("a"), b"k").0);
+    assert_ne!(a.0, id("f", append("a"), b"j").0);
+    for other in [
+        id("g", append("a"), b"k"),
+        id("f", append("b"), b"k"),
+        id("f", replace(1, "a"), b"k"),
+        id("f", replace(2, "a"), b"k"),
+    ] {
+        assert_ne!(a.1, other.1);
+    }
+}
+
+#[test]
+fn each_commit_gets_its_own_tag() {
+    assert_ne!(commit_tag(), commit_tag());
 }
