@@ -400,6 +400,49 @@ fn exactly_once(content: &str, file: &str, results: &[String]) -> (usize, usize,
     (extra, missing, answered)
 }
 
+/// What a batch of `u-i` appends to `log.txt` left: every line accounted.
+struct BatchOutcome {
+    /// Extra applications (a line present more than once).
+    extra: usize,
+    /// Answered `rev N` but not present exactly once.
+    missing: usize,
+    /// Answered `rev N`.
+    answered: usize,
+    /// `u-` lines in the file.
+    present: usize,
+    /// A few results that were not `rev N`, for the message.
+    not_answered: Vec<String>,
+}
+
+/// Checks the batch printed one line per append and counts its outcome
+/// against `log.txt` in `data_dir`.
+fn batch_outcome(
+    data_dir: &std::path::Path,
+    results: &[String],
+    appends: usize,
+    stderr: &str,
+) -> BatchOutcome {
+    assert_eq!(
+        results.len(),
+        appends,
+        "one line per append; stderr: {stderr}"
+    );
+    let content = std::fs::read_to_string(data_dir.join("log.txt")).unwrap_or_default();
+    let (extra, missing, answered) = exactly_once(&content, "log.txt", results);
+    BatchOutcome {
+        extra,
+        missing,
+        answered,
+        present: content.lines().filter(|l| l.starts_with("u-")).count(),
+        not_answered: results
+            .iter()
+            .filter(|r| !r.starts_with("log.txt: rev "))
+            .take(3)
+            .cloned()
+            .collect(),
+    }
+}
+
 /// A `busy` storm: with a 1 MiB queue budget, a raw client floods the same
 /// file with appends carrying 200 KB of user properties each (most are
 /// refused `busy`) while `ask --batch` appends 150 unique lines. The batch
@@ -465,18 +508,13 @@ fn a_busy_storm_on_the_same_file_leaves_batch_appends_applied_once() {
             busy += 1;
         }
     }
-    assert_eq!(
-        results.len(),
-        APPENDS,
-        "one line per append; stderr: {stderr}"
-    );
-    let content = std::fs::read_to_string(data.path().join("log.txt")).unwrap();
-    let (extra, missing, answered) = exactly_once(&content, "log.txt", &results);
-    let not_answered: Vec<_> = results
-        .iter()
-        .filter(|r| !r.starts_with("log.txt: rev "))
-        .take(3)
-        .collect();
+    let BatchOutcome {
+        extra,
+        missing,
+        answered,
+        not_answered,
+        ..
+    } = batch_outcome(data.path(), &results, APPENDS, &stderr);
     eprintln!("busy storm: flood refused busy {busy}/{FLOOD}; appends answered {answered}/{APPENDS}, extra {extra}, answered-but-missing {missing}; e.g. {not_answered:?}");
     assert_eq!(extra, 0, "{}", server.log());
     assert_eq!(missing, 0);
@@ -505,19 +543,13 @@ fn appends_across_broker_kills_are_applied_at_most_once() {
             }
         }
     });
-    assert_eq!(
-        results.len(),
-        APPENDS,
-        "one line per append; stderr: {stderr}"
-    );
-    let content = std::fs::read_to_string(data.path().join("log.txt")).unwrap_or_default();
-    let (extra, missing, answered) = exactly_once(&content, "log.txt", &results);
-    let present = content.lines().filter(|l| l.starts_with("u-")).count();
-    let not_answered: Vec<_> = results
-        .iter()
-        .filter(|r| !r.starts_with("log.txt: rev "))
-        .take(3)
-        .collect();
+    let BatchOutcome {
+        extra,
+        missing,
+        answered,
+        present,
+        not_answered,
+    } = batch_outcome(data.path(), &results, APPENDS, &stderr);
     eprintln!("broker kills: answered {answered}/{APPENDS}, present {present}, extra {extra}, answered-but-missing {missing}; e.g. {not_answered:?}");
     assert_eq!(extra, 0, "{}", server.log());
     assert_eq!(missing, 0, "{}", server.log());
@@ -678,19 +710,13 @@ fn clean_start_takeovers_during_an_edit_burst_apply_nothing_twice() {
             }
         }
     });
-    assert_eq!(
-        results.len(),
-        APPENDS,
-        "one line per append; stderr: {stderr}"
-    );
-    let content = std::fs::read_to_string(data.path().join("log.txt")).unwrap_or_default();
-    let (extra, missing, answered) = exactly_once(&content, "log.txt", &results);
-    let present = content.lines().filter(|l| l.starts_with("u-")).count();
-    let not_answered: Vec<_> = results
-        .iter()
-        .filter(|r| !r.starts_with("log.txt: rev "))
-        .take(3)
-        .collect();
+    let BatchOutcome {
+        extra,
+        missing,
+        answered,
+        present,
+        not_answered,
+    } = batch_outcome(data.path(), &results, APPENDS, &stderr);
     eprintln!("clean-start takeovers: answered {answered}/{APPENDS}, present {present}, extra {extra}, answered-but-missing {missing}; e.g. {not_answered:?}");
     assert_eq!(extra, 0, "{}", shorten(&server.log()));
     assert_eq!(missing, 0, "{}", shorten(&server.log()));
