@@ -30,7 +30,7 @@ pub fn serve(
     while !stop.load(Ordering::SeqCst) {
         match admission.refusals.recv_timeout(idle_wait) {
             Some((refusal, _ticket)) => send(
-                &refusal,
+                refusal,
                 admission.topics(),
                 letters,
                 &replies,
@@ -50,15 +50,15 @@ pub fn serve(
 /// Publishes one refusal, or, when there is nowhere to send it (the same
 /// response-topic rules as for answers), records its dead letter.
 fn send(
-    refusal: &Refusal,
+    mut refusal: Refusal,
     topics: &Topics,
     letters: &DeadLetterSink,
     replies: &ReplySender,
     tally: &Tally,
 ) {
-    if let Some(letter) = &refusal.letter {
+    if let Some(letter) = refusal.letter.take() {
         tally.unanswerable.fetch_add(1, Ordering::Relaxed);
-        letters.record_letter(letter.clone());
+        letters.record_letter(letter);
         return;
     }
     let target = match reply_target(topics, refusal.response_topic.as_deref()) {
