@@ -37,7 +37,11 @@ pub fn command(broker: &Broker, prefix: &str, args: &[&str]) -> Command {
 pub fn in_terminal(cmd: &Command) -> Command {
     let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
     words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
-    let line = shell_words::join(words);
+    // `exec`: the program replaces the shell `script` starts, so that a
+    // Ctrl-C typed in the terminal reaches the program alone. Without it
+    // a shell that does not exec its last command (dash, `/bin/sh` when
+    // SHELL is unset as in CI) dies of the SIGINT and `script` exits 130.
+    let line = format!("exec {}", shell_words::join(words));
     let mut script = Command::new("script");
     script.args(["-qfec", &line, "/dev/null"]);
     for (key, value) in cmd.get_envs() {
