@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::config::{declared, parse as value};
+use crate::config::declared;
 use suffix::typed;
 
 pub mod argv;
@@ -184,7 +184,7 @@ pub struct StatusArgs {
     pub json: bool,
 
     /// Wait at most this long for the statuses: 3, 500ms
-    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::WAIT, value::duration))]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::WAIT))]
     pub wait: Option<Duration>,
 
     /// Remove the retained status of an offline server that is gone for
@@ -281,7 +281,7 @@ pub struct BenchArgs {
         default_value = "60s",
         value_name = "DURATION",
         allow_negative_numbers = true,
-        value_parser = typed(&declared::DURATION, value::duration)
+        value_parser = typed(&declared::DURATION)
     )]
     pub duration: Duration,
 
@@ -331,7 +331,7 @@ pub struct CompletionsArgs {
 #[command(mut_args = suffix::with_source_and_default)]
 pub struct RequestArgs {
     /// Give up after this long without a reply: 5, 2.5, 500ms, 1m
-    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::TIMEOUT, value::duration))]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::TIMEOUT))]
     pub timeout: Option<Duration>,
 
     /// Print each reply as one JSON object on one line: {"ok":...} or
@@ -364,13 +364,13 @@ pub struct ServeArgs {
 
     /// How long the broker keeps this server's session (and queues requests)
     /// while it is stopped: 24h, 30m, 90
-    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::SESSION_EXPIRY, value::duration))]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::SESSION_EXPIRY))]
     pub session_expiry: Option<Duration>,
 
     /// When the broker cannot be reached at start, try again every second
     /// for this long instead of exiting 3 at once (for service managers
     /// that may start the server first): 30s, 5m
-    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::WAIT_FOR_BROKER, value::duration))]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::WAIT_FOR_BROKER))]
     pub wait_for_broker: Option<Duration>,
 
     /// Topic filters (+ and # allowed, comma-separated) replies may go to
@@ -381,7 +381,7 @@ pub struct ServeArgs {
     /// Memory for requests waiting inside the server (topic, properties,
     /// payload), in bytes: 16777216, 64MiB; past it requests are refused
     /// with error busy
-    #[arg(long, value_name = "BYTES", value_parser = typed(&declared::MAX_QUEUE_BYTES, value::queue_bytes))]
+    #[arg(long, value_name = "BYTES", value_parser = typed(&declared::MAX_QUEUE_BYTES))]
     pub max_queue_bytes: Option<u64>,
 }
 

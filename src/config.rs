@@ -1,8 +1,12 @@
 //! Layered settings: defaults < config file < environment < flags.
 //!
-//! Each layer is a [`Settings`] whose fields are all optional; layers are
-//! merged field by field and the result is validated once into a typed
-//! [`Config`]. Nothing downstream reads flags or environment variables.
+//! Every setting is declared once in [`declared`] (name, flag, variable,
+//! config key, typed parser, default, the commands that use it). A command
+//! resolves its own settings into a [`Config`]: each from the highest
+//! source that gives it (flags arrive already typed as [`Settings`]; a
+//! variable or config value is parsed only when no higher source gives
+//! one), then checked, else its default. Nothing downstream reads flags or
+//! environment variables, and this module never sees the command line.
 //! The environment is passed in as a function so tests need not touch the
 //! process environment.
 
@@ -14,7 +18,7 @@ use crate::limits::{Limits, LimitsFile};
 pub mod declared;
 pub mod parse;
 mod secret;
-pub use declared::{Cmd, Setting};
+pub use declared::{Cmd, Setting, Typed};
 pub use secret::{prompt_password, Secret};
 
 /// The default broker, a Mosquitto on this machine.
@@ -223,12 +227,8 @@ impl Sources<'_> {
 
     /// The setting's value from the highest source that gives it, typed by
     /// `parse`; `None` when no source does or the command does not use it.
-    fn get<T>(
-        &self,
-        setting: &Setting,
-        flag: Option<T>,
-        parse: fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, ConfigError> {
+    fn get<T>(&self, typed: &Typed<T>, flag: Option<T>) -> Result<Option<T>, ConfigError> {
+        let (setting, parse) = (&typed.setting, typed.parse);
         if !setting.used_by(self.cmd) {
             return Ok(None);
         }
@@ -436,10 +436,10 @@ impl Config {
         let src = Sources { cmd, env, file };
         let (username, password) = src.credentials(&flags)?;
         let prefix = src
-            .get(&d::PREFIX, flags.prefix, parse::text)?
+            .get(&d::PREFIX, flags.prefix)?
             .unwrap_or_else(|| DEFAULT_PREFIX.to_string());
         validate_prefix(&prefix)?;
-        let server_id = match src.get(&d::SERVER_ID, flags.server_id, parse::text)? {
+        let server_id = match src.get(&d::SERVER_ID, flags.server_id)? {
             Some(id) => id,
             None if d::SERVER_ID.used_by(cmd) => default_server_id(),
             None => String::new(),
@@ -447,12 +447,12 @@ impl Config {
         if d::SERVER_ID.used_by(cmd) {
             validate_id("server_id", &server_id)?;
         }
-        let group = src.get(&d::GROUP, flags.group, parse::text)?;
+        let group = src.get(&d::GROUP, flags.group)?;
         if let Some(group) = &group {
             validate_id("group", group)?;
         }
         let broker = src
-            .get(&d::BROKER, flags.broker, parse::text)?
+            .get(&d::BROKER, flags.broker)?
             .unwrap_or_else(|| DEFAULT_BROKER.to_string());
         if let Err(crate::mqtt::MqttError::BadUri { reason, .. }) =
             crate::mqtt::BrokerUri::parse(&broker)
@@ -464,7 +464,7 @@ impl Config {
             });
         }
         let reply_topics = src
-            .get(&d::REPLY_TOPICS, flags.reply_topics, parse::list)?
+            .get(&d::REPLY_TOPICS, flags.reply_topics)?
             .unwrap_or_default();
         for filter in &reply_topics {
             crate::protocol::validate_filter(filter).map_err(|reason| ConfigError::Invalid {
@@ -484,35 +484,29 @@ impl Config {
                 username,
                 password,
                 tls: Tls {
-                    ca_file: src.get(&d::CA_FILE, flags.ca_file, parse::path)?,
-                    cert_file: src.get(&d::CERT_FILE, flags.cert_file, parse::path)?,
-                    key_file: src.get(&d::KEY_FILE, flags.key_file, parse::path)?,
-                    insecure: src
-                        .get(&d::INSECURE, flags.insecure, parse::boolean)?
-                        .unwrap_or(false),
+                    ca_file: src.get(&d::CA_FILE, flags.ca_file)?,
+                    cert_file: src.get(&d::CERT_FILE, flags.cert_file)?,
+                    key_file: src.get(&d::KEY_FILE, flags.key_file)?,
+                    insecure: src.get(&d::INSECURE, flags.insecure)?.unwrap_or(false),
                 },
             },
             prefix,
             data_dir: src
-                .get(&d::DATA_DIR, flags.data_dir, parse::path)?
+                .get(&d::DATA_DIR, flags.data_dir)?
                 .unwrap_or_else(default_data_dir),
-            file: src.get(&d::FILE, flags.file, parse::text)?,
+            file: src.get(&d::FILE, flags.file)?,
             timeout: src
-                .get(&d::TIMEOUT, flags.timeout, parse::duration)?
+                .get(&d::TIMEOUT, flags.timeout)?
                 .unwrap_or(DEFAULT_TIMEOUT),
             server_id,
             group,
             session_expiry: src
-                .get(&d::SESSION_EXPIRY, flags.session_expiry, parse::duration)?
+                .get(&d::SESSION_EXPIRY, flags.session_expiry)?
                 .unwrap_or(DEFAULT_SESSION_EXPIRY),
             reply_topics,
             limits: Limits {
                 max_queue_bytes: src
-                    .get(
-                        &d::MAX_QUEUE_BYTES,
-                        flags.max_queue_bytes,
-                        parse::queue_bytes,
-                    )?
+                    .get(&d::MAX_QUEUE_BYTES, flags.max_queue_bytes)?
                     .unwrap_or(crate::limits::DEFAULT_MAX_QUEUE_BYTES),
                 ..Limits::from_file(limits.unwrap_or_default())
             },

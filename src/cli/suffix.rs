@@ -4,7 +4,7 @@
 
 use clap::Arg;
 
-use crate::config::declared::{self, Setting};
+use crate::config::declared::{self, Typed};
 
 /// Appends the declared setting's sources and default to `arg`'s help
 /// (idempotent: clap may hand the same argument over more than once).
@@ -32,8 +32,7 @@ pub(super) fn with_source_and_default(arg: Arg) -> Arg {
 /// what the value should look like and where else the setting is set,
 /// with the same words as a refused variable or config file value.
 pub(super) fn typed<T: 'static>(
-    setting: &'static Setting,
-    parse: fn(&str) -> Result<T, String>,
+    setting: &'static Typed<T>,
 ) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
-    move |text| parse(text).map_err(|reason| format!("{reason} - {}", setting.fix_hint()))
+    move |text| (setting.parse)(text).map_err(|reason| format!("{reason} - {}", setting.fix_hint()))
 }
