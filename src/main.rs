@@ -30,7 +30,10 @@ fn main() {
 /// its message and causes on stderr and, when the line asks for JSON
 /// (`--json`), `{"err":{"code":...,"message":...}}` on stdout.
 fn run() -> ExitCode {
-    let (cli, json) = mqttapp::cli::parse::from_env();
+    let (cli, json) = match mqttapp::cli::parse::from_env() {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
     let colour = colour_on_stderr(cli.global.color);
     mqttapp::logging::init(cli.global.verbose, cli.global.quiet, colour);
     match run_command(&cli) {
