@@ -55,13 +55,13 @@ fn the_config_file_documents_exactly_the_declared_keys() {
 fn the_config_file_names_the_flag_and_variable_of_each_key() {
     let text = include_str!("../../../config/mqttapp.toml");
     for setting in ALL.iter().filter(|s| s.in_file) {
-        for var in setting.env {
+        if let Some(var) = setting.env {
             assert!(
                 text.contains(var),
                 "config/mqttapp.toml does not name {var}"
             );
         }
-        for flag in setting.flag {
+        if let Some(flag) = setting.flag {
             let flag = format!("--{flag}");
             assert!(
                 text.contains(&flag),
