@@ -225,6 +225,11 @@ impl Sources<'_> {
         (self.env)(name).filter(|v| !v.is_empty())
     }
 
+    /// The setting's own variable, when set and not empty.
+    fn env_of(&self, setting: &Setting) -> Option<String> {
+        setting.env.and_then(|v| self.var(v))
+    }
+
     /// The setting's value from the highest source that gives it, typed by
     /// `parse`; `None` when no source does or the command does not use it.
     fn get<T>(&self, typed: &Typed<T>, flag: Option<T>) -> Result<Option<T>, ConfigError> {
@@ -240,10 +245,10 @@ impl Sources<'_> {
             value,
             reason,
         };
-        let env = setting.env.and_then(|v| self.var(v));
-        let env = match setting.seed {
-            ["BROKER", "PORT"] => env.or_else(|| seed_broker(&|k: &str| self.var(k))),
-            _ => env,
+        let env = self.env_of(setting);
+        let env = match setting.name == declared::BROKER.name {
+            true => env.or_else(|| seed_broker(&|k: &str| self.var(k))),
+            false => env,
         };
         if let Some(text) = env {
             return parse(&text).map(Some).map_err(|r| invalid(text, r));
@@ -280,10 +285,10 @@ impl Sources<'_> {
         &self,
         flags: &Settings,
     ) -> Result<(Option<String>, Option<Secret>), ConfigError> {
-        let env_user = self.var("MQTTAPP_USERNAME");
-        let env_pass = self.var("MQTTAPP_PASSWORD");
-        let seed = match (&env_user, &env_pass) {
-            (None, None) => self.var("USERNAME").zip(self.var("PASSWORD")),
+        let env_user = self.env_of(&declared::USERNAME);
+        let env_pass = self.env_of(&declared::PASSWORD);
+        let seed = match (&env_user, &env_pass, declared::USERNAME.seed) {
+            (None, None, [user, pass]) => self.var(user).zip(self.var(pass)),
             _ => None,
         };
         let username = match flags.username.clone().or(env_user) {
@@ -349,7 +354,9 @@ pub struct Connection {
     pub tls: Tls,
 }
 
-/// The validated settings every subcommand runs with.
+/// The validated settings a subcommand runs with. Settings the command
+/// does not use (see [`declared`]) hold their defaults and were read from
+/// no source; `server_id` is then empty.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// How to reach the broker.
@@ -362,7 +369,7 @@ pub struct Config {
     pub file: Option<String>,
     /// `ask` timeout.
     pub timeout: Duration,
-    /// Server id (status topic, client id).
+    /// Server id (status topic, client id); empty outside `serve`.
     pub server_id: String,
     /// Shared-subscription group, if any.
     pub group: Option<String>,
