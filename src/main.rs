@@ -185,10 +185,10 @@ fn run_ask(cli: &Cli, args: &AskArgs) -> Result<ExitCode, Failure> {
         (Some(op), false) => run_one(&config, op, &output),
         (None, false) => run_shell(&config, &output),
         (None, true) => run_batch(&config, &output, args.request.json),
-        (Some(_), true) => {
-            output.error("--batch reads its requests from stdin; give no operation with it");
-            Ok(ExitCode::Usage)
-        }
+        (Some(_), true) => Err(ask::AskError::Usage(
+            "--batch reads its requests from stdin; give no operation with it".into(),
+        )
+        .into()),
     }
 }
 
