@@ -76,6 +76,7 @@ test: setup
 check: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) test --locked --test layers
 	$(CARGO) test --locked
 
 demo: build broker

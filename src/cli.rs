@@ -6,12 +6,19 @@
 //! settings.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::config::declared;
+use suffix::typed;
+
 pub mod argv;
+pub mod exits;
 mod help;
 pub mod parse;
+mod settings;
+mod suffix;
 pub use help::SHORT_USAGE;
 use help::{ASK_HELP, COMPLETIONS_HELP, DLQ_HELP, SERVE_HELP, SHELL_HELP, STATUS_HELP, TOP_HELP};
 use help::{CALC_HELP, ECHO_HELP, EDIT_HELP};
@@ -55,60 +62,48 @@ pub struct Cli {
 /// after each command's own flags.
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Connection and TLS (every command)")]
+#[command(mut_args = suffix::with_source_and_default)]
 pub struct GlobalArgs {
     /// Broker URI: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt
-    /// [env: MQTTAPP_BROKER, or the seed app's BROKER + PORT]
-    /// [default: mqtt://localhost:1883]
     #[arg(long, global = true, value_name = "URI")]
     pub broker: Option<String>,
 
     /// User name for the broker
-    /// [env: MQTTAPP_USERNAME, or the seed app's USERNAME + PASSWORD pair]
-    /// [default: none, connect anonymously]
     #[arg(long, global = true, value_name = "NAME")]
     pub username: Option<String>,
 
     /// Read the broker password from this file (first line), so it never
-    /// appears on a command line [env: MQTTAPP_PASSWORD holds the password
-    /// itself] [default: none]
+    /// appears on a command line
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
     /// Ask for the broker password on the terminal (not echoed); overrides
     /// --password-file and MQTTAPP_PASSWORD. Needs a terminal
-    /// [env: none, on purpose] [default: off]
     #[arg(long, global = true)]
     pub password_prompt: bool,
 
     /// Topic prefix: requests go to <prefix>/v1/req/<op>
-    /// [env: MQTTAPP_PREFIX] [default: mqttapp]
     #[arg(long, global = true, value_name = "PREFIX")]
     pub prefix: Option<String>,
 
-    /// Config file (TOML); -v logs which one was read [env: MQTTAPP_CONFIG]
-    /// [default: ./config/mqttapp.toml, else ~/.config/mqttapp/config.toml,
-    /// if present]
+    /// Config file (TOML); -v logs which one was read
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// CA certificate(s) (PEM) to verify an mqtts:// broker
-    /// [env: MQTTAPP_CA_FILE] [default: the system's CA store]
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
 
     /// Client certificate (PEM) for brokers that require one
-    /// [env: MQTTAPP_CERT_FILE] [default: none]
     #[arg(long, global = true, value_name = "FILE")]
     pub cert_file: Option<PathBuf>,
 
-    /// Private key (PEM) of the client certificate [env: MQTTAPP_KEY_FILE]
-    /// [default: none]
+    /// Private key (PEM) of the client certificate
     #[arg(long, global = true, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
     /// Do not verify the broker's TLS certificate or host name (testing
     /// with self-signed certificates only; logged as a warning)
-    /// [env: none, on purpose; config: insecure = true] [default: off]
     #[arg(long, global = true)]
     pub insecure: bool,
 
@@ -178,33 +173,34 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
-// ---- status (issue 4) ------------------------------------------------------
+// ---- status ----------------------------------------------------------------
 
 /// `mqttapp status`: the retained status of every server under the prefix.
 #[derive(Debug, Args, Clone, Default)]
+#[command(mut_args = suffix::with_source_and_default)]
 pub struct StatusArgs {
     /// Print a JSON array instead of a table
     #[arg(long)]
     pub json: bool,
 
-    /// Wait at most this long for the statuses: 3, 500ms [default: 3s]
-    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
-    pub wait: Option<String>,
+    /// Wait at most this long for the statuses: 3, 500ms
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::WAIT))]
+    pub wait: Option<Duration>,
 
     /// Remove the retained status of an offline server that is gone for
     /// good (it is listed no more); online servers are refused
-    /// [default: none, list the servers]
     #[arg(long, value_name = "ID")]
     pub forget: Option<String>,
 }
 
-// ---- dlq (issue 4) ---------------------------------------------------------
+// ---- dlq -------------------------------------------------------------------
 
 /// `mqttapp dlq`: the dead letters in a server's data directory. Runs on
 /// the server's host (it reads and rewrites the local store).
 #[derive(Debug, Args, Clone)]
+#[command(mut_args = suffix::with_source_and_default)]
 pub struct DlqArgs {
-    /// The server's data directory [env: MQTTAPP_DATA_DIR] [default: ~/.local/share/mqttapp]
+    /// The server's data directory
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
@@ -258,13 +254,14 @@ pub struct DlqSelection {
     pub all: bool,
 }
 
-// ---- bench (issue 5) -------------------------------------------------------
+// ---- bench -----------------------------------------------------------------
 
 /// `mqttapp bench`: a bounded load against running servers.
 #[derive(Debug, Args, Clone)]
 #[command(
     after_help = "Examples:\n  mqttapp bench                                   20000 calc requests over 4 connections\n  mqttapp bench --ops calc=8,echo=1,edit=1 --count 50000 --json\n  mqttapp bench --connections 100 --window 1000 --count 100000\n\nLost replies and duplicates must be 0; the exit code is 1 when they are not."
 )]
+#[command(mut_args = suffix::with_source_and_default)]
 pub struct BenchArgs {
     /// Client connections, each with its own MQTT session and response topic
     #[arg(long, default_value_t = 4, value_name = "N", value_parser = whole::<usize>)]
@@ -283,9 +280,10 @@ pub struct BenchArgs {
         long,
         default_value = "60s",
         value_name = "DURATION",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = typed(&declared::DURATION)
     )]
-    pub duration: String,
+    pub duration: Duration,
 
     /// Operation mix with weights: calc, or calc=8,echo=1,edit=1
     #[arg(long, default_value = "calc", value_name = "MIX")]
@@ -308,7 +306,7 @@ pub struct BenchArgs {
     pub no_status_check: bool,
 }
 
-// ---- shell (issue 7) -------------------------------------------------------
+// ---- shell -----------------------------------------------------------------
 
 /// `mqttapp shell`: the same settings as `ask`, many requests.
 #[derive(Debug, Args, Clone, Default)]
@@ -318,7 +316,7 @@ pub struct ShellArgs {
     pub request: RequestArgs,
 }
 
-// ---- completions (issue 7) -------------------------------------------------
+// ---- completions -----------------------------------------------------------
 
 /// `mqttapp completions`
 #[derive(Debug, Args, Clone)]
@@ -330,11 +328,11 @@ pub struct CompletionsArgs {
 
 /// Settings of every command that sends requests (`ask`, `shell`).
 #[derive(Debug, Args, Clone, Default)]
+#[command(mut_args = suffix::with_source_and_default)]
 pub struct RequestArgs {
     /// Give up after this long without a reply: 5, 2.5, 500ms, 1m
-    /// [env: MQTTAPP_TIMEOUT] [default: 5s]
-    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
-    pub timeout: Option<String>,
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::TIMEOUT))]
+    pub timeout: Option<Duration>,
 
     /// Print each reply as one JSON object on one line: {"ok":...} or
     /// {"err":{"code":...,"message":...}}, also for client-side failures
@@ -345,50 +343,46 @@ pub struct RequestArgs {
 
 /// `mqttapp serve`
 #[derive(Debug, Args, Default, Clone)]
+#[command(mut_args = suffix::with_source_and_default)]
 pub struct ServeArgs {
     /// Directory holding the edited files, dead letters and reply memory
-    /// [env: MQTTAPP_DATA_DIR] [default: ~/.local/share/mqttapp]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Default file for edit requests that name none [env: MQTTAPP_FILE] [default: notes.txt]
+    /// Default file for edit requests that name none
     #[arg(long, value_name = "NAME")]
     pub file: Option<String>,
 
     /// This server's id, in its status topic and MQTT client id
-    /// [env: MQTTAPP_SERVER_ID] [default: the host name]
     #[arg(long, value_name = "ID")]
     pub server_id: Option<String>,
 
     /// Share the load with other servers of this group (MQTT 5 shared
-    /// subscription $share/<group>/...) [env: MQTTAPP_GROUP] [default:
-    /// none, this server takes every request it sees]
+    /// subscription $share/<group>/...)
     #[arg(long, value_name = "NAME")]
     pub group: Option<String>,
 
     /// How long the broker keeps this server's session (and queues requests)
-    /// while it is stopped: 24h, 30m, 90 [env: MQTTAPP_SESSION_EXPIRY] [default: 24h]
-    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
-    pub session_expiry: Option<String>,
+    /// while it is stopped: 24h, 30m, 90
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::SESSION_EXPIRY))]
+    pub session_expiry: Option<Duration>,
 
     /// When the broker cannot be reached at start, try again every second
     /// for this long instead of exiting 3 at once (for service managers
-    /// that may start the server first): 30s, 5m [env: none] [default: 0,
-    /// do not wait]
-    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
-    pub wait_for_broker: Option<String>,
+    /// that may start the server first): 30s, 5m
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::WAIT_FOR_BROKER))]
+    pub wait_for_broker: Option<Duration>,
 
     /// Topic filters (+ and # allowed, comma-separated) replies may go to
     /// besides <prefix>/v1/resp/#; a request naming any other Response
     /// Topic gets no reply and becomes a dead letter
-    /// [env: MQTTAPP_REPLY_TOPICS] [default: none]
     #[arg(long, value_name = "FILTERS", value_delimiter = ',')]
     pub reply_topics: Option<Vec<String>>,
     /// Memory for requests waiting inside the server (topic, properties,
     /// payload), in bytes: 16777216, 64MiB; past it requests are refused
-    /// with error busy [env: MQTTAPP_MAX_QUEUE_BYTES] [default: 16MiB]
-    #[arg(long, value_name = "BYTES")]
-    pub max_queue_bytes: Option<String>,
+    /// with error busy
+    #[arg(long, value_name = "BYTES", value_parser = typed(&declared::MAX_QUEUE_BYTES))]
+    pub max_queue_bytes: Option<u64>,
 }
 
 /// `mqttapp ask`
@@ -440,6 +434,7 @@ pub enum AskOp {
 /// Besides `--file`, these flags are fields of one request, not settings:
 /// they have no environment variables and default to "not given".
 #[derive(Debug, Args, Clone, Default)]
+#[command(mut_args = suffix::with_source_and_default)]
 pub struct EditArgs {
     /// 1-based line number (replace, insert, delete)
     #[arg(long, value_name = "N", value_parser = whole::<u64>, allow_negative_numbers = true)]
@@ -461,8 +456,7 @@ pub struct EditArgs {
     #[arg(long, group = "action", conflicts_with = "line")]
     pub show: bool,
 
-    /// File to edit instead of the server's default [env: MQTTAPP_FILE]
-    /// [default: the server's default file, notes.txt]
+    /// File to edit instead of the server's default
     #[arg(long, value_name = "NAME")]
     pub file: Option<String>,
 

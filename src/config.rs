@@ -1,20 +1,24 @@
 //! Layered settings: defaults < config file < environment < flags.
 //!
-//! Each layer is a [`Settings`] whose fields are all optional; layers are
-//! merged field by field and the result is validated once into a typed
-//! [`Config`]. Nothing downstream reads flags or environment variables.
+//! Every setting is declared once in [`declared`] (name, flag, variable,
+//! config key, typed parser, default, the commands that use it). A command
+//! resolves its own settings into a [`Config`]: each from the highest
+//! source that gives it (flags arrive already typed as [`Settings`]; a
+//! variable or config value is parsed only when no higher source gives
+//! one), then checked, else its default. Nothing downstream reads flags or
+//! environment variables, and this module never sees the command line.
 //! The environment is passed in as a function so tests need not touch the
 //! process environment.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::cli::{GlobalArgs, ServeArgs};
 use crate::limits::{Limits, LimitsFile};
 
+pub mod declared;
+pub mod parse;
 mod secret;
+pub use declared::{Cmd, Setting, Typed};
 pub use secret::{prompt_password, Secret};
 
 /// The default broker, a Mosquitto on this machine.
@@ -94,20 +98,16 @@ pub enum ConfigError {
 
 /// Where a setting can have come from, so the user knows what to fix.
 fn where_set(setting: &str) -> String {
-    let flag = setting.replace('_', "-");
-    let env = setting.to_ascii_uppercase();
-    match setting {
-        // `status --wait`/`--forget` and `bench --duration` are flags only.
-        "wait" | "duration" | "forget" | "wait_for_broker" => format!("fix --{flag}"),
-        "broker" => "fix --broker, MQTTAPP_BROKER (or the seed app's BROKER and PORT) or `broker` in the config file".to_string(),
-        _ => format!("fix --{flag}, MQTTAPP_{env} or `{setting}` in the config file"),
+    match declared::named(setting) {
+        Some(declared) => declared.fix_hint(),
+        None => format!("fix --{}", setting.replace('_', "-")),
     }
 }
 
-/// One layer of settings; every field optional. The TOML file has exactly
-/// these keys (see `config/mqttapp.toml`).
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The settings given by flags (or by a test), typed as the program uses
+/// them; every field optional. Commands build it from their parsed flags
+/// (`cli`); this module never sees the command line itself.
+#[derive(Debug, Default, Clone)]
 pub struct Settings {
     /// Broker URI.
     pub broker: Option<String>,
@@ -123,20 +123,18 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     /// Default edit file.
     pub file: Option<String>,
-    /// `ask` timeout, e.g. "5s" (or a number of seconds in TOML).
-    #[serde(default, deserialize_with = "duration_text")]
-    pub timeout: Option<String>,
+    /// How long a request waits for its reply.
+    pub timeout: Option<Duration>,
     /// Server id.
     pub server_id: Option<String>,
     /// Shared-subscription group.
     pub group: Option<String>,
-    /// Server session expiry, e.g. "24h" (or a number of seconds in TOML).
-    #[serde(default, deserialize_with = "duration_text")]
-    pub session_expiry: Option<String>,
+    /// Server session expiry.
+    pub session_expiry: Option<Duration>,
     /// Topic filters a server may reply to besides `<prefix>/v1/resp/#`.
     pub reply_topics: Option<Vec<String>>,
-    /// Budget for requests waiting inside the server, e.g. 16777216 or "16MiB".
-    pub max_queue_bytes: Option<ByteSetting>,
+    /// Budget for requests waiting inside the server, in bytes.
+    pub max_queue_bytes: Option<u64>,
     /// CA file for TLS.
     pub ca_file: Option<PathBuf>,
     /// Client certificate for TLS.
@@ -149,140 +147,178 @@ pub struct Settings {
     pub limits: Option<LimitsFile>,
 }
 
-/// A duration in the config file: `"2.5s"`, or a bare number of seconds
-/// (`timeout = 2`), as on the command line.
-fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Text {
-        Int(i64),
-        Float(f64),
-        Str(String),
-    }
-    let text = match Text::deserialize(d)? {
-        Text::Int(n) => n.to_string(),
-        Text::Float(x) => x.to_string(),
-        Text::Str(s) => s,
-    };
-    Ok(Some(text))
+/// A config file: its top-level keys, each checked against the
+/// declarations, parsed only when a command uses the setting.
+#[derive(Debug, Default, Clone)]
+pub struct FileSettings {
+    path: PathBuf,
+    table: toml::Table,
 }
 
-macro_rules! merge_fields {
-    ($high:expr, $low:expr, $($field:ident),*) => {
-        Settings { $($field: $high.$field.or($low.$field),)* }
-    };
-}
-
-impl Settings {
-    /// Fills every unset field of `self` from `lower`.
-    ///
-    /// `password` and `password_file` are one setting: a layer that gives
-    /// either hides both of the lower layers (`--password-file` beats
-    /// `MQTTAPP_PASSWORD`, which beats the config file's `password_file`).
-    pub fn over(self, mut lower: Settings) -> Settings {
-        if self.password.is_some() || self.password_file.is_some() {
-            lower.password = None;
-            lower.password_file = None;
-        }
-        merge_fields!(
-            self,
-            lower,
-            broker,
-            username,
-            password,
-            password_file,
-            prefix,
-            data_dir,
-            file,
-            timeout,
-            server_id,
-            group,
-            session_expiry,
-            reply_topics,
-            max_queue_bytes,
-            ca_file,
-            cert_file,
-            key_file,
-            insecure,
-            limits
-        )
-    }
-
-    /// The settings given by flags.
-    pub fn from_flags(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Settings {
-        let serve = serve.cloned().unwrap_or_default();
-        Settings {
-            broker: global.broker.clone(),
-            username: global.username.clone(),
-            password_file: global.password_file.clone(),
-            prefix: global.prefix.clone(),
-            ca_file: global.ca_file.clone(),
-            cert_file: global.cert_file.clone(),
-            key_file: global.key_file.clone(),
-            insecure: global.insecure.then_some(true),
-            data_dir: serve.data_dir,
-            file: serve.file,
-            server_id: serve.server_id,
-            group: serve.group,
-            session_expiry: serve.session_expiry,
-            reply_topics: serve.reply_topics,
-            max_queue_bytes: serve.max_queue_bytes.map(ByteSetting::Text),
-            ..Settings::default()
-        }
-    }
-
-    /// The settings given by the environment (`MQTTAPP_*`, then the seed
-    /// app's `BROKER`/`PORT` and `USERNAME`/`PASSWORD`).
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Settings {
-        let var = |name: &str| env(name).filter(|v| !v.is_empty());
-        let mut s = Settings {
-            broker: var("MQTTAPP_BROKER").or_else(|| seed_broker(&var)),
-            username: var("MQTTAPP_USERNAME"),
-            password: var("MQTTAPP_PASSWORD").map(Secret::new),
-            prefix: var("MQTTAPP_PREFIX"),
-            data_dir: var("MQTTAPP_DATA_DIR").map(PathBuf::from),
-            file: var("MQTTAPP_FILE"),
-            timeout: var("MQTTAPP_TIMEOUT"),
-            server_id: var("MQTTAPP_SERVER_ID"),
-            group: var("MQTTAPP_GROUP"),
-            session_expiry: var("MQTTAPP_SESSION_EXPIRY"),
-            reply_topics: var("MQTTAPP_REPLY_TOPICS").map(|v| split_list(&v)),
-            max_queue_bytes: var("MQTTAPP_MAX_QUEUE_BYTES").map(ByteSetting::Text),
-            ca_file: var("MQTTAPP_CA_FILE").map(PathBuf::from),
-            cert_file: var("MQTTAPP_CERT_FILE").map(PathBuf::from),
-            key_file: var("MQTTAPP_KEY_FILE").map(PathBuf::from),
-            ..Settings::default()
-        };
-        // The seed's USERNAME is set by some desktops on its own: only the
-        // pair counts, and only when MQTTAPP_USERNAME is not set.
-        if s.username.is_none() && s.password.is_none() {
-            if let (Some(user), Some(pass)) = (var("USERNAME"), var("PASSWORD")) {
-                s.username = Some(user);
-                s.password = Some(Secret::new(pass));
-            }
-        }
-        s
-    }
-
+impl FileSettings {
     /// Reads a TOML config file.
     ///
     /// # Errors
     /// [`ConfigError::Read`] or [`ConfigError::Parse`].
-    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+    pub fn read(path: &Path) -> Result<FileSettings, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        FileSettings::parse(path, &text)
+    }
+
+    /// Parses config file text; unknown keys are an error, so typos do
+    /// not go unnoticed.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`].
+    pub fn parse(path: &Path, text: &str) -> Result<FileSettings, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+            message,
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        let known = || declared::ALL.iter().filter(|s| s.in_file).map(|s| s.name);
+        if let Some(key) = table.keys().find(|k| !known().any(|n| n == k.as_str())) {
+            let expected: Vec<String> = known().map(|n| format!("`{n}`")).collect();
+            return Err(parse_error(format!(
+                "unknown field `{key}`, expected one of {}",
+                expected.join(", ")
+            )));
+        }
+        let file = FileSettings {
+            path: path.to_path_buf(),
+            table,
+        };
+        // The limits are checked whichever command reads the file.
+        file.limits()?;
+        Ok(file)
+    }
+
+    fn limits(&self) -> Result<Option<LimitsFile>, ConfigError> {
+        let Some(value) = self.table.get(declared::LIMITS.name) else {
+            return Ok(None);
+        };
+        value
+            .clone()
+            .try_into()
+            .map(Some)
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: self.path.clone(),
+                message: format!("[limits]: {e}"),
+            })
+    }
+}
+
+/// Where one command's settings come from: flags, then the environment,
+/// then the config file. A setting is read from a source only when no
+/// higher one gives it, and only when the command uses it.
+struct Sources<'a> {
+    cmd: Option<Cmd>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: &'a FileSettings,
+}
+
+impl Sources<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        (self.env)(name).filter(|v| !v.is_empty())
+    }
+
+    /// The setting's own variable, when set and not empty.
+    fn env_of(&self, setting: &Setting) -> Option<String> {
+        setting.env.and_then(|v| self.var(v))
+    }
+
+    /// The setting's value from the highest source that gives it, typed by
+    /// `parse`; `None` when no source does or the command does not use it.
+    fn get<T>(&self, typed: &Typed<T>, flag: Option<T>) -> Result<Option<T>, ConfigError> {
+        let (setting, parse) = (&typed.setting, typed.parse);
+        if !setting.used_by(self.cmd) {
+            return Ok(None);
+        }
+        if flag.is_some() {
+            return Ok(flag);
+        }
+        let invalid = |value: String, reason: String| ConfigError::Invalid {
+            setting: setting.name,
+            value,
+            reason,
+        };
+        let env = self.env_of(setting);
+        let env = match setting.name == declared::BROKER.name {
+            true => env.or_else(|| seed_broker(&|k: &str| self.var(k))),
+            false => env,
+        };
+        if let Some(text) = env {
+            return parse(&text).map(Some).map_err(|r| invalid(text, r));
+        }
+        match self.file_text(setting)? {
+            Some(text) => parse(&text).map(Some).map_err(|r| invalid(text, r)),
+            None => Ok(None),
+        }
+    }
+
+    /// The config file's value of `setting`, as text.
+    fn file_text(&self, setting: &Setting) -> Result<Option<String>, ConfigError> {
+        let Some(value) = self.file.table.get(setting.name) else {
+            return Ok(None);
+        };
+        parse::toml_text(value)
+            .map(Some)
+            .ok_or_else(|| ConfigError::Parse {
+                path: self.file.path.clone(),
+                message: format!(
+                    "`{}` must be a string, a number or a list of strings",
+                    setting.name
+                ),
+            })
+    }
+
+    /// User name and password. `password` and `password_file` are one
+    /// setting: the highest source giving either wins (`--password-file`
+    /// beats `MQTTAPP_PASSWORD`, which beats the config file); within the
+    /// config file a password beats a password file. The seed's
+    /// `USERNAME` is set by some desktops on its own: only the pair counts,
+    /// and only when neither `MQTTAPP_USERNAME` nor `MQTTAPP_PASSWORD` is set.
+    fn credentials(
+        &self,
+        flags: &Settings,
+    ) -> Result<(Option<String>, Option<Secret>), ConfigError> {
+        let env_user = self.env_of(&declared::USERNAME);
+        let env_pass = self.env_of(&declared::PASSWORD);
+        let seed = match (&env_user, &env_pass, declared::USERNAME.seed) {
+            (None, None, [user, pass]) => self.var(user).zip(self.var(pass)),
+            _ => None,
+        };
+        let username = match flags.username.clone().or(env_user) {
+            Some(user) => Some(user),
+            None => match &seed {
+                Some((user, _)) => Some(user.clone()),
+                None => self.file_text(&declared::USERNAME)?,
+            },
+        };
+        let from_file =
+            |file: Option<PathBuf>| file.map(|p| secret::read_password_file(&p)).transpose();
+        let password = if flags.password.is_some() || flags.password_file.is_some() {
+            match flags.password.clone() {
+                Some(p) => Some(p),
+                None => from_file(flags.password_file.clone())?,
+            }
+        } else if let Some(p) = env_pass.or(seed.map(|(_, p)| p)) {
+            Some(Secret::new(p))
+        } else if let Some(p) = self.file_text(&declared::PASSWORD)? {
+            Some(Secret::new(p))
+        } else {
+            from_file(self.file_text(&declared::PASSWORD_FILE)?.map(PathBuf::from))?
+        };
+        Ok((username, password))
     }
 }
 
 /// The seed app's `BROKER` (a host, `host:port` or a URI) and `PORT`
 /// (used when `BROKER` names no port). Validated with every other address
-/// in [`Config::from_settings`].
+/// in [`Config::from_sources`].
 fn seed_broker(var: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     let host = var("BROKER")?;
     if host.contains("://") || crate::mqtt::split_port(&host).1.is_some() {
@@ -318,7 +354,9 @@ pub struct Connection {
     pub tls: Tls,
 }
 
-/// The validated settings every subcommand runs with.
+/// The validated settings a subcommand runs with. Settings the command
+/// does not use (see [`declared`]) hold their defaults and were read from
+/// no source; `server_id` is then empty.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// How to reach the broker.
@@ -331,7 +369,7 @@ pub struct Config {
     pub file: Option<String>,
     /// `ask` timeout.
     pub timeout: Duration,
-    /// Server id (status topic, client id).
+    /// Server id (status topic, client id); empty outside `serve`.
     pub server_id: String,
     /// Shared-subscription group, if any.
     pub group: Option<String>,
@@ -345,25 +383,27 @@ pub struct Config {
 }
 
 impl Config {
-    /// Resolves flags, environment, config file and defaults.
+    /// Resolves flags, environment, config file and defaults for `cmd`:
+    /// only the settings `cmd` uses are read and checked (the others keep
+    /// their defaults; `server_id` stays empty outside `serve`).
     ///
     /// # Errors
     /// [`ConfigError`] for unreadable files and invalid values.
     pub fn resolve(
+        cmd: Cmd,
         flags: Settings,
         config_flag: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let env_settings = Settings::from_env(env);
         let named = config_flag.map(Path::to_path_buf).or_else(|| {
-            env("MQTTAPP_CONFIG")
+            env(declared::CONFIG.env.unwrap_or_default())
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         });
         let file = match named.or_else(found_config_file) {
             Some(path) => {
                 tracing::debug!("using config file {}", path.display());
-                Settings::from_file(&path)?
+                FileSettings::read(&path)?
             }
             None => {
                 tracing::debug!(
@@ -373,30 +413,54 @@ impl Config {
                         |p| p.display().to_string()
                     )
                 );
-                Settings::default()
+                FileSettings::default()
             }
         };
-        Config::from_settings(flags.over(env_settings).over(file))
+        Config::from_sources(Some(cmd), flags, env, &file)
     }
 
-    /// Validates merged settings and fills in the defaults.
+    /// Validates flag-like settings alone (no environment, no file) for
+    /// every command, filling in the defaults.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first bad setting.
     pub fn from_settings(s: Settings) -> Result<Config, ConfigError> {
-        let password = match (s.password, &s.password_file) {
-            (Some(p), _) => Some(p),
-            (None, Some(path)) => Some(secret::read_password_file(path)?),
-            (None, None) => None,
-        };
-        let prefix = s.prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_string());
+        Config::from_sources(None, s, &|_| None, &FileSettings::default())
+    }
+
+    /// Each setting from the highest source that gives it, checked, else
+    /// its default; `cmd` `None` reads every setting.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad setting.
+    pub fn from_sources(
+        cmd: Option<Cmd>,
+        flags: Settings,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: &FileSettings,
+    ) -> Result<Config, ConfigError> {
+        use declared as d;
+        let src = Sources { cmd, env, file };
+        let (username, password) = src.credentials(&flags)?;
+        let prefix = src
+            .get(&d::PREFIX, flags.prefix)?
+            .unwrap_or_else(|| DEFAULT_PREFIX.to_string());
         validate_prefix(&prefix)?;
-        let server_id = s.server_id.unwrap_or_else(default_server_id);
-        validate_id("server_id", &server_id)?;
-        if let Some(group) = &s.group {
+        let server_id = match src.get(&d::SERVER_ID, flags.server_id)? {
+            Some(id) => id,
+            None if d::SERVER_ID.used_by(cmd) => default_server_id(),
+            None => String::new(),
+        };
+        if d::SERVER_ID.used_by(cmd) {
+            validate_id("server_id", &server_id)?;
+        }
+        let group = src.get(&d::GROUP, flags.group)?;
+        if let Some(group) = &group {
             validate_id("group", group)?;
         }
-        let broker = s.broker.unwrap_or_else(|| DEFAULT_BROKER.to_string());
+        let broker = src
+            .get(&d::BROKER, flags.broker)?
+            .unwrap_or_else(|| DEFAULT_BROKER.to_string());
         if let Err(crate::mqtt::MqttError::BadUri { reason, .. }) =
             crate::mqtt::BrokerUri::parse(&broker)
         {
@@ -406,7 +470,9 @@ impl Config {
                 reason,
             });
         }
-        let reply_topics = s.reply_topics.unwrap_or_default();
+        let reply_topics = src
+            .get(&d::REPLY_TOPICS, flags.reply_topics)?
+            .unwrap_or_default();
         for filter in &reply_topics {
             crate::protocol::validate_filter(filter).map_err(|reason| ConfigError::Invalid {
                 setting: "reply_topics",
@@ -414,58 +480,52 @@ impl Config {
                 reason: reason.to_string(),
             })?;
         }
+        let limits = match flags.limits {
+            Some(limits) => Some(limits),
+            None if d::LIMITS.used_by(cmd) => file.limits()?,
+            None => None,
+        };
         Ok(Config {
             connection: Connection {
                 broker,
-                username: s.username,
+                username,
                 password,
                 tls: Tls {
-                    ca_file: s.ca_file,
-                    cert_file: s.cert_file,
-                    key_file: s.key_file,
-                    insecure: s.insecure.unwrap_or(false),
+                    ca_file: src.get(&d::CA_FILE, flags.ca_file)?,
+                    cert_file: src.get(&d::CERT_FILE, flags.cert_file)?,
+                    key_file: src.get(&d::KEY_FILE, flags.key_file)?,
+                    insecure: src.get(&d::INSECURE, flags.insecure)?.unwrap_or(false),
                 },
             },
             prefix,
-            data_dir: s.data_dir.unwrap_or_else(default_data_dir),
-            file: s.file,
-            timeout: parse_duration("timeout", s.timeout.as_deref(), DEFAULT_TIMEOUT)?,
+            data_dir: src
+                .get(&d::DATA_DIR, flags.data_dir)?
+                .unwrap_or_else(default_data_dir),
+            file: src.get(&d::FILE, flags.file)?,
+            timeout: src
+                .get(&d::TIMEOUT, flags.timeout)?
+                .unwrap_or(DEFAULT_TIMEOUT),
             server_id,
-            group: s.group,
-            session_expiry: parse_duration(
-                "session_expiry",
-                s.session_expiry.as_deref(),
-                DEFAULT_SESSION_EXPIRY,
-            )?,
+            group,
+            session_expiry: src
+                .get(&d::SESSION_EXPIRY, flags.session_expiry)?
+                .unwrap_or(DEFAULT_SESSION_EXPIRY),
             reply_topics,
             limits: Limits {
-                max_queue_bytes: parse_bytes(
-                    "max_queue_bytes",
-                    s.max_queue_bytes.as_ref(),
-                    crate::limits::DEFAULT_MAX_QUEUE_BYTES,
-                    crate::limits::MIN_QUEUE_BYTES,
-                )?,
-                ..Limits::from_file(s.limits.unwrap_or_default())
+                max_queue_bytes: src
+                    .get(&d::MAX_QUEUE_BYTES, flags.max_queue_bytes)?
+                    .unwrap_or(crate::limits::DEFAULT_MAX_QUEUE_BYTES),
+                ..Limits::from_file(limits.unwrap_or_default())
             },
         })
     }
 }
 
-/// What a duration may look like, for every message about a bad one.
-pub const DURATION_FORMS: &str =
-    "use a positive number of seconds (5, 2.5) or a number and a unit (500ms, 10s, 2m, 1h)";
+pub use parse::DURATION_FORMS;
 
-/// A comma-separated list (`MQTTAPP_REPLY_TOPICS`), blanks dropped.
-fn split_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-/// Parses "5", "2.5" (seconds) or humantime forms such as "500ms", "1m".
+/// Parses a duration setting's text ("5", "2.5", "500ms", "1m");
+/// `default` when unset. Kept for callers that hold text; flags are typed
+/// by clap with [`parse::duration`].
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] for unparsable or zero durations.
@@ -474,81 +534,14 @@ pub fn parse_duration(
     value: Option<&str>,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
-    let Some(text) = value else {
-        return Ok(default);
-    };
-    // One message for every way a duration can be wrong ("5x", "-1", "0").
-    let invalid = || ConfigError::Invalid {
-        setting,
-        value: text.to_string(),
-        reason: DURATION_FORMS.to_string(),
-    };
-    let parsed = match text.trim().parse::<f64>() {
-        Ok(secs) if secs.is_finite() && secs > 0.0 && secs < 1e9 => Duration::from_secs_f64(secs),
-        Ok(_) => return Err(invalid()),
-        Err(_) => humantime::parse_duration(text.trim()).map_err(|_| invalid())?,
-    };
-    if parsed.is_zero() {
-        return Err(invalid());
+    match value {
+        None => Ok(default),
+        Some(text) => parse::duration(text).map_err(|reason| ConfigError::Invalid {
+            setting,
+            value: text.to_string(),
+            reason,
+        }),
     }
-    Ok(parsed)
-}
-
-/// A size in bytes as written in a setting: a TOML integer, or text
-/// (flags, environment, TOML strings) such as "16777216" or "16MiB".
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum ByteSetting {
-    /// A plain number of bytes.
-    Number(u64),
-    /// Digits with an optional KiB, MiB or GiB suffix.
-    Text(String),
-}
-
-/// Parses a [`ByteSetting`]; `default` when unset.
-///
-/// # Errors
-/// [`ConfigError::Invalid`] for unparsable values or values below `min`.
-pub fn parse_bytes(
-    setting: &'static str,
-    value: Option<&ByteSetting>,
-    default: u64,
-    min: u64,
-) -> Result<u64, ConfigError> {
-    let (bytes, shown) = match value {
-        None => return Ok(default),
-        Some(ByteSetting::Number(n)) => (Some(*n), n.to_string()),
-        Some(ByteSetting::Text(text)) => (bytes_of_text(text), text.clone()),
-    };
-    let invalid = |reason: String| ConfigError::Invalid {
-        setting,
-        value: shown.clone(),
-        reason,
-    };
-    match bytes {
-        None => Err(invalid(
-            "must be a number of bytes, optionally with KiB, MiB or GiB".to_string(),
-        )),
-        Some(n) if n < min => Err(invalid(format!("must be at least {min} bytes"))),
-        Some(n) => Ok(n),
-    }
-}
-
-/// "123", "64KiB", "16 MiB", "1GiB" (case-insensitive) in bytes.
-fn bytes_of_text(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok()?.checked_mul(scale)
 }
 
 /// Topic prefixes: non-empty, no wildcards, no leading `$` or `/`.

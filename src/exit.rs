@@ -1,8 +1,7 @@
 //! Exit codes: the contract with shell scripts (documented in the README).
-
-use crate::ask::AskError;
-use crate::dlq::DlqError;
-use crate::mqtt::MqttError;
+//!
+//! This module imports no feature module: each layer's error is turned
+//! into a code at the command edge (`cli::exits`).
 
 /// How the process ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,40 +46,6 @@ impl ExitCode {
             ExitCode::NoServer => "no_server",
             ExitCode::Tls => "tls",
             ExitCode::Failure => "failure",
-        }
-    }
-
-    /// The code for a connection-level error.
-    pub fn of_mqtt(e: &MqttError) -> ExitCode {
-        match e {
-            MqttError::BadUri { .. } => ExitCode::Usage,
-            MqttError::Unreachable { .. } | MqttError::NotMqtt { .. } | MqttError::Client(_) => {
-                ExitCode::Connect
-            }
-            MqttError::AuthRefused { .. } | MqttError::NotAuthorized { .. } => ExitCode::Auth,
-            MqttError::Tls { .. } | MqttError::TlsFile { .. } => ExitCode::Tls,
-            MqttError::Refused { .. } => ExitCode::Failure,
-        }
-    }
-
-    /// The code for a failed request.
-    pub fn of_ask(e: &AskError) -> ExitCode {
-        match e {
-            AskError::Mqtt(m) => ExitCode::of_mqtt(m),
-            AskError::NoServer { .. } => ExitCode::NoServer,
-            AskError::Timeout(_) | AskError::Busy { .. } => ExitCode::Timeout,
-            AskError::Usage(_) => ExitCode::Usage,
-            AskError::Cancelled => ExitCode::Failure,
-        }
-    }
-
-    /// The code for a failed `dlq` command.
-    pub fn of_dlq(e: &DlqError) -> ExitCode {
-        match e {
-            DlqError::Mqtt(m) => ExitCode::of_mqtt(m),
-            DlqError::UnknownIds(_) | DlqError::NoDataDir(_) => ExitCode::Usage,
-            DlqError::NoServer(_) => ExitCode::NoServer,
-            DlqError::Store(_) | DlqError::NotReplayed { .. } => ExitCode::Failure,
         }
     }
 }

@@ -1,7 +1,8 @@
-//! The `mqttapp` binary: parse flags, start tracing, run the subcommand,
-//! print results and errors, and map them to exit codes.
+//! The `mqttapp` binary: `main -> run -> ExitCode`. `run` parses flags,
+//! starts tracing and runs the subcommand; a failure travels back as a
+//! [`Failure`] (the error and its exit code) to the one place that prints
+//! it, and `main` exits once.
 
-use std::error::Error;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,32 +10,49 @@ use std::time::{Duration, Instant};
 
 use mqttapp::ask;
 use mqttapp::bench;
+use mqttapp::cli::exits::Failure;
 use mqttapp::cli::{
     AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, DlqAction, DlqArgs, DlqSelection,
     RequestArgs, StatusArgs,
 };
-use mqttapp::config::{self, Config, Settings};
+use mqttapp::config::{self, Config};
 use mqttapp::exit::ExitCode;
 use mqttapp::mqtt::MqttError;
 use mqttapp::output::{Format, Output};
 use mqttapp::{dlq, serve, shell, status};
 
-/// Whether failures are shown as JSON on stdout (`--json` on the line).
-static JSON_FAILURES: AtomicBool = AtomicBool::new(false);
-
 fn main() {
     pin_timezone();
-    let (cli, json) = mqttapp::cli::parse::from_env();
-    JSON_FAILURES.store(json, Ordering::Relaxed);
+    run().exit()
+}
+
+/// The whole program but the exit; the only place that shows a failure:
+/// its message and causes on stderr and, when the line asks for JSON
+/// (`--json`), `{"err":{"code":...,"message":...}}` on stdout.
+fn run() -> ExitCode {
+    let (cli, json) = match mqttapp::cli::parse::from_env() {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
     let colour = colour_on_stderr(cli.global.color);
     mqttapp::logging::init(cli.global.verbose, cli.global.quiet, colour);
-    let code = match &cli.command {
-        Command::Serve(args) => run_serve(&resolve(&cli, None), args.wait_for_broker.as_deref()),
-        Command::Ask(args) => run_ask(&cli, args),
-        Command::Shell(args) => run_shell(
-            &resolve(&cli, Some(&args.request)),
-            &output(&cli, &args.request),
-        ),
+    match run_command(&cli) {
+        Ok(code) => code,
+        Err(Failure { error, code }) => {
+            let format = if json { Format::Json } else { Format::Plain };
+            Output::new(format).failure(code, &*error);
+            code
+        }
+    }
+}
+
+/// Runs the subcommand; `Ok` holds the code of a command that ran to its
+/// end (also 1 for an error reply, 6 for no server online).
+fn run_command(cli: &Cli) -> Result<ExitCode, Failure> {
+    match &cli.command {
+        Command::Serve(args) => run_serve(&resolve(cli)?, args.wait_for_broker),
+        Command::Ask(args) => run_ask(cli, args),
+        Command::Shell(args) => run_shell(&resolve(cli)?, &output(cli, &args.request)),
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,
@@ -42,13 +60,12 @@ fn main() {
                 "mqttapp",
                 &mut std::io::stdout(),
             );
-            ExitCode::Ok
+            Ok(ExitCode::Ok)
         }
-        Command::Status(args) => run_status(&resolve(&cli, None), args),
-        Command::Dlq(args) => run_dlq(&resolve(&cli, None), args),
-        Command::Bench(args) => run_bench(&resolve(&cli, None), args),
-    };
-    code.exit()
+        Command::Status(args) => run_status(&resolve(cli)?, args),
+        Command::Dlq(args) => run_dlq(&resolve(cli)?, args),
+        Command::Bench(args) => run_bench(&resolve(cli)?, args),
+    }
 }
 
 /// Paho C asks for the local time on every message it handles; with `TZ`
@@ -81,59 +98,38 @@ fn colour_on_stderr(when: ColorWhen) -> bool {
     }
 }
 
-/// Flags > environment > config file > defaults, once; a bad setting ends
-/// the process with exit code 2.
-fn resolve(cli: &Cli, request: Option<&RequestArgs>) -> Config {
-    let serve_args = match &cli.command {
-        Command::Serve(args) => Some(args),
-        _ => None,
-    };
-    let mut flags = Settings::from_flags(&cli.global, serve_args);
-    flags.timeout = request.and_then(|r| r.timeout.clone());
-    if let Command::Dlq(args) = &cli.command {
-        flags.data_dir = args.data_dir.clone();
-    }
+/// Flags > environment > config file > defaults, once, for the settings
+/// the command uses; a bad setting is a usage error (exit 2).
+fn resolve(cli: &Cli) -> Result<Config, Failure> {
+    let cmd = cli
+        .settings_command()
+        .expect("only commands with settings resolve them");
     let env = |k: &str| std::env::var(k).ok();
-    let mut config = match Config::resolve(flags, cli.global.config.as_deref(), &env) {
-        Ok(config) => config,
-        Err(e) => fail(&e, ExitCode::Usage),
-    };
+    let mut config = Config::resolve(cmd, cli.settings(), cli.global.config.as_deref(), &env)?;
     // Asked last, once the user name and broker are known; beats every
     // other source of the password.
     if cli.global.password_prompt {
         let conn = &config.connection;
-        match config::prompt_password(conn.username.as_deref(), &conn.broker) {
-            Ok(password) => config.connection.password = Some(password),
-            Err(e) => fail(&e, ExitCode::Usage),
-        }
+        let password = config::prompt_password(conn.username.as_deref(), &conn.broker)?;
+        config.connection.password = Some(password);
     }
-    config
+    Ok(config)
 }
 
 fn output(cli: &Cli, request: &RequestArgs) -> Output {
     Output::new(Format::from_flags(request.json, cli.global.quiet))
 }
 
-fn run_serve(config: &Config, wait_for_broker: Option<&str>) -> ExitCode {
+fn run_serve(config: &Config, wait_for_broker: Option<Duration>) -> Result<ExitCode, Failure> {
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, shutdown.clone()) {
-            fail(&e, ExitCode::Failure);
+            return Err(Failure::with_code(e, ExitCode::Failure));
         }
     }
-    let patience = match wait_for_broker {
-        Some(text) => config::parse_duration("wait_for_broker", Some(text), Duration::ZERO)
-            .unwrap_or_else(|e| fail(&e, ExitCode::Usage)),
-        None => Duration::ZERO,
-    };
-    match serve_when_the_broker_is_up(config, &shutdown, patience) {
-        Ok(()) => ExitCode::Ok,
-        Err(serve::ServeError::Mqtt(e)) => {
-            let code = ExitCode::of_mqtt(&e);
-            fail(&e, code)
-        }
-        Err(e) => fail(&e, ExitCode::Failure),
-    }
+    let patience = wait_for_broker.unwrap_or(Duration::ZERO);
+    serve_when_the_broker_is_up(config, &shutdown, patience)?;
+    Ok(ExitCode::Ok)
 }
 
 /// [`serve::run`], retried while the broker cannot be reached for up to
@@ -182,35 +178,28 @@ fn warn_about_neighbours(config: &Config) {
 }
 
 /// One request, the interactive shell (no operation), or a batch.
-fn run_ask(cli: &Cli, args: &AskArgs) -> ExitCode {
-    let config = resolve(cli, Some(&args.request));
+fn run_ask(cli: &Cli, args: &AskArgs) -> Result<ExitCode, Failure> {
+    let config = resolve(cli)?;
     let output = output(cli, &args.request);
     match (&args.op, args.batch) {
         (Some(op), false) => run_one(&config, op, &output),
         (None, false) => run_shell(&config, &output),
         (None, true) => run_batch(&config, &output, args.request.json),
-        (Some(_), true) => {
-            output.error("--batch reads its requests from stdin; give no operation with it");
-            ExitCode::Usage
-        }
+        (Some(_), true) => Err(ask::AskError::Usage(
+            "--batch reads its requests from stdin; give no operation with it".into(),
+        )
+        .into()),
     }
 }
 
-fn run_one(config: &Config, op: &AskOp, output: &Output) -> ExitCode {
-    let result = ask::build_request(op, config.file.as_deref())
-        .and_then(|request| ask::request_then_exit(config, &request).map(|reply| (request, reply)));
-    match result {
-        Ok((request, reply)) => output.reply(&request, &reply),
-        Err(e) => {
-            let code = ExitCode::of_ask(&e);
-            output.failure(code, &e);
-            code
-        }
-    }
+fn run_one(config: &Config, op: &AskOp, output: &Output) -> Result<ExitCode, Failure> {
+    let request = ask::build_request(op, config.file.as_deref())?;
+    let reply = ask::request_then_exit(config, &request)?;
+    Ok(output.reply(&request, &reply))
 }
 
 /// `--quiet` batches write their result lines nowhere.
-fn run_batch(config: &Config, output: &Output, json: bool) -> ExitCode {
+fn run_batch(config: &Config, output: &Output, json: bool) -> Result<ExitCode, Failure> {
     let stdin = std::io::stdin().lock();
     let sink: Box<dyn Write> = if output.format() == Format::Quiet {
         Box::new(std::io::sink())
@@ -218,68 +207,50 @@ fn run_batch(config: &Config, output: &Output, json: bool) -> ExitCode {
         Box::new(std::io::stdout().lock())
     };
     let mut stdout = std::io::BufWriter::new(sink);
-    match shell::run_batch(config, stdin, &mut stdout, json) {
-        Ok(summary) => {
-            let _ = stdout.flush();
-            if summary.failed == 0 {
-                ExitCode::Ok
-            } else {
-                let (failed, total) = (summary.failed, summary.total);
-                output.error(&format!("{failed} of {total} requests failed"));
-                ExitCode::OperationError
-            }
-        }
-        Err(e) => {
-            let _ = stdout.flush();
-            let code = ExitCode::of_ask(&e);
-            output.failure(code, &e);
-            code
-        }
+    let outcome = shell::run_batch(config, stdin, &mut stdout, json);
+    let _ = stdout.flush();
+    let summary = outcome?;
+    if summary.failed == 0 {
+        Ok(ExitCode::Ok)
+    } else {
+        let (failed, total) = (summary.failed, summary.total);
+        output.error(&format!("{failed} of {total} requests failed"));
+        Ok(ExitCode::OperationError)
     }
 }
 
-fn run_bench(config: &Config, args: &BenchArgs) -> ExitCode {
-    match bench::run(config, args) {
-        Ok(report) => {
-            if args.json {
-                // Plain numbers and strings: serializing cannot fail.
-                println!(
-                    "{}",
-                    serde_json::to_string(&report).expect("report serializes")
-                );
-            } else {
-                print!("{}", bench::table(&report));
-            }
-            if report.is_clean() {
-                ExitCode::Ok
-            } else {
-                eprintln!(
-                    "error: {} lost, {} duplicated, {} publish errors, {} still busy at the timeout",
-                    report.counts.lost,
-                    report.counts.duplicates,
-                    report.counts.publish_errors,
-                    report.counts.busy_gave_up
-                );
-                ExitCode::OperationError
-            }
-        }
-        Err(bench::BenchError::Usage(e)) => fail(&bench::BenchError::Usage(e), ExitCode::Usage),
-        Err(bench::BenchError::Ask(e)) => {
-            let code = ExitCode::of_ask(&e);
-            fail(&e, code)
-        }
+fn run_bench(config: &Config, args: &BenchArgs) -> Result<ExitCode, Failure> {
+    let report = bench::run(config, args)?;
+    if args.json {
+        // Plain numbers and strings: serializing cannot fail.
+        println!(
+            "{}",
+            serde_json::to_string(&report).expect("report serializes")
+        );
+    } else {
+        print!("{}", bench::table(&report));
     }
+    if report.is_clean() {
+        return Ok(ExitCode::Ok);
+    }
+    eprintln!(
+        "error: {} lost, {} duplicated, {} publish errors, {} still busy at the timeout",
+        report.counts.lost,
+        report.counts.duplicates,
+        report.counts.publish_errors,
+        report.counts.busy_gave_up
+    );
+    Ok(ExitCode::OperationError)
 }
 
 /// Prints the servers' statuses (table or JSON); exit 0 when one is
 /// online, else 6.
-fn run_status(config: &Config, args: &StatusArgs) -> ExitCode {
-    let wait = mqttapp::config::parse_duration("wait", args.wait.as_deref(), status::DEFAULT_WAIT)
-        .unwrap_or_else(|e| fail(&e, ExitCode::Usage));
+fn run_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, Failure> {
+    let wait = args.wait.unwrap_or(status::DEFAULT_WAIT);
     if let Some(id) = &args.forget {
         return forget_server(config, id, wait);
     }
-    let rows = status::collect(config, wait).unwrap_or_else(|e| fail(&e, ExitCode::of_mqtt(&e)));
+    let rows = status::collect(config, wait)?;
     let mut out = std::io::stdout().lock();
     let _ = match args.json {
         // Plain rows of strings and numbers always serialize.
@@ -291,33 +262,23 @@ fn run_status(config: &Config, args: &StatusArgs) -> ExitCode {
         false => write!(out, "{}", status::table(&rows)),
     };
     if rows.iter().any(|r| r.is_online()) {
-        return ExitCode::Ok;
+        return Ok(ExitCode::Ok);
     }
     let (prefix, known) = (&config.prefix, rows.len());
     eprintln!("no server online under {prefix}/v1/status/ ({known} known)");
-    ExitCode::NoServer
+    Ok(ExitCode::NoServer)
 }
 
 /// `status --forget ID`: removes an offline server's retained status.
-fn forget_server(config: &Config, id: &str, wait: std::time::Duration) -> ExitCode {
-    if let Err(e) = config::validate_id("forget", id) {
-        fail(&e, ExitCode::Usage);
-    }
-    match status::forget(config, id, wait) {
-        Ok(()) => {
-            eprintln!("forgot server {id}");
-            ExitCode::Ok
-        }
-        Err(status::ForgetError::Mqtt(e)) => {
-            let code = ExitCode::of_mqtt(&e);
-            fail(&e, code)
-        }
-        Err(e) => fail(&e, ExitCode::Usage),
-    }
+fn forget_server(config: &Config, id: &str, wait: Duration) -> Result<ExitCode, Failure> {
+    config::validate_id("forget", id)?;
+    status::forget(config, id, wait)?;
+    eprintln!("forgot server {id}");
+    Ok(ExitCode::Ok)
 }
 
 /// Runs a `dlq` action on the local store; counts go to stderr.
-fn run_dlq(config: &Config, args: &DlqArgs) -> ExitCode {
+fn run_dlq(config: &Config, args: &DlqArgs) -> Result<ExitCode, Failure> {
     let ids = |w: &DlqSelection| (!w.all).then_some(w.ids.clone());
     let result = match &args.action {
         DlqAction::List { json } => dlq::write_list(config, *json, &mut std::io::stdout().lock())
@@ -339,10 +300,8 @@ fn run_dlq(config: &Config, args: &DlqArgs) -> ExitCode {
             dlq::purge(config, ids(w).as_deref()).map(|n| eprintln!("purged {n} dead letter(s)"))
         }
     };
-    match result {
-        Ok(()) => ExitCode::Ok,
-        Err(e) => fail(&e, ExitCode::of_dlq(&e)),
-    }
+    result?;
+    Ok(ExitCode::Ok)
 }
 
 /// The counts of a listing, on stderr (stdout holds the letters).
@@ -362,24 +321,6 @@ fn print_listing_notes(listing: dlq::Listing, json: bool, data_dir: &std::path::
 
 /// A failed first connection ends the session with its own exit code
 /// (3, 4, 7, ...); after that, 0 when every command succeeded, else 1.
-fn run_shell(config: &Config, output: &Output) -> ExitCode {
-    match shell::run(config, output) {
-        Ok(summary) => summary.exit_code(),
-        Err(e) => {
-            let code = ExitCode::of_ask(&e);
-            output.failure(code, &e);
-            code
-        }
-    }
-}
-
-/// Prints an error with its chain of causes and exits; under `--json`
-/// also as `{"err":{"code":...,"message":...}}` on stdout.
-fn fail(e: &dyn Error, code: ExitCode) -> ! {
-    let format = match JSON_FAILURES.load(Ordering::Relaxed) {
-        true => Format::Json,
-        false => Format::Plain,
-    };
-    Output::new(format).failure(code, e);
-    code.exit()
+fn run_shell(config: &Config, output: &Output) -> Result<ExitCode, Failure> {
+    Ok(shell::run(config, output)?.exit_code())
 }

@@ -133,6 +133,51 @@ impl Output {
     }
 }
 
+/// Aligned text columns for the listings (`status`, `dlq list`): each
+/// cell padded to its column's widest, two spaces between columns, no
+/// trailing blanks. Widths are measured first ([`Columns::fit`]), so a
+/// long listing can be measured in one pass and written in a second
+/// without being held in memory.
+#[derive(Debug, Clone)]
+pub struct Columns<const N: usize> {
+    widths: [usize; N],
+}
+
+impl<const N: usize> Columns<N> {
+    /// Columns as wide as their `header` cells.
+    pub fn new(header: &[&str; N]) -> Columns<N> {
+        Columns {
+            widths: header.map(|h| h.chars().count()),
+        }
+    }
+
+    /// Widens the columns to fit `row`.
+    pub fn fit(&mut self, row: &[String; N]) {
+        for (w, cell) in self.widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+
+    /// One line of the table, ending in a newline.
+    pub fn line<S: AsRef<str>>(&self, row: &[S; N]) -> String {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&self.widths)
+            .map(|(cell, w)| format!("{:<w$}", cell.as_ref()))
+            .collect();
+        format!("{}\n", cells.join("  ").trim_end())
+    }
+
+    /// A whole table: `header` and `rows`, aligned.
+    pub fn table(header: &[&str; N], rows: &[[String; N]]) -> String {
+        let mut columns = Columns::new(header);
+        rows.iter().for_each(|r| columns.fit(r));
+        let mut out = columns.line(header);
+        rows.iter().for_each(|r| out.push_str(&columns.line(r)));
+        out
+    }
+}
+
 /// A caret under the offending character, for expressions that fit a line.
 fn caret(expr: &str, at: u64) {
     if expr.chars().count() > 120 || expr.contains('\n') {
@@ -161,6 +206,18 @@ pub fn chain(error: &dyn Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_align_cells_and_drop_trailing_blanks() {
+        let rows = [
+            ["a".to_string(), "long cell".to_string(), String::new()],
+            ["wide id".to_string(), "x".to_string(), String::new()],
+        ];
+        assert_eq!(
+            Columns::table(&["ID", "B", "C"], &rows),
+            "ID       B          C\na        long cell\nwide id  x\n"
+        );
+    }
 
     #[test]
     fn json_wins_over_quiet() {

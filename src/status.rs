@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::ids::random_u64;
 use crate::mqtt::{self, MessageMeta, MqttError};
+use crate::output::Columns;
 use crate::protocol::{Status, Topics};
 
 /// How long `status` waits for the statuses by default.
@@ -205,38 +206,20 @@ pub fn table(rows: &[ServerRow]) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let header = ["ID", "STATE", "OPS", "VERSION", "SINCE", "GROUP"].map(String::from);
-    let mut lines = vec![header];
-    for r in rows {
-        lines.push([
-            r.id.clone(),
-            r.state.clone(),
-            r.ops.join(","),
-            r.version.clone(),
-            format_since(r.since),
-            r.group.clone().unwrap_or_else(|| "-".into()),
-        ]);
-    }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| {
-            lines
-                .iter()
-                .map(|l| l[i].chars().count())
-                .max()
-                .unwrap_or(0)
+    let rows: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.id.clone(),
+                r.state.clone(),
+                r.ops.join(","),
+                r.version.clone(),
+                format_since(r.since),
+                r.group.clone().unwrap_or_else(|| "-".into()),
+            ]
         })
         .collect();
-    let mut out = String::new();
-    for line in &lines {
-        let cells: Vec<String> = line
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    Columns::table(&["ID", "STATE", "OPS", "VERSION", "SINCE", "GROUP"], &rows)
 }
 
 /// Unix seconds as UTC RFC 3339 (`-` when unknown).

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::ask::{status_grace, AskError, Requester};
 use crate::cli::BenchArgs;
-use crate::config::{parse_duration, Config};
+use crate::config::Config;
 use crate::protocol::Encoding;
 pub use mix::Mix;
 use worker::{Plan, Tally};
@@ -133,8 +133,7 @@ impl BenchReport {
 /// [`BenchError`] for bad flags, connection failures or no server online.
 pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError> {
     let mix = Mix::parse(&args.ops, args.payload_size).map_err(BenchError::Usage)?;
-    let duration = parse_duration("duration", Some(&args.duration), Duration::from_secs(60))
-        .map_err(|e| BenchError::Usage(e.to_string()))?;
+    let duration = args.duration;
     if args.connections == 0 || args.connections > 1000 || args.window == 0 || args.window > 65_535
     {
         return Err(BenchError::Usage(

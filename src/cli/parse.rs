@@ -11,21 +11,24 @@ use crate::output::{Format, Output};
 
 /// The process's command line, with flags allowed after an operation's
 /// text, and whether it asks for JSON (`--json`). Bare `mqttapp` prints a
-/// short usage and exits 0; help and version are printed and exit 0; a
+/// short usage, help and version are printed: `Err(0)`, nothing to run; a
 /// usage error is shown (also as one JSON object on stdout under
-/// `--json`) and exits 2.
-pub fn from_env() -> (Cli, bool) {
+/// `--json`): `Err(2)`.
+///
+/// # Errors
+/// The exit code when there is nothing to run.
+pub fn from_env() -> Result<(Cli, bool), ExitCode> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.len() == 1 {
         print!("{}", SHORT_USAGE);
-        ExitCode::Ok.exit();
+        return Err(ExitCode::Ok);
     }
     let mut command = Cli::command();
     let args = argv::reorder(&command, args, true);
     let json = argv::wants_json(&args);
     let error = match command.try_get_matches_from_mut(&args) {
         Ok(matches) => match Cli::from_arg_matches(&matches) {
-            Ok(cli) => return (cli, json),
+            Ok(cli) => return Ok((cli, json)),
             Err(e) => e,
         },
         Err(e) => e,
@@ -41,7 +44,7 @@ pub fn from_env() -> (Cli, bool) {
                 sub.render_help()
             };
             anstream::print!("{}", help.ansi());
-            ExitCode::Ok.exit();
+            return Err(ExitCode::Ok);
         }
     }
     if hint.is_none()
@@ -50,7 +53,9 @@ pub fn from_env() -> (Cli, bool) {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
         )
     {
-        error.exit();
+        // Help and version go to stdout; a closed pipe is no failure.
+        let _ = error.print();
+        return Err(ExitCode::Ok);
     }
     let rendered = error.render().to_string();
     let message = match &hint {
@@ -68,7 +73,7 @@ pub fn from_env() -> (Cli, bool) {
             let _ = error.print();
         }
     }
-    ExitCode::Usage.exit()
+    Err(ExitCode::Usage)
 }
 
 /// Whether the line runs `completions` (its first word that is no flag).

@@ -70,3 +70,49 @@ fn every_subcommand_has_examples_in_its_help() {
 fn the_command_line_definition_is_consistent() {
     Cli::command().debug_assert();
 }
+
+/// Every argument of the command tree, with its command's path.
+fn all_args(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Arg)>) {
+    for arg in cmd.get_arguments() {
+        out.push((path.to_string(), arg.clone()));
+    }
+    for sub in cmd.get_subcommands() {
+        all_args(sub, &format!("{path} {}", sub.get_name()), out);
+    }
+}
+
+/// Flags that describe output, not settings: they have no declaration.
+const OUTPUT_FLAGS: &[&str] = &["verbose", "quiet", "color", "json"];
+
+#[test]
+fn every_setting_flag_is_declared_and_every_declared_flag_exists() {
+    use crate::config::declared;
+    let mut args = Vec::new();
+    all_args(&Cli::command(), "mqttapp", &mut args);
+    for (path, arg) in &args {
+        let id = arg.get_id().as_str();
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(id, "help" | "version")
+            || OUTPUT_FLAGS.contains(&id)
+            || REQUEST_FIELDS.contains(&id)
+            || !arg.get_action().takes_values() && !arg.is_global_set()
+        {
+            continue;
+        }
+        // Run parameters (bench's --count ...) show their default in clap.
+        let parameter = !arg.get_default_values().is_empty();
+        let Some(setting) = declared::named(id) else {
+            assert!(parameter, "{path} --{long} is not declared");
+            continue;
+        };
+        assert_eq!(setting.flag, Some(long), "{path} --{long}");
+    }
+    for setting in declared::ALL {
+        if let Some(flag) = setting.flag {
+            assert!(
+                args.iter().any(|(_, a)| a.get_long() == Some(flag)),
+                "--{flag} is declared but no command has it"
+            );
+        }
+    }
+}

@@ -11,6 +11,7 @@ use super::{store, DlqError};
 use crate::config::Config;
 use crate::deadletter::DeadLetter;
 use crate::logging::shorten;
+use crate::output::Columns;
 
 /// Characters of a topic or detail shown in a table cell.
 const CELL: usize = 60;
@@ -96,28 +97,19 @@ fn write_table(
     store: &crate::deadletter::DeadLetters,
     out: &mut dyn Write,
 ) -> Result<u64, DlqError> {
-    let header = ["ID", "TIME", "REASON", "TOPIC", "DETAIL"].map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
+    let header = ["ID", "TIME", "REASON", "TOPIC", "DETAIL"];
+    let mut columns = Columns::new(&header);
     let mut rows = 0u64;
     store.scan(|s: Summary| {
-        for (w, cell) in widths.iter_mut().zip(s.cells()) {
-            *w = (*w).max(cell.chars().count());
-        }
+        columns.fit(&s.cells());
         rows += 1;
         Ok::<_, DlqError>(())
     })?;
     if rows == 0 {
         return Ok(0);
     }
-    let line = |row: &[String; 5]| {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        format!("{}\n", cells.join("  ").trim_end())
-    };
-    let mut ok = out.write_all(line(&header).as_bytes()).is_ok();
+    let line = |row: &[String; 5]| columns.line(row);
+    let mut ok = out.write_all(columns.line(&header).as_bytes()).is_ok();
     let mut n = 0u64;
     // Letters recorded since the first pass wait for the next listing.
     store.scan(|s: Summary| {

@@ -17,7 +17,7 @@ pub fn client_config(broker: &Broker, prefix: &str, timeout_secs: u32) -> Config
     Config::from_settings(Settings {
         broker: Some(broker.url()),
         prefix: Some(prefix.to_string()),
-        timeout: Some(timeout_secs.to_string()),
+        timeout: Some(Duration::from_secs(timeout_secs.into())),
         ..Settings::default()
     })
     .expect("valid client settings")
