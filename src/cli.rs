@@ -56,11 +56,12 @@ pub struct Cli {
 #[derive(Debug, Args, Default, Clone)]
 #[command(next_help_heading = "Connection and TLS (every command)")]
 pub struct GlobalArgs {
-    /// Broker URI: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt
+    /// Broker URI: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt;
+    /// several (comma-separated or repeated) are tried in turn (failover)
     /// [env: MQTTAPP_BROKER, or the seed app's BROKER + PORT]
     /// [default: mqtt://localhost:1883]
-    #[arg(long, global = true, value_name = "URI")]
-    pub broker: Option<String>,
+    #[arg(long, global = true, value_name = "URI", action = clap::ArgAction::Append)]
+    pub broker: Vec<String>,
 
     /// User name for the broker
     /// [env: MQTTAPP_USERNAME, or the seed app's USERNAME + PASSWORD pair]
@@ -173,9 +174,22 @@ pub enum Command {
     /// Interactive prompt over one connection (also reads commands from a pipe)
     #[command(after_help = SHELL_HELP)]
     Shell(ShellArgs),
+    /// Check which guarantees hold on the broker (or list of brokers):
+    /// groups, exactly-once edits, fail-fast status, Message Expiry, queue
+    /// drops; exit 0 when all hold, 8 when some do not (docs/DOCTOR.md)
+    #[command(after_help = crate::doctor::HELP)]
+    Doctor(DoctorArgs),
     /// Print a shell completion script: bash, zsh, fish, powershell, elvish
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
+}
+
+/// `mqttapp doctor`: probes the broker(s) given by --broker.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DoctorArgs {
+    /// Print one JSON object instead of the text report
+    #[arg(long)]
+    pub json: bool,
 }
 
 // ---- status (issue 4) ------------------------------------------------------

@@ -212,7 +212,7 @@ impl Settings {
     pub fn from_flags(global: &GlobalArgs, serve: Option<&ServeArgs>) -> Settings {
         let serve = serve.cloned().unwrap_or_default();
         Settings {
-            broker: global.broker.clone(),
+            broker: (!global.broker.is_empty()).then(|| global.broker.join(",")),
             username: global.username.clone(),
             password_file: global.password_file.clone(),
             prefix: global.prefix.clone(),

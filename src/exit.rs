@@ -23,6 +23,9 @@ pub enum ExitCode {
     NoServer = 6,
     /// TLS handshake or TLS files failed.
     Tls = 7,
+    /// The broker lacks a feature the command relies on (CONNACK), or
+    /// `doctor` found a guarantee that does not hold on it.
+    Broker = 8,
     /// Anything else (I/O on the server's data directory, internal).
     Failure = 10,
 }
@@ -46,6 +49,7 @@ impl ExitCode {
             ExitCode::Timeout => "timeout",
             ExitCode::NoServer => "no_server",
             ExitCode::Tls => "tls",
+            ExitCode::Broker => "broker",
             ExitCode::Failure => "failure",
         }
     }
@@ -60,6 +64,7 @@ impl ExitCode {
             MqttError::AuthRefused { .. } | MqttError::NotAuthorized { .. } => ExitCode::Auth,
             MqttError::Tls { .. } | MqttError::TlsFile { .. } => ExitCode::Tls,
             MqttError::Refused { .. } => ExitCode::Failure,
+            MqttError::Unsupported { .. } => ExitCode::Broker,
         }
     }
 

@@ -47,6 +47,7 @@ fn main() {
         Command::Status(args) => run_status(&resolve(&cli, None), args),
         Command::Dlq(args) => run_dlq(&resolve(&cli, None), args),
         Command::Bench(args) => run_bench(&resolve(&cli, None), args),
+        Command::Doctor(args) => mqttapp::doctor::main(&resolve(&cli, None), args.json),
     };
     code.exit()
 }

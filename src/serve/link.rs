@@ -92,6 +92,7 @@ impl Link {
         let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
         let response = mqtt::connect(&client, &uri, opts)
             .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
+        crate::broker::connack::check_serve(&response, config, &uri.display)?;
         let mut link = Link {
             client,
             filter: Topics::shared(
