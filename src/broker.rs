@@ -9,5 +9,6 @@
 
 pub mod connack;
 pub mod list;
+pub mod ping;
 
 pub use connack::{Capabilities, Finding, Needs, Severity};

@@ -168,9 +168,19 @@ pub fn check_serve(
 pub fn refused_connect(rc: paho::ReasonCode) -> String {
     match rc {
         paho::ReasonCode::QosNotSupported => "it refused the connection (QoS not supported): the broker accepts QoS 0 only, and requests and replies would be lost silently - allow QoS 1 on the broker (Mosquitto: remove max_qos 0)".into(),
-        _ => format!("it refused the connection ({rc}): the broker does not keep retained messages, which a server's status needs - allow them on the broker (Mosquitto: retain_available true)"),
+        _ => format!("it refused the connection ({rc}): the broker {RETAIN_REFUSED}, which a server's status needs - allow them on the broker (Mosquitto: retain_available true)"),
     }
 }
+
+/// True when the broker refused a connect because its will was retained
+/// (Retain Available is false): a server then connects again with a will
+/// and statuses that are not retained.
+pub fn retain_refused(e: &MqttError) -> bool {
+    matches!(e, MqttError::Unsupported { reason, .. } if reason.contains(RETAIN_REFUSED))
+}
+
+/// The reason code's text in [`refused_connect`]'s message.
+const RETAIN_REFUSED: &str = "does not keep retained messages";
 
 /// What a command relies on, for [`Capabilities::findings`].
 #[derive(Debug, Clone, Default)]

@@ -40,6 +40,7 @@ pub struct Identity {
     reassert: AtomicBool,
     fresh_subscription: AtomicBool,
     taken_over: AtomicBool,
+    retain: AtomicBool,
     warned: Mutex<Option<Instant>>,
 }
 
@@ -54,6 +55,7 @@ impl Identity {
             reassert: AtomicBool::new(false),
             fresh_subscription: AtomicBool::new(false),
             taken_over: AtomicBool::new(false),
+            retain: AtomicBool::new(true),
             warned: Mutex::new(None),
         }
     }
@@ -80,7 +82,25 @@ impl Identity {
             content_type: Some("application/cbor".into()),
             ..MessageMeta::default()
         };
-        meta.message(&self.topic, status.encode(), true)
+        meta.message(
+            &self.topic,
+            status.encode(),
+            self.retain.load(Ordering::SeqCst),
+        )
+    }
+
+    /// From now on statuses (and the will) are published without the
+    /// retain flag: the broker keeps no retained messages and refuses
+    /// them. Clients then find this server through the status ping
+    /// (`crate::broker::ping`).
+    pub fn forgo_retain(&self) {
+        self.retain.store(false, Ordering::SeqCst);
+    }
+
+    /// A client pinged (`crate::broker::ping`): publish our status again,
+    /// rate-limited like the answer to a foreign status.
+    pub fn pinged(&self) {
+        self.reassert.store(true, Ordering::SeqCst);
     }
 
     /// Looks at a message received on our own status topic.

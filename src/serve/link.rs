@@ -62,6 +62,7 @@ pub struct Link {
     /// (see the module docs).
     pub resumed: bool,
     uri: BrokerUri,
+    prefix: String,
     client_id: String,
     grouped: bool,
     identity: Arc<Identity>,
@@ -82,7 +83,13 @@ impl Link {
         let client = mqtt::create_client(&uri, &client_id, true)?;
         let identity = Arc::new(Identity::new(config));
         let (lost_tx, lost) = unbounded();
-        route_callbacks(&client, admission, lost_tx.clone(), identity.clone());
+        route_callbacks(
+            &client,
+            admission,
+            lost_tx.clone(),
+            identity.clone(),
+            &config.prefix,
+        );
         let session = SessionSpec {
             clean_start: false,
             session_expiry: config.session_expiry,
@@ -90,8 +97,20 @@ impl Link {
             connect_timeout: CONNECT_WAIT,
         };
         let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
-        let response = mqtt::connect(&client, &uri, opts)
-            .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
+        let response = match mqtt::connect(&client, &uri, opts) {
+            Err(e) if crate::broker::connack::retain_refused(&e) => {
+                tracing::warn!("the broker keeps no retained messages: this server's status is published without the retain flag, and clients find it by a live ping (docs/PROTOCOL.md)");
+                identity.forgo_retain();
+                let session = SessionSpec {
+                    will: Some(identity.status(Status::OFFLINE)),
+                    ..session
+                };
+                let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
+                mqtt::connect(&client, &uri, opts)
+            }
+            other => other,
+        }
+        .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
         crate::broker::connack::check_serve(&response, config, &uri.display)?;
         let mut link = Link {
             client,
@@ -101,6 +120,7 @@ impl Link {
             ),
             resumed: false,
             uri,
+            prefix: config.prefix.clone(),
             client_id,
             grouped: config.group.is_some(),
             identity,
@@ -162,6 +182,7 @@ impl Link {
             .map_err(|e| mqtt::classify_refusal(&self.filter, e))?;
         let codes = response.subscribe_many_response().unwrap_or_default();
         mqtt::check_granted(&filters, &codes)?;
+        crate::broker::ping::listen(&self.client, &self.prefix);
         // Bounded: with send_while_disconnected a publish made just as the
         // connection drops waits for the next connection.
         let online = self.client.publish(self.identity.status(Status::ONLINE));
@@ -328,6 +349,7 @@ fn route_callbacks(
     admission: Arc<Admission>,
     lost: Sender<()>,
     identity: Arc<Identity>,
+    prefix: &str,
 ) {
     client.set_connection_lost_callback(move |_| {
         let _ = lost.send(());
@@ -339,10 +361,13 @@ fn route_callbacks(
             by_broker.mark_taken_over();
         }
     });
+    let ping = crate::broker::ping::topic(prefix);
     client.set_message_callback(move |_, msg| {
         let Some(msg) = msg else { return };
         if msg.topic() == identity.topic() {
             identity.observe(msg.payload(), msg.retained());
+        } else if msg.topic() == ping {
+            identity.pinged();
         } else {
             admission.admit(msg);
         }
