@@ -8,6 +8,7 @@
 //! findings; `serve` refuses to start on a fatal one, `doctor` prints them.
 
 pub mod connack;
+pub mod datadir;
 pub mod list;
 pub mod ping;
 

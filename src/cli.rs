@@ -385,6 +385,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub session_expiry: Option<String>,
 
+    /// Answer calc and echo only, not edit: for group members on another
+    /// host than the group's data directory (docs/EDITS_ACROSS_HOSTS.md)
+    /// [config: no_edit = true] [default: off]
+    #[arg(long)]
+    pub no_edit: bool,
+
     /// When the broker cannot be reached at start, try again every second
     /// for this long instead of exiting 3 at once (for service managers
     /// that may start the server first): 30s, 5m [env: none] [default: 0,

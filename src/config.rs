@@ -133,6 +133,8 @@ pub struct Settings {
     /// Server session expiry, e.g. "24h" (or a number of seconds in TOML).
     #[serde(default, deserialize_with = "duration_text")]
     pub session_expiry: Option<String>,
+    /// Serve calc and echo only, no edits (group members on other hosts).
+    pub no_edit: Option<bool>,
     /// Topic filters a server may reply to besides `<prefix>/v1/resp/#`.
     pub reply_topics: Option<Vec<String>>,
     /// Budget for requests waiting inside the server, e.g. 16777216 or "16MiB".
@@ -198,6 +200,7 @@ impl Settings {
             server_id,
             group,
             session_expiry,
+            no_edit,
             reply_topics,
             max_queue_bytes,
             ca_file,
@@ -225,6 +228,7 @@ impl Settings {
             server_id: serve.server_id,
             group: serve.group,
             session_expiry: serve.session_expiry,
+            no_edit: serve.no_edit.then_some(true),
             reply_topics: serve.reply_topics,
             max_queue_bytes: serve.max_queue_bytes.map(ByteSetting::Text),
             ..Settings::default()
@@ -337,6 +341,8 @@ pub struct Config {
     pub group: Option<String>,
     /// How long the broker keeps the server's session.
     pub session_expiry: Duration,
+    /// Serve calc and echo only (`--no-edit`).
+    pub no_edit: bool,
     /// Topic filters replies may go to besides `<prefix>/v1/resp/#`
     /// (empty by default: a request cannot aim a reply elsewhere).
     pub reply_topics: Vec<String>,
@@ -437,6 +443,7 @@ impl Config {
                 s.session_expiry.as_deref(),
                 DEFAULT_SESSION_EXPIRY,
             )?,
+            no_edit: s.no_edit.unwrap_or(false),
             reply_topics,
             limits: Limits {
                 max_queue_bytes: parse_bytes(

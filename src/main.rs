@@ -179,6 +179,9 @@ fn warn_about_neighbours(config: &Config) {
         for warning in status::neighbour_warnings(config, &rows) {
             tracing::warn!("{warning}");
         }
+        if let Err(e) = mqttapp::broker::datadir::check_owner(config, &rows) {
+            fail(&e, ExitCode::Usage);
+        }
     }
 }
 

@@ -42,6 +42,9 @@ pub struct ServerRow {
     pub since: u64,
     /// Its shared-subscription group, if any.
     pub group: Option<String>,
+    /// Id of the data directory it edits in, if it takes edits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
 }
 
 impl ServerRow {
@@ -54,6 +57,7 @@ impl ServerRow {
                 version: s.version,
                 since: s.since,
                 group: s.group,
+                data_dir: s.data_dir,
             },
             Err(_) => ServerRow {
                 id: id.to_string(),
@@ -62,6 +66,7 @@ impl ServerRow {
                 version: String::new(),
                 since: 0,
                 group: None,
+                data_dir: None,
             },
         }
     }
@@ -262,6 +267,7 @@ mod tests {
             version: "0.1.0".into(),
             since: 1_700_000_000,
             group: group.map(String::from),
+            data_dir: None,
         }
     }
 
@@ -314,6 +320,7 @@ mod tests {
             since: 5,
             group: None,
             instance: None,
+            data_dir: None,
         };
         assert!(ServerRow::new("y", &s.encode()).is_online());
     }

@@ -36,6 +36,8 @@ pub struct Identity {
     topic: String,
     group: Option<String>,
     instance: String,
+    ops: Vec<Op>,
+    data_dir: Option<String>,
     armed: AtomicBool,
     reassert: AtomicBool,
     fresh_subscription: AtomicBool,
@@ -51,6 +53,10 @@ impl Identity {
             topic: Topics::new(&config.prefix).status(&config.server_id),
             group: config.group.clone(),
             instance: format!("{:016x}", random_u64()),
+            ops: crate::broker::datadir::served_ops(config.no_edit),
+            data_dir: (!config.no_edit)
+                .then(|| crate::broker::datadir::id_of(&config.data_dir))
+                .flatten(),
             armed: AtomicBool::new(false),
             reassert: AtomicBool::new(false),
             fresh_subscription: AtomicBool::new(false),
@@ -69,7 +75,7 @@ impl Identity {
     pub fn status(&self, state: &str) -> paho::Message {
         let status = Status {
             state: state.to_string(),
-            ops: Op::ALL.iter().map(|op| op.as_str().to_string()).collect(),
+            ops: self.ops.iter().map(|op| op.as_str().to_string()).collect(),
             version: crate::version::VERSION.to_string(),
             since: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -77,6 +83,7 @@ impl Identity {
                 .unwrap_or(0),
             group: self.group.clone(),
             instance: Some(self.instance.clone()),
+            data_dir: self.data_dir.clone(),
         };
         let meta = MessageMeta {
             content_type: Some("application/cbor".into()),
@@ -260,6 +267,7 @@ mod tests {
             since: 1,
             group: None,
             instance: instance.map(String::from),
+            data_dir: None,
         }
         .encode()
     }

@@ -40,7 +40,7 @@ use super::identity::{Identity, Takeovers};
 use super::lanes::Admission;
 use crate::config::Config;
 use crate::mqtt::{self, BrokerUri, MqttError, SessionSpec};
-use crate::protocol::{Status, Topics};
+use crate::protocol::Status;
 
 /// Longest wait for a subscribe, unsubscribe or status publish.
 const ACK_WAIT: Duration = Duration::from_secs(10);
@@ -56,8 +56,10 @@ const REASSERT_EVERY: Duration = Duration::from_secs(1);
 pub struct Link {
     /// The paho client (cheap to clone).
     pub client: paho::AsyncClient,
-    /// `<prefix>/v1/req/+`, wrapped in `$share/<group>/` for groups.
+    /// `<prefix>/v1/req/+`, or one filter per operation served (groups,
+    /// `--no-edit`: `crate::broker::datadir`), joined for the log.
     pub filter: String,
+    filters: Vec<String>,
     /// The broker still had this server's session at the first connect
     /// (see the module docs).
     pub resumed: bool,
@@ -112,12 +114,15 @@ impl Link {
         }
         .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
         crate::broker::connack::check_serve(&response, config, &uri.display)?;
+        let filters = crate::broker::datadir::request_filters(
+            &config.prefix,
+            config.group.as_deref(),
+            config.no_edit,
+        );
         let mut link = Link {
             client,
-            filter: Topics::shared(
-                &Topics::new(&config.prefix).request_filter(),
-                config.group.as_deref(),
-            ),
+            filter: filters.join(", "),
+            filters,
             resumed: false,
             uri,
             prefix: config.prefix.clone(),
@@ -164,17 +169,18 @@ impl Link {
     /// requests and to this server's own status topic, and publishes the
     /// retained "online" status.
     fn go_online(&self) -> Result<(), MqttError> {
-        let filters = [self.filter.clone(), self.identity.topic().to_string()];
+        let mut filters = self.filters.clone();
+        filters.push(self.identity.topic().to_string());
         // Retained statuses only for a new subscription: tells whether the
         // session still had it (module docs).
-        let options = [
-            paho::SubscribeOptions::default(),
-            paho::SubscribeOptions::with_retain_handling(paho::RetainHandling::SendRetainedOnNew),
-        ];
+        let mut options = vec![paho::SubscribeOptions::default(); self.filters.len()];
+        options.push(paho::SubscribeOptions::with_retain_handling(
+            paho::RetainHandling::SendRetainedOnNew,
+        ));
         self.identity.expect_subscription();
         let subscribed = self.client.subscribe_many_with_options(
             &filters,
-            &[mqtt::QOS, mqtt::QOS],
+            &vec![mqtt::QOS; filters.len()],
             &options,
             None,
         );
@@ -300,7 +306,7 @@ impl Link {
         if !self.grouped {
             return;
         }
-        if let Err(e) = mqtt::wait(self.client.unsubscribe(&self.filter), ACK_WAIT) {
+        if let Err(e) = mqtt::wait(self.client.unsubscribe_many(&self.filters), ACK_WAIT) {
             tracing::warn!(error = %e, "could not leave the group's shared subscription");
         }
     }
