@@ -108,8 +108,9 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
             patience,
         )
         .is_ok();
-    let deadline = Instant::now() + wait;
+    let mut deadline = Instant::now() + wait;
     let mut rows = BTreeMap::new();
+    let mut pinged = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let msg = match rx.recv_timeout(if marker { left } else { left.min(QUIET) }) {
@@ -117,7 +118,16 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
             Ok(None) | Err(_) => break,
         };
         if msg.topic() == marker_topic {
-            break;
+            // No online server among the retained statuses: ask for live
+            // ones (`crate::broker::ping`), for brokers that do not pass
+            // retained messages on.
+            if pinged || rows.values().any(ServerRow::is_online) {
+                break;
+            }
+            crate::broker::ping::send(&client, &config.prefix);
+            pinged = true;
+            deadline = deadline.min(Instant::now() + crate::broker::ping::ANSWER_WITHIN);
+            continue;
         }
         if let Some(id) = msg.topic().rsplit('/').next() {
             if !msg.payload().is_empty() {

@@ -118,4 +118,16 @@ fn without_retained_messages_ask_finds_servers_by_a_live_ping() {
             server.log()
         );
     }
+    // `status` asks for live statuses too.
+    let out = mqttapp(&broker, &prefix)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"online\""));
 }

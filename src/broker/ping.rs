@@ -11,6 +11,10 @@
 
 use paho_mqtt as paho;
 
+/// How long a client waits for answers to a ping: servers answer within
+/// about a second (at most once a second, checked every 100 ms).
+pub const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// `<prefix>/v1/ping`.
 pub fn topic(prefix: &str) -> String {
     format!("{prefix}/v1/ping")
