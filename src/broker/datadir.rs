@@ -49,8 +49,9 @@ fn id_path(data_dir: &Path) -> PathBuf {
     data_dir.join(ID_FILE)
 }
 
-/// The id of `data_dir`, created on first use. `None` (logged) when the
-/// directory cannot be written: the server then advertises no id.
+/// The id of `data_dir`, created on first use (in the metadata directory
+/// the edit store created, with its permissions). `None` (logged) when it
+/// cannot be written: the server then advertises no id.
 pub fn id_of(data_dir: &Path) -> Option<String> {
     match load_or_create(data_dir) {
         Ok(id) => Some(id),
@@ -61,17 +62,18 @@ pub fn id_of(data_dir: &Path) -> Option<String> {
     }
 }
 
+/// The id of `data_dir` if it has one yet; creates nothing.
+fn read(data_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(id_path(data_dir)).ok()?;
+    let id = text.trim().to_string();
+    (!id.is_empty()).then_some(id)
+}
+
 fn load_or_create(data_dir: &Path) -> std::io::Result<String> {
+    if let Some(id) = read(data_dir) {
+        return Ok(id);
+    }
     let path = id_path(data_dir);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let id = text.trim().to_string();
-        if !id.is_empty() {
-            return Ok(id);
-        }
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let id = format!("{:016x}", crate::ids::random_u64());
     // Write aside, then link into place: of two servers creating it at
     // once, one wins and both read the winner's id.
@@ -123,9 +125,9 @@ pub fn check_owner(config: &Config, rows: &[ServerRow]) -> Result<(), DataDirErr
     if config.no_edit {
         return Ok(());
     }
-    let Some(mine) = id_of(&config.data_dir) else {
-        return Ok(());
-    };
+    // Runs before the store creates anything: a directory without an id
+    // yet is a new one, other than any directory already in use.
+    let mine = read(&config.data_dir).unwrap_or_else(|| "new, no id yet".into());
     let other = rows.iter().find(|r| {
         r.is_online()
             && r.id != config.server_id
@@ -152,9 +154,18 @@ mod tests {
     #[test]
     fn a_data_directory_keeps_its_id() {
         let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read(dir.path()), None);
+        assert_eq!(
+            id_of(dir.path()),
+            None,
+            "the store creates the metadata dir"
+        );
+        std::fs::create_dir(dir.path().join(".mqttapp")).unwrap();
         let a = id_of(dir.path()).unwrap();
         assert_eq!(id_of(dir.path()).unwrap(), a);
+        assert_eq!(read(dir.path()).unwrap(), a);
         let other = tempfile::tempdir().unwrap();
+        std::fs::create_dir(other.path().join(".mqttapp")).unwrap();
         assert_ne!(id_of(other.path()).unwrap(), a);
     }
 
