@@ -130,3 +130,59 @@ fn servers_sharing_one_data_directory_may_both_take_edits() {
     assert_eq!(revs, (1..=n as u64).collect::<Vec<_>>());
     assert_eq!(lines_in(shared.path()), n);
 }
+
+/// A member upgraded in place resumes a session that still holds the old
+/// `$share/<group>/.../req/+` subscription; with the new per-operation
+/// filters both would match every request and deliver it twice. The
+/// server drops the filters it does not use: 20 requests, 20 replies.
+#[test]
+fn an_old_catch_all_group_subscription_in_the_session_is_dropped() {
+    use paho_mqtt as paho;
+    let broker = Broker::start();
+    let prefix = unique_prefix("old_filter");
+    // The session as the previous version left it.
+    let uri = mqttapp::mqtt::BrokerUri::parse(&broker.url()).unwrap();
+    let old = mqttapp::mqtt::create_client(&uri, "mqttapp-serve-upgraded", false).unwrap();
+    let mut props = paho::Properties::new();
+    props
+        .push_u32(paho::PropertyCode::SessionExpiryInterval, 600)
+        .unwrap();
+    old.connect(
+        paho::ConnectOptionsBuilder::new_v5()
+            .clean_start(false)
+            .properties(props)
+            .finalize(),
+    )
+    .wait_for(Duration::from_secs(10))
+    .unwrap();
+    old.subscribe(format!("$share/g/{prefix}/v1/req/+"), 1)
+        .wait_for(Duration::from_secs(10))
+        .unwrap();
+    old.disconnect(None)
+        .wait_for(Duration::from_secs(10))
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &broker,
+        &prefix,
+        data.path(),
+        &["--group", "g", "--server-id", "upgraded"],
+    );
+    let client = common::raw::RawClient::connect(&broker, &prefix, "counter");
+    let n = 20;
+    for i in 0..n {
+        let correlation = format!("c{i}");
+        client.send(
+            &format!("{prefix}/v1/req/echo"),
+            b"hi",
+            Some("text/plain"),
+            Some(correlation.as_bytes()),
+            Some(&client.response_topic),
+        );
+    }
+    let mut replies = 0;
+    while client.next(Duration::from_secs(3)).is_some() {
+        replies += 1;
+    }
+    assert_eq!(replies, n, "{}", server.log());
+}

@@ -113,6 +113,19 @@ pub fn request_filters(prefix: &str, group: Option<&str>, no_edit: bool) -> Vec<
         .collect()
 }
 
+/// Request filters an earlier run with this client id may have left in
+/// its persistent session (`.../req/+`, or per-operation ones) that this
+/// run does not use: kept, they would match the same requests as ours
+/// and deliver them twice (after an upgrade, or a change of `--no-edit`).
+pub fn stale_filters(prefix: &str, group: Option<&str>, no_edit: bool) -> Vec<String> {
+    let current = request_filters(prefix, group, no_edit);
+    let topics = Topics::new(prefix);
+    std::iter::once(Topics::shared(&topics.request_filter(), group))
+        .chain(Op::ALL.map(|op| Topics::shared(&topics.request(op), group)))
+        .filter(|f| !current.contains(f))
+        .collect()
+}
+
 /// Before serving: refuses to take edits when an online member of the
 /// same group advertises another data directory.
 ///
@@ -181,5 +194,10 @@ mod tests {
             request_filters("p", None, true),
             vec!["p/v1/req/calc", "p/v1/req/echo"]
         );
+        assert_eq!(
+            stale_filters("p", Some("g"), true),
+            vec!["$share/g/p/v1/req/+", "$share/g/p/v1/req/edit"]
+        );
+        assert_eq!(stale_filters("p", None, false).len(), 3);
     }
 }

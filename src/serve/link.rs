@@ -60,6 +60,7 @@ pub struct Link {
     /// `--no-edit`: `crate::broker::datadir`), joined for the log.
     pub filter: String,
     filters: Vec<String>,
+    stale: Vec<String>,
     /// The broker still had this server's session at the first connect
     /// (see the module docs).
     pub resumed: bool,
@@ -123,6 +124,11 @@ impl Link {
             client,
             filter: filters.join(", "),
             filters,
+            stale: crate::broker::datadir::stale_filters(
+                &config.prefix,
+                config.group.as_deref(),
+                config.no_edit,
+            ),
             resumed: false,
             uri,
             prefix: config.prefix.clone(),
@@ -178,6 +184,8 @@ impl Link {
             paho::RetainHandling::SendRetainedOnNew,
         ));
         self.identity.expect_subscription();
+        // Not awaited: paho sends it before the subscribe below.
+        drop(self.client.unsubscribe_many(&self.stale));
         let subscribed = self.client.subscribe_many_with_options(
             &filters,
             &vec![mqtt::QOS; filters.len()],
