@@ -64,9 +64,10 @@ pub struct Cli {
 #[command(next_help_heading = "Connection and TLS (every command)")]
 #[command(mut_args = suffix::with_source_and_default)]
 pub struct GlobalArgs {
-    /// Broker URI: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt
-    #[arg(long, global = true, value_name = "URI")]
-    pub broker: Option<String>,
+    /// Broker URI: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt;
+    /// several (comma-separated or repeated) are tried in turn (failover)
+    #[arg(long, global = true, value_name = "URI", action = clap::ArgAction::Append)]
+    pub broker: Vec<String>,
 
     /// User name for the broker
     #[arg(long, global = true, value_name = "NAME")]
@@ -168,9 +169,22 @@ pub enum Command {
     /// Interactive prompt over one connection (also reads commands from a pipe)
     #[command(after_help = SHELL_HELP)]
     Shell(ShellArgs),
+    /// Check which guarantees hold on the broker (or list of brokers):
+    /// groups, exactly-once edits, fail-fast status, Message Expiry, queue
+    /// drops; exit 0 when all hold, 8 when some do not (docs/DOCTOR.md)
+    #[command(after_help = crate::doctor::HELP)]
+    Doctor(DoctorArgs),
     /// Print a shell completion script: bash, zsh, fish, powershell, elvish
     #[command(after_help = COMPLETIONS_HELP)]
     Completions(CompletionsArgs),
+}
+
+/// `mqttapp doctor`: probes the broker(s) given by --broker.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DoctorArgs {
+    /// Print one JSON object instead of the text report
+    #[arg(long)]
+    pub json: bool,
 }
 
 // ---- status ----------------------------------------------------------------
@@ -366,6 +380,11 @@ pub struct ServeArgs {
     /// while it is stopped: 24h, 30m, 90
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::SESSION_EXPIRY))]
     pub session_expiry: Option<Duration>,
+
+    /// Answer calc and echo only, not edit: for group members on another
+    /// host than the group's data directory (docs/EDITS_ACROSS_HOSTS.md)
+    #[arg(long)]
+    pub no_edit: bool,
 
     /// When the broker cannot be reached at start, try again every second
     /// for this long instead of exiting 3 at once (for service managers

@@ -131,6 +131,8 @@ pub struct Settings {
     pub group: Option<String>,
     /// Server session expiry.
     pub session_expiry: Option<Duration>,
+    /// Serve calc and echo only, no edits (group members on other hosts).
+    pub no_edit: Option<bool>,
     /// Topic filters a server may reply to besides `<prefix>/v1/resp/#`.
     pub reply_topics: Option<Vec<String>>,
     /// Budget for requests waiting inside the server, in bytes.
@@ -375,6 +377,8 @@ pub struct Config {
     pub group: Option<String>,
     /// How long the broker keeps the server's session.
     pub session_expiry: Duration,
+    /// Serve calc and echo only (`--no-edit`).
+    pub no_edit: bool,
     /// Topic filters replies may go to besides `<prefix>/v1/resp/#`
     /// (empty by default: a request cannot aim a reply elsewhere).
     pub reply_topics: Vec<String>,
@@ -510,6 +514,7 @@ impl Config {
             session_expiry: src
                 .get(&d::SESSION_EXPIRY, flags.session_expiry)?
                 .unwrap_or(DEFAULT_SESSION_EXPIRY),
+            no_edit: src.get(&d::NO_EDIT, flags.no_edit)?.unwrap_or(false),
             reply_topics,
             limits: Limits {
                 max_queue_bytes: src

@@ -22,6 +22,9 @@ pub enum ExitCode {
     NoServer = 6,
     /// TLS handshake or TLS files failed.
     Tls = 7,
+    /// The broker lacks a feature the command relies on (CONNACK), or
+    /// `doctor` found a guarantee that does not hold on it.
+    Broker = 8,
     /// Anything else (I/O on the server's data directory, internal).
     Failure = 10,
 }
@@ -45,6 +48,7 @@ impl ExitCode {
             ExitCode::Timeout => "timeout",
             ExitCode::NoServer => "no_server",
             ExitCode::Tls => "tls",
+            ExitCode::Broker => "broker",
             ExitCode::Failure => "failure",
         }
     }

@@ -19,15 +19,19 @@
 //! - [`bench`]: the load generator.
 //! - [`deadletter`]: the persistent dead-letter store.
 //! - [`dlq`]: `mqttapp dlq`, listing, replaying and purging dead letters.
+//! - [`broker`]: what the broker offers (CONNACK), and `doctor`'s probes.
+//! - [`doctor`]: `mqttapp doctor`, which guarantees hold on a broker.
 //! - [`exit`]: exit codes.
 //! - [`ids`]: random client ids and correlation data from the OS CSPRNG.
 
 pub mod ask;
 pub mod bench;
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod deadletter;
 pub mod dlq;
+pub mod doctor;
 pub mod exit;
 pub mod ids;
 pub mod limits;

@@ -65,6 +65,7 @@ fn run_command(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Status(args) => run_status(&resolve(cli)?, args),
         Command::Dlq(args) => run_dlq(&resolve(cli)?, args),
         Command::Bench(args) => run_bench(&resolve(cli)?, args),
+        Command::Doctor(args) => Ok(mqttapp::doctor::main(&resolve(cli)?, args.json)),
     }
 }
 
@@ -128,6 +129,7 @@ fn run_serve(config: &Config, wait_for_broker: Option<Duration>) -> Result<ExitC
         }
     }
     let patience = wait_for_broker.unwrap_or(Duration::ZERO);
+    warn_about_neighbours(config)?;
     serve_when_the_broker_is_up(config, &shutdown, patience)?;
     Ok(ExitCode::Ok)
 }
@@ -142,7 +144,6 @@ fn serve_when_the_broker_is_up(
 ) -> Result<(), serve::ServeError> {
     let deadline = Instant::now() + patience;
     let mut told = false;
-    warn_about_neighbours(config);
     loop {
         match serve::run(config, shutdown) {
             Err(serve::ServeError::Mqtt(e @ MqttError::Unreachable { .. }))
@@ -167,14 +168,19 @@ fn serve_when_the_broker_is_up(
 
 /// Before serving: warns about servers already online under the prefix
 /// that this one would answer alongside or displace (best effort: when the
-/// broker cannot be reached, serving reports that).
-fn warn_about_neighbours(config: &Config) {
+/// broker cannot be reached, serving reports that); refuses to take a
+/// group's edits from another data directory than its online members'.
+fn warn_about_neighbours(config: &Config) -> Result<(), Failure> {
     let wait = std::time::Duration::from_secs(2);
     if let Ok(rows) = status::collect(config, wait) {
         for warning in status::neighbour_warnings(config, &rows) {
             tracing::warn!("{warning}");
         }
+        if let Err(e) = mqttapp::serve::owner::check_owner(config, &rows) {
+            return Err(Failure::with_code(e, ExitCode::Usage));
+        }
     }
+    Ok(())
 }
 
 /// One request, the interactive shell (no operation), or a batch.

@@ -96,6 +96,15 @@ pub enum MqttError {
         /// Why.
         reason: String,
     },
+    /// The broker lacks something the command relies on (its CONNACK
+    /// says so: no shared subscriptions for a group, QoS 0 only...).
+    #[error("the broker at {uri} cannot do what this needs: {reason}")]
+    Unsupported {
+        /// The broker URI.
+        uri: String,
+        /// What is missing and what to do.
+        reason: String,
+    },
     /// The connection dropped or another client error happened.
     #[error("MQTT error: {0} - the connection to the broker failed; run again with -v for details and check the broker's log")]
     Client(#[from] paho::Error),
@@ -149,6 +158,9 @@ pub fn connect_options(
         .keep_alive_interval(Duration::from_secs(20))
         .connect_timeout(session.connect_timeout)
         .properties(session_properties(session.session_expiry));
+    if uri.failover.len() > 1 {
+        b.server_uris(&uri.failover);
+    }
     if let Some(user) = &conn.username {
         b.user_name(user);
     }
@@ -223,6 +235,12 @@ fn classify_connect_error(uri: &BrokerUri, err: paho::Error) -> MqttError {
         }
         paho::Error::ConnectReturn(rc @ (Crc::BadUserNameOrPassword | Crc::NotAuthorized)) => {
             refused(rc.to_string())
+        }
+        paho::Error::ReasonCode(rc @ (Rc::QosNotSupported | Rc::RetainNotSupported), _) => {
+            MqttError::Unsupported {
+                uri: uri.display.clone(),
+                reason: crate::broker::connack::refused_connect(rc),
+            }
         }
         paho::Error::ReasonCode(rc, _) => MqttError::Unreachable {
             uri: uri.display.clone(),

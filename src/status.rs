@@ -43,6 +43,9 @@ pub struct ServerRow {
     pub since: u64,
     /// Its shared-subscription group, if any.
     pub group: Option<String>,
+    /// Id of the data directory it edits in, if it takes edits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
 }
 
 impl ServerRow {
@@ -55,6 +58,7 @@ impl ServerRow {
                 version: s.version,
                 since: s.since,
                 group: s.group,
+                data_dir: s.data_dir,
             },
             Err(_) => ServerRow {
                 id: id.to_string(),
@@ -63,6 +67,7 @@ impl ServerRow {
                 version: String::new(),
                 since: 0,
                 group: None,
+                data_dir: None,
             },
         }
     }
@@ -104,8 +109,9 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
             patience,
         )
         .is_ok();
-    let deadline = Instant::now() + wait;
+    let mut deadline = Instant::now() + wait;
     let mut rows = BTreeMap::new();
+    let mut pinged = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let msg = match rx.recv_timeout(if marker { left } else { left.min(QUIET) }) {
@@ -113,7 +119,16 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
             Ok(None) | Err(_) => break,
         };
         if msg.topic() == marker_topic {
-            break;
+            // No online server among the retained statuses: ask for live
+            // ones (`crate::broker::ping`), for brokers that do not pass
+            // retained messages on.
+            if pinged || rows.values().any(ServerRow::is_online) {
+                break;
+            }
+            crate::broker::ping::send(&client, &config.prefix);
+            pinged = true;
+            deadline = deadline.min(Instant::now() + crate::broker::ping::ANSWER_WITHIN);
+            continue;
         }
         if let Some(id) = msg.topic().rsplit('/').next() {
             if !msg.payload().is_empty() {
@@ -245,6 +260,7 @@ mod tests {
             version: "0.1.0".into(),
             since: 1_700_000_000,
             group: group.map(String::from),
+            data_dir: None,
         }
     }
 
@@ -297,6 +313,7 @@ mod tests {
             since: 5,
             group: None,
             instance: None,
+            data_dir: None,
         };
         assert!(ServerRow::new("y", &s.encode()).is_online());
     }

@@ -64,6 +64,7 @@ fn forge_online(broker: &Broker, prefix: &str, retained: bool) {
         since: 1,
         group: None,
         instance: Some("forged".into()),
+        data_dir: None,
     };
     let msg = paho::MessageBuilder::new()
         .topic(format!("{prefix}/v1/status/{}", server_id_for(prefix)))

@@ -44,6 +44,7 @@ impl BusyResponder {
             since: 1,
             group: None,
             instance: None,
+            data_dir: None,
         };
         client
             .publish(paho::Message::new_retained(

@@ -180,6 +180,7 @@ fn ask_loop_counts_a_timeout_as_failed_after_retrying() {
         since: 0,
         group: None,
         instance: None,
+        data_dir: None,
     };
     let msg = paho_mqtt::MessageBuilder::new()
         .topic(format!("{prefix}/v1/status/fake"))

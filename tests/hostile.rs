@@ -188,6 +188,7 @@ fn assert_data_dir_holds_only_what_it_should(data: &std::path::Path) {
     let allowed = [
         "deadletters.jsonl",
         "deadletters.lock",
+        "data-dir-id",
         "notes.txt.lock",
         "notes.txt.meta",
     ];

@@ -15,11 +15,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("base", &["exit", "version", "ids", "logging", "limits"]),
     ("wire protocol", &["protocol"]),
     ("settings", &["config"]),
-    ("transport", &["mqtt"]),
+    ("transport", &["mqtt", "broker"]),
     ("operations", &["operations", "deadletter"]),
     (
         "client / server",
-        &["ask", "serve", "status", "dlq", "bench", "shell", "output"],
+        &[
+            "ask", "serve", "status", "dlq", "bench", "shell", "output", "doctor",
+        ],
     ),
     ("commands", &["cli", "lib", "main"]),
 ];

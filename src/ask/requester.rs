@@ -263,11 +263,17 @@ impl Requester {
     /// # Errors
     /// [`AskError::NoServer`] when none announced itself in time.
     pub fn wait_for_server(&mut self, op: Op, deadline: Instant) -> Result<(), AskError> {
+        // Halfway, ping for live statuses (`crate::broker::ping`).
+        let mut ping_at =
+            Some(Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2);
         while !self.server_online(op) {
-            match self.next(deadline) {
+            match self.next(ping_at.unwrap_or(deadline)) {
                 Some(Received::Status) => {}
                 Some(Received::Lost) => self.reconnect(deadline)?,
                 Some(Received::Reply(..) | Received::Undecodable(_) | Received::Acknowledged) => {}
+                None if ping_at.take().is_some() => {
+                    crate::broker::ping::send(&self.client, self.topics.prefix());
+                }
                 None => {
                     return Err(AskError::NoServer {
                         op,

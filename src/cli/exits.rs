@@ -25,6 +25,7 @@ impl From<&MqttError> for ExitCode {
             MqttError::AuthRefused { .. } | MqttError::NotAuthorized { .. } => ExitCode::Auth,
             MqttError::Tls { .. } | MqttError::TlsFile { .. } => ExitCode::Tls,
             MqttError::Refused { .. } => ExitCode::Failure,
+            MqttError::Unsupported { .. } => ExitCode::Broker,
         }
     }
 }

@@ -16,6 +16,7 @@ impl Cli {
             Command::Status(_) => Some(Cmd::Status),
             Command::Dlq(_) => Some(Cmd::Dlq),
             Command::Bench(_) => Some(Cmd::Bench),
+            Command::Doctor(_) => Some(Cmd::Doctor),
             Command::Completions(_) => None,
         }
     }
@@ -24,7 +25,7 @@ impl Cli {
     pub fn settings(&self) -> Settings {
         let g = &self.global;
         let mut s = Settings {
-            broker: g.broker.clone(),
+            broker: (!g.broker.is_empty()).then(|| g.broker.join(",")),
             username: g.username.clone(),
             password_file: g.password_file.clone(),
             prefix: g.prefix.clone(),
@@ -43,11 +44,15 @@ impl Cli {
                 s.session_expiry = serve.session_expiry;
                 s.reply_topics = serve.reply_topics.clone();
                 s.max_queue_bytes = serve.max_queue_bytes;
+                s.no_edit = serve.no_edit.then_some(true);
             }
             Command::Ask(ask) => s.timeout = ask.request.timeout,
             Command::Shell(shell) => s.timeout = shell.request.timeout,
             Command::Dlq(dlq) => s.data_dir = dlq.data_dir.clone(),
-            Command::Status(_) | Command::Bench(_) | Command::Completions(_) => {}
+            Command::Status(_)
+            | Command::Bench(_)
+            | Command::Doctor(_)
+            | Command::Completions(_) => {}
         }
         s
     }

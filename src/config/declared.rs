@@ -30,6 +30,8 @@ pub enum Cmd {
     Dlq,
     /// `mqttapp bench`.
     Bench,
+    /// `mqttapp doctor`.
+    Doctor,
 }
 
 /// Every command: the connection settings.
@@ -40,6 +42,7 @@ const EVERY: &[Cmd] = &[
     Cmd::Status,
     Cmd::Dlq,
     Cmd::Bench,
+    Cmd::Doctor,
 ];
 /// Commands that send requests and wait for replies.
 const REQUESTING: &[Cmd] = &[Cmd::Ask, Cmd::Shell, Cmd::Bench, Cmd::Dlq];
@@ -328,6 +331,21 @@ pub const MAX_QUEUE_BYTES: Typed<u64> = Typed {
     ),
     parse: parse::queue_bytes,
 };
+/// `serve --no-edit`: calc and echo only, for group members on another
+/// host than the group's data directory.
+pub const NO_EDIT: Typed<bool> = Typed {
+    setting: Setting {
+        in_file: true,
+        ..flag_only(
+            "no_edit",
+            "no-edit",
+            "none; config: no_edit = true",
+            "off",
+            SERVE,
+        )
+    },
+    parse: parse::boolean,
+};
 /// The config file's `[limits]` table.
 pub const LIMITS: Setting = Setting {
     name: "limits",
@@ -393,6 +411,7 @@ pub const ALL: &[&Setting] = &[
     &SESSION_EXPIRY.setting,
     &REPLY_TOPICS.setting,
     &MAX_QUEUE_BYTES.setting,
+    &NO_EDIT.setting,
     &LIMITS,
     &WAIT_FOR_BROKER.setting,
     &WAIT.setting,

@@ -13,15 +13,27 @@ pub struct BrokerUri {
     pub host_port: String,
     /// TLS is in use.
     pub tls: bool,
+    /// Every broker of a comma-separated list, in paho's form, tried in
+    /// turn at each connect (failover); empty for a single broker.
+    pub failover: Vec<String>,
 }
 
 impl BrokerUri {
+    /// Parses one broker URI, or a comma-separated list of them (see
+    /// `crate::broker::list`): the first one then stands for the list.
+    ///
+    /// # Errors
+    /// [`MqttError::BadUri`] for any bad entry.
+    pub fn parse(uri: &str) -> Result<BrokerUri, MqttError> {
+        crate::broker::list::parse(uri)
+    }
+
     /// Parses `mqtt://`, `mqtts://`, `tcp://`, `ssl://`, `ws://`, `wss://`
     /// URIs, or a bare `host[:port]`.
     ///
     /// # Errors
     /// [`MqttError::BadUri`] for unknown schemes or a missing host.
-    pub fn parse(uri: &str) -> Result<BrokerUri, MqttError> {
+    pub fn parse_one(uri: &str) -> Result<BrokerUri, MqttError> {
         let bad = |reason: &str| MqttError::BadUri {
             uri: uri.to_string(),
             reason: reason.to_string(),
@@ -62,6 +74,7 @@ impl BrokerUri {
             paho: format!("{paho_scheme}://{host_port}{path}"),
             host_port,
             tls,
+            failover: Vec::new(),
         })
     }
 }

@@ -25,6 +25,11 @@ pub struct Status {
     /// apart (a misconfiguration the server detects and stops on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Id of the data directory whose files this server edits (absent for
+    /// servers started with `--no-edit`): one group keeps its files in
+    /// one data directory (docs/EDITS_ACROSS_HOSTS.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
 }
 
 impl Status {
@@ -73,6 +78,7 @@ mod tests {
             since: 1,
             group: None,
             instance: None,
+            data_dir: None,
         };
         assert_eq!(Status::decode(&s.encode()).unwrap(), s);
         assert!(Status::decode(b"junk").is_err());

@@ -36,10 +36,13 @@ pub struct Identity {
     topic: String,
     group: Option<String>,
     instance: String,
+    ops: Vec<Op>,
+    data_dir: Option<String>,
     armed: AtomicBool,
     reassert: AtomicBool,
     fresh_subscription: AtomicBool,
     taken_over: AtomicBool,
+    retain: AtomicBool,
     warned: Mutex<Option<Instant>>,
 }
 
@@ -50,10 +53,15 @@ impl Identity {
             topic: Topics::new(&config.prefix).status(&config.server_id),
             group: config.group.clone(),
             instance: format!("{:016x}", random_u64()),
+            ops: crate::serve::owner::served_ops(config.no_edit),
+            data_dir: (!config.no_edit)
+                .then(|| crate::serve::owner::id_of(&config.data_dir))
+                .flatten(),
             armed: AtomicBool::new(false),
             reassert: AtomicBool::new(false),
             fresh_subscription: AtomicBool::new(false),
             taken_over: AtomicBool::new(false),
+            retain: AtomicBool::new(true),
             warned: Mutex::new(None),
         }
     }
@@ -67,7 +75,7 @@ impl Identity {
     pub fn status(&self, state: &str) -> paho::Message {
         let status = Status {
             state: state.to_string(),
-            ops: Op::ALL.iter().map(|op| op.as_str().to_string()).collect(),
+            ops: self.ops.iter().map(|op| op.as_str().to_string()).collect(),
             version: crate::version::VERSION.to_string(),
             since: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -75,12 +83,31 @@ impl Identity {
                 .unwrap_or(0),
             group: self.group.clone(),
             instance: Some(self.instance.clone()),
+            data_dir: self.data_dir.clone(),
         };
         let meta = MessageMeta {
             content_type: Some("application/cbor".into()),
             ..MessageMeta::default()
         };
-        meta.message(&self.topic, status.encode(), true)
+        meta.message(
+            &self.topic,
+            status.encode(),
+            self.retain.load(Ordering::SeqCst),
+        )
+    }
+
+    /// From now on statuses (and the will) are published without the
+    /// retain flag: the broker keeps no retained messages and refuses
+    /// them. Clients then find this server through the status ping
+    /// (`crate::broker::ping`).
+    pub fn forgo_retain(&self) {
+        self.retain.store(false, Ordering::SeqCst);
+    }
+
+    /// A client pinged (`crate::broker::ping`): publish our status again,
+    /// rate-limited like the answer to a foreign status.
+    pub fn pinged(&self) {
+        self.reassert.store(true, Ordering::SeqCst);
     }
 
     /// Looks at a message received on our own status topic.
@@ -240,6 +267,7 @@ mod tests {
             since: 1,
             group: None,
             instance: instance.map(String::from),
+            data_dir: None,
         }
         .encode()
     }

@@ -40,7 +40,7 @@ use super::identity::{Identity, Takeovers};
 use super::lanes::Admission;
 use crate::config::Config;
 use crate::mqtt::{self, BrokerUri, MqttError, SessionSpec};
-use crate::protocol::{Status, Topics};
+use crate::protocol::Status;
 
 /// Longest wait for a subscribe, unsubscribe or status publish.
 const ACK_WAIT: Duration = Duration::from_secs(10);
@@ -56,12 +56,16 @@ const REASSERT_EVERY: Duration = Duration::from_secs(1);
 pub struct Link {
     /// The paho client (cheap to clone).
     pub client: paho::AsyncClient,
-    /// `<prefix>/v1/req/+`, wrapped in `$share/<group>/` for groups.
+    /// `<prefix>/v1/req/+`, or one filter per operation served (groups,
+    /// `--no-edit`: `crate::serve::owner`), joined for the log.
     pub filter: String,
+    filters: Vec<String>,
+    stale: Vec<String>,
     /// The broker still had this server's session at the first connect
     /// (see the module docs).
     pub resumed: bool,
     uri: BrokerUri,
+    prefix: String,
     client_id: String,
     grouped: bool,
     identity: Arc<Identity>,
@@ -82,7 +86,13 @@ impl Link {
         let client = mqtt::create_client(&uri, &client_id, true)?;
         let identity = Arc::new(Identity::new(config));
         let (lost_tx, lost) = unbounded();
-        route_callbacks(&client, admission, lost_tx.clone(), identity.clone());
+        route_callbacks(
+            &client,
+            admission,
+            lost_tx.clone(),
+            identity.clone(),
+            &config.prefix,
+        );
         let session = SessionSpec {
             clean_start: false,
             session_expiry: config.session_expiry,
@@ -90,16 +100,38 @@ impl Link {
             connect_timeout: CONNECT_WAIT,
         };
         let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
-        let response = mqtt::connect(&client, &uri, opts)
-            .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
+        let response = match mqtt::connect(&client, &uri, opts) {
+            Err(e) if crate::broker::connack::retain_refused(&e) => {
+                tracing::warn!("the broker keeps no retained messages: this server's status is published without the retain flag, and clients find it by a live ping (docs/PROTOCOL.md)");
+                identity.forgo_retain();
+                let session = SessionSpec {
+                    will: Some(identity.status(Status::OFFLINE)),
+                    ..session
+                };
+                let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
+                mqtt::connect(&client, &uri, opts)
+            }
+            other => other,
+        }
+        .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
+        crate::broker::connack::check_serve(&response, config, &uri.display)?;
+        let filters = crate::serve::owner::request_filters(
+            &config.prefix,
+            config.group.as_deref(),
+            config.no_edit,
+        );
         let mut link = Link {
             client,
-            filter: Topics::shared(
-                &Topics::new(&config.prefix).request_filter(),
+            filter: filters.join(", "),
+            filters,
+            stale: crate::serve::owner::stale_filters(
+                &config.prefix,
                 config.group.as_deref(),
+                config.no_edit,
             ),
             resumed: false,
             uri,
+            prefix: config.prefix.clone(),
             client_id,
             grouped: config.group.is_some(),
             identity,
@@ -143,17 +175,20 @@ impl Link {
     /// requests and to this server's own status topic, and publishes the
     /// retained "online" status.
     fn go_online(&self) -> Result<(), MqttError> {
-        let filters = [self.filter.clone(), self.identity.topic().to_string()];
+        let mut filters = self.filters.clone();
+        filters.push(self.identity.topic().to_string());
         // Retained statuses only for a new subscription: tells whether the
         // session still had it (module docs).
-        let options = [
-            paho::SubscribeOptions::default(),
-            paho::SubscribeOptions::with_retain_handling(paho::RetainHandling::SendRetainedOnNew),
-        ];
+        let mut options = vec![paho::SubscribeOptions::default(); self.filters.len()];
+        options.push(paho::SubscribeOptions::with_retain_handling(
+            paho::RetainHandling::SendRetainedOnNew,
+        ));
         self.identity.expect_subscription();
+        // Not awaited: paho sends it before the subscribe below.
+        drop(self.client.unsubscribe_many(&self.stale));
         let subscribed = self.client.subscribe_many_with_options(
             &filters,
-            &[mqtt::QOS, mqtt::QOS],
+            &vec![mqtt::QOS; filters.len()],
             &options,
             None,
         );
@@ -161,6 +196,7 @@ impl Link {
             .map_err(|e| mqtt::classify_refusal(&self.filter, e))?;
         let codes = response.subscribe_many_response().unwrap_or_default();
         mqtt::check_granted(&filters, &codes)?;
+        crate::broker::ping::listen(&self.client, &self.prefix);
         // Bounded: with send_while_disconnected a publish made just as the
         // connection drops waits for the next connection.
         let online = self.client.publish(self.identity.status(Status::ONLINE));
@@ -278,7 +314,7 @@ impl Link {
         if !self.grouped {
             return;
         }
-        if let Err(e) = mqtt::wait(self.client.unsubscribe(&self.filter), ACK_WAIT) {
+        if let Err(e) = mqtt::wait(self.client.unsubscribe_many(&self.filters), ACK_WAIT) {
             tracing::warn!(error = %e, "could not leave the group's shared subscription");
         }
     }
@@ -327,6 +363,7 @@ fn route_callbacks(
     admission: Arc<Admission>,
     lost: Sender<()>,
     identity: Arc<Identity>,
+    prefix: &str,
 ) {
     client.set_connection_lost_callback(move |_| {
         let _ = lost.send(());
@@ -338,10 +375,13 @@ fn route_callbacks(
             by_broker.mark_taken_over();
         }
     });
+    let ping = crate::broker::ping::topic(prefix);
     client.set_message_callback(move |_, msg| {
         let Some(msg) = msg else { return };
         if msg.topic() == identity.topic() {
             identity.observe(msg.payload(), msg.retained());
+        } else if msg.topic() == ping {
+            identity.pinged();
         } else {
             admission.admit(msg);
         }

@@ -18,6 +18,7 @@ mod lanes;
 mod letters;
 mod link;
 mod memory;
+pub mod owner;
 mod queue;
 mod refusals;
 mod replies;
