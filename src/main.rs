@@ -4,7 +4,6 @@
 use std::error::Error;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mqttapp::ask;
@@ -115,18 +114,26 @@ fn output(cli: &Cli, request: &RequestArgs) -> Output {
 }
 
 fn run_serve(config: &Config, wait_for_broker: Option<&str>) -> ExitCode {
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(signal, shutdown.clone()) {
-            fail(&e, ExitCode::Failure);
+    // SIGINT and SIGTERM become a shutdown event on the server's control
+    // channel (signal_hook's iterator thread does the waiting).
+    let control = serve::Control::new();
+    let shutdown = control.shutdown_handle();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .unwrap_or_else(|e| fail(&e, ExitCode::Failure));
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            shutdown.request();
         }
-    }
+    });
     let patience = match wait_for_broker {
         Some(text) => config::parse_duration("wait_for_broker", Some(text), Duration::ZERO)
             .unwrap_or_else(|e| fail(&e, ExitCode::Usage)),
         None => Duration::ZERO,
     };
-    match serve_when_the_broker_is_up(config, &shutdown, patience) {
+    match serve_when_the_broker_is_up(config, &control, patience) {
         Ok(()) => ExitCode::Ok,
         Err(serve::ServeError::Mqtt(e)) => {
             let code = ExitCode::of_mqtt(&e);
@@ -141,16 +148,16 @@ fn run_serve(config: &Config, wait_for_broker: Option<&str>) -> ExitCode {
 /// server before the broker.
 fn serve_when_the_broker_is_up(
     config: &Config,
-    shutdown: &AtomicBool,
+    control: &serve::Control,
     patience: Duration,
 ) -> Result<(), serve::ServeError> {
     let deadline = Instant::now() + patience;
     let mut told = false;
     warn_about_neighbours(config);
     loop {
-        match serve::run(config, shutdown) {
+        match serve::run(config, control) {
             Err(serve::ServeError::Mqtt(e @ MqttError::Unreachable { .. }))
-                if Instant::now() < deadline && !shutdown.load(Ordering::SeqCst) =>
+                if Instant::now() < deadline && !control.shutdown_requested() =>
             {
                 if !told {
                     let left = humantime::format_duration(Duration::from_secs(
@@ -159,10 +166,7 @@ fn serve_when_the_broker_is_up(
                     tracing::warn!("{e}; trying again every second for {left} (--wait-for-broker)");
                     told = true;
                 }
-                let pause = Instant::now() + Duration::from_secs(1);
-                while Instant::now() < pause && !shutdown.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                control.wait_for_shutdown(Duration::from_secs(1));
             }
             outcome => return outcome,
         }

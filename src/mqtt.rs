@@ -22,7 +22,7 @@ pub use client::{create_client, init_library, publish_waiting, MAX_BUFFERED};
 pub use meta::MessageMeta;
 pub use refusal::{check_granted, classify_refusal};
 pub use tls::explain;
-pub use token::{completed, wait};
+pub use token::{block_on, completed, wait};
 pub use uri::{split_port, BrokerUri};
 
 /// Why talking to the broker failed, classified for the user.

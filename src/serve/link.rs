@@ -1,15 +1,17 @@
 //! The server's link to the broker: a persistent session (stable client id,
 //! clean start off, session expiry), the request subscription, the retained
-//! status, and reconnection with backoff.
+//! status, and one reconnect attempt at a time ([`Link::attempt`]).
 //!
-//! Reconnection runs on its own thread ([`Link::keep`]), not in the request
-//! loop: the loop may be blocked waiting for acknowledgements that only a
-//! reconnect can bring, so reconnecting from the loop could deadlock.
+//! When to reconnect is decided by the control loop (`mod.rs`, with the
+//! state machine in `supervisor.rs`), not by the lanes: a lane may be
+//! blocked waiting for acknowledgements that only a reconnect can bring.
+//! An attempt is a future over paho's tokens, polled by that loop when a
+//! token completes, so the loop never blocks on the broker.
 //!
 //! **Another client with this server's client id** (a second server with
 //! the same `--server-id`, or an intruder on a broker that does not bind
 //! client ids to users) takes the connection over again and again. The
-//! keeper reports it as "client id in use by another client" (see
+//! control loop reports it as "client id in use by another client" (see
 //! `identity.rs` for how it is detected) and does **not** stop: nothing a
 //! client can send may stop a server. It keeps reconnecting, but while the
 //! conflict lasts it waits the longest backoff (5 s, jittered) before
@@ -28,15 +30,16 @@
 //! so the server's retained status arriving right after the subscribe
 //! means the subscription, and so the session, was not the server's.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::Sender;
 use paho_mqtt as paho;
 
-use super::identity::{Identity, Takeovers};
+use super::events::Event;
+use super::identity::Identity;
 use super::lanes::Admission;
 use crate::config::Config;
 use crate::mqtt::{self, BrokerUri, MqttError, SessionSpec};
@@ -46,11 +49,9 @@ use crate::protocol::{Status, Topics};
 const ACK_WAIT: Duration = Duration::from_secs(10);
 /// Longest wait for one reconnect attempt.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
-/// Longest pause between two reconnect attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Shortest interval between two re-publications of the retained status
-/// in answer to foreign status messages.
-const REASSERT_EVERY: Duration = Duration::from_secs(1);
+
+/// One reconnect attempt: `Ok(resumed)` once online again.
+pub type Attempt<'a> = Pin<Box<dyn Future<Output = Result<bool, MqttError>> + 'a>>;
 
 /// A connected server client and what it needs to come back online.
 pub struct Link {
@@ -65,24 +66,25 @@ pub struct Link {
     client_id: String,
     grouped: bool,
     identity: Arc<Identity>,
-    lost: Receiver<()>,
-    connected_at: Mutex<Instant>,
-    closing: AtomicBool,
 }
 
 impl Link {
-    /// Creates the client, routes its messages to `admission`, connects
-    /// with a persistent session and goes online.
+    /// Creates the client, routes its messages to `admission` and its
+    /// connection events to `events`, connects with a persistent session
+    /// and goes online.
     ///
     /// # Errors
     /// [`MqttError`] when the first connection or subscription fails.
-    pub fn open(config: &Config, admission: Arc<Admission>) -> Result<Link, MqttError> {
+    pub fn open(
+        config: &Config,
+        admission: Arc<Admission>,
+        events: Sender<Event>,
+    ) -> Result<Link, MqttError> {
         let uri = BrokerUri::parse(&config.connection.broker)?;
         let client_id = format!("mqttapp-serve-{}", config.server_id);
         let client = mqtt::create_client(&uri, &client_id, true)?;
         let identity = Arc::new(Identity::new(config));
-        let (lost_tx, lost) = unbounded();
-        route_callbacks(&client, admission, lost_tx.clone(), identity.clone());
+        route_callbacks(&client, admission, events.clone(), identity.clone());
         let session = SessionSpec {
             clean_start: false,
             session_expiry: config.session_expiry,
@@ -103,21 +105,20 @@ impl Link {
             client_id,
             grouped: config.group.is_some(),
             identity,
-            lost,
-            connected_at: Mutex::new(Instant::now()),
-            closing: AtomicBool::new(false),
         };
         let present = response
             .connect_response()
             .is_some_and(|c| c.session_present);
-        match link.go_online() {
+        let online = mqtt::block_on(link.go_online(), 2 * ACK_WAIT)
+            .unwrap_or(Err(MqttError::Client(paho::Error::Timeout)));
+        match online {
             Ok(()) => link.resumed = link.verified(present),
             // Connected, then lost or stalled while subscribing (another
-            // process with this id can knock us off right away): the keeper
-            // takes it from here, as after any later loss.
+            // process with this id can knock us off right away): the
+            // control loop takes it from here, as after any later loss.
             Err(MqttError::Client(e)) => {
                 tracing::warn!(error = %e, "could not go online yet; retrying");
-                let _ = lost_tx.send(());
+                let _ = events.send(Event::Lost);
             }
             Err(e) => return Err(e),
         }
@@ -134,6 +135,11 @@ impl Link {
         present
     }
 
+    /// The MQTT client id, for logs.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// The broker as the user wrote it, for logs.
     pub fn broker(&self) -> &str {
         &self.uri.display
@@ -142,7 +148,7 @@ impl Link {
     /// Subscribes (again: after a reconnect the session may be gone) to the
     /// requests and to this server's own status topic, and publishes the
     /// retained "online" status.
-    fn go_online(&self) -> Result<(), MqttError> {
+    async fn go_online(&self) -> Result<(), MqttError> {
         let filters = [self.filter.clone(), self.identity.topic().to_string()];
         // Retained statuses only for a new subscription: tells whether the
         // session still had it (module docs).
@@ -151,56 +157,27 @@ impl Link {
             paho::SubscribeOptions::with_retain_handling(paho::RetainHandling::SendRetainedOnNew),
         ];
         self.identity.expect_subscription();
-        let subscribed = self.client.subscribe_many_with_options(
-            &filters,
-            &[mqtt::QOS, mqtt::QOS],
-            &options,
-            None,
-        );
-        let response = mqtt::wait(subscribed, ACK_WAIT)
+        let response = self
+            .client
+            .subscribe_many_with_options(&filters, &[mqtt::QOS, mqtt::QOS], &options, None)
+            .await
             .map_err(|e| mqtt::classify_refusal(&self.filter, e))?;
         let codes = response.subscribe_many_response().unwrap_or_default();
         mqtt::check_granted(&filters, &codes)?;
         // Bounded: with send_while_disconnected a publish made just as the
         // connection drops waits for the next connection.
-        let online = self.client.publish(self.identity.status(Status::ONLINE));
-        mqtt::wait(online, ACK_WAIT)
+        self.client
+            .publish(self.identity.status(Status::ONLINE))
+            .await
             .map_err(|e| mqtt::classify_refusal(self.identity.topic(), e))?;
         Ok(())
     }
 
-    /// Reconnects whenever the connection is lost, until `stop` is set, and
-    /// answers foreign status messages with our own. Run it on its own
-    /// thread. Never gives up: see the module docs for another client
-    /// with this client id.
-    pub fn keep(&self, stop: &AtomicBool) {
-        let mut takeovers = Takeovers::default();
-        let mut reasserted: Option<Instant> = None;
-        while !stop.load(Ordering::SeqCst) {
-            if self.lost.recv_timeout(Duration::from_millis(100)).is_ok() {
-                let lived = self
-                    .connected_at
-                    .lock()
-                    .map_or(Duration::MAX, |at| at.elapsed());
-                let said_so = self.identity.take_taken_over();
-                if takeovers.lost(lived, said_so) {
-                    tracing::error!(client_id = %self.client_id, losses_in_a_row = takeovers.count(), lived = ?lived, broker_said_taken_over = said_so, "client id in use by another client: the broker keeps closing this server's connection soon after it connects, so requests meant for this server may reach that client; give every server its own --server-id, and bind client ids to users on the broker (docs/SECURITY.md). Reconnecting every few seconds meanwhile");
-                }
-                self.reconnect(stop, takeovers.in_conflict());
-            } else if reasserted.is_none_or(|at| at.elapsed() >= REASSERT_EVERY)
-                && self.identity.take_reassert()
-            {
-                reasserted = Some(Instant::now());
-                self.reassert();
-            }
-        }
-    }
-
     /// Publishes our retained "online" again, after something else was
-    /// published on our status topic. Not awaited: the keeper must not
-    /// block on it, and the next reconnect publishes it anyway.
-    fn reassert(&self) {
-        if self.closing.load(Ordering::SeqCst) || !self.client.is_connected() {
+    /// published on our status topic. Not awaited: the control loop must
+    /// not block on it, and the next reconnect publishes it anyway.
+    pub fn reassert(&self) {
+        if !self.client.is_connected() {
             return;
         }
         if let Err(e) = self
@@ -211,63 +188,22 @@ impl Link {
         }
     }
 
-    /// Reconnects with exponential backoff until online or `stop` is set.
-    /// `conflict`: another client uses this client id; start at the
-    /// longest backoff (module docs).
-    fn reconnect(&self, stop: &AtomicBool, conflict: bool) {
-        let mut backoff = if conflict {
-            MAX_BACKOFF
-        } else {
-            Duration::from_millis(100)
-        };
-        tracing::warn!(broker = %self.uri.display, "connection to the broker lost; reconnecting");
-        while !stop.load(Ordering::SeqCst) && !self.closing.load(Ordering::SeqCst) {
-            // Wait first, with jitter: when another client took this
-            // server's session, reconnecting at once would take it straight
-            // back before either side could notice.
-            if !pause(jittered(backoff), stop) {
-                return;
+    /// One reconnect and resubscribe, as a future the control loop polls
+    /// when its tokens complete (and drops when it takes too long).
+    pub fn attempt(&self) -> Attempt<'_> {
+        Box::pin(async move {
+            if self.client.is_connected() {
+                // Still (or again) connected: only the subscription is missing.
+                self.go_online().await?;
+                return Ok(true);
             }
-            match self.attempt(stop) {
-                Ok(resumed) => {
-                    tracing::info!(resumed, "reconnected");
-                    if let Ok(mut at) = self.connected_at.lock() {
-                        *at = Instant::now();
-                    }
-                    // A loss signalled while reconnecting is stale now.
-                    while self.lost.try_recv().is_ok() {}
-                    return;
-                }
-                Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "reconnect failed"),
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
-    }
-
-    /// One reconnect and resubscribe; gives up early when `stop` is set, so
-    /// a shutdown is not held up by a broker that does not answer.
-    fn attempt(&self, stop: &AtomicBool) -> Result<bool, MqttError> {
-        if self.client.is_connected() {
-            // Still (or again) connected: only the subscription is missing.
-            self.go_online()?;
-            return Ok(true);
-        }
-        let mut token = self.client.reconnect();
-        let deadline = Instant::now() + CONNECT_WAIT;
-        let response = loop {
-            if let Some(result) = token.try_wait() {
-                break result?;
-            }
-            if stop.load(Ordering::SeqCst) || Instant::now() >= deadline {
-                return Err(paho::Error::Timeout.into());
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
-        let present = response
-            .connect_response()
-            .is_some_and(|c| c.session_present);
-        self.go_online()?;
-        Ok(self.verified(present))
+            let response = self.client.reconnect().await?;
+            let present = response
+                .connect_response()
+                .is_some_and(|c| c.session_present);
+            self.go_online().await?;
+            Ok(self.verified(present))
+        })
     }
 
     /// For group members: leave the shared subscription so the broker sends
@@ -286,7 +222,6 @@ impl Link {
     /// Publishes the retained "offline" status and disconnects normally,
     /// which keeps the session at the broker and discards the will.
     pub fn close(&self) {
-        self.closing.store(true, Ordering::SeqCst);
         let token = self.client.publish(self.identity.status(Status::OFFLINE));
         if let Err(e) = mqtt::wait(token, Duration::from_secs(2)) {
             tracing::warn!(error = %e, "could not publish the offline status; the broker's will covers it");
@@ -298,50 +233,35 @@ impl Link {
     }
 }
 
-/// Sleeps for `pause`, or less if `stop` is set meanwhile; false then.
-fn pause(pause: Duration, stop: &AtomicBool) -> bool {
-    let until = Instant::now() + pause;
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        if stop.load(Ordering::SeqCst) {
-            return false;
-        }
-        thread::sleep(left.min(Duration::from_millis(20)));
-    }
-    !stop.load(Ordering::SeqCst)
-}
-
-/// `pause` plus up to half of it again, at random, so that two clients
-/// knocked off together do not come back in lockstep.
-fn jittered(pause: Duration) -> Duration {
-    let spread = pause.as_millis() as u64 / 2;
-    pause + Duration::from_millis(crate::ids::random_u64() % (spread + 1))
-}
-
 /// Forwards paho's callbacks: requests to `admission` (a lane, or a `busy`
 /// refusal when the lane's byte budget is spent: paho has already
 /// acknowledged these messages, so they must be answered, and this thread
 /// must never block, see `lanes.rs`), our own status to the identity
-/// check, losses to the link keeper.
+/// check, and connection events (and foreign statuses) to the control
+/// loop's channel.
 fn route_callbacks(
     client: &paho::AsyncClient,
     admission: Arc<Admission>,
-    lost: Sender<()>,
+    events: Sender<Event>,
     identity: Arc<Identity>,
 ) {
+    let on_lost = events.clone();
     client.set_connection_lost_callback(move |_| {
-        let _ = lost.send(());
+        let _ = on_lost.send(Event::Lost);
     });
-    let by_broker = identity.clone();
+    let on_disconnect = events.clone();
     client.set_disconnected_callback(move |_, _, reason| {
         tracing::warn!(%reason, "the broker closed the connection");
         if reason == paho::ReasonCode::SessionTakenOver {
-            by_broker.mark_taken_over();
+            let _ = on_disconnect.send(Event::TakenOver);
         }
     });
     client.set_message_callback(move |_, msg| {
         let Some(msg) = msg else { return };
         if msg.topic() == identity.topic() {
-            identity.observe(msg.payload(), msg.retained());
+            if identity.observe(msg.payload(), msg.retained()) {
+                let _ = events.send(Event::ForeignStatus);
+            }
         } else {
             admission.admit(msg);
         }

@@ -48,6 +48,18 @@ pub struct Ticket<'q, T> {
     cost: usize,
 }
 
+/// What [`ByteQueue::recv_or`] got.
+pub enum Next<'q, T, O> {
+    /// An item and its share of the budget.
+    Item(T, Ticket<'q, T>),
+    /// An order.
+    Order(O),
+    /// The orders' sender is gone.
+    Closed,
+    /// Nothing within the wait.
+    Idle,
+}
+
 impl<T> Drop for Ticket<'_, T> {
     fn drop(&mut self) {
         self.queue.used.fetch_sub(self.cost, Ordering::AcqRel);
@@ -108,9 +120,28 @@ impl<T> ByteQueue<T> {
     }
 
     /// The oldest item, waiting at most `wait` for one.
+    #[cfg(test)]
     pub fn recv_timeout(&self, wait: Duration) -> Option<(T, Ticket<'_, T>)> {
         let (item, cost) = self.rx.recv_timeout(wait).ok()?;
         Some((item, Ticket { queue: self, cost }))
+    }
+
+    /// The oldest item, or an order from `orders` (whichever comes first),
+    /// waiting at most `wait`: how a lane or the refusal thread is told to
+    /// drain or stop without polling a flag.
+    pub fn recv_or<O>(&self, orders: &Receiver<O>, wait: Duration) -> Next<'_, T, O> {
+        crossbeam_channel::select! {
+            recv(self.rx) -> got => match got {
+                Ok((item, cost)) => Next::Item(item, Ticket { queue: self, cost }),
+                Err(_) => Next::Idle,
+            },
+            recv(orders) -> order => match order {
+                Ok(order) => Next::Order(order),
+                // The order's sender is gone: the server is stopping.
+                Err(_) => Next::Closed,
+            },
+            default(wait) => Next::Idle,
+        }
     }
 
     /// The oldest item, if one is waiting.
