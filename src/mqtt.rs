@@ -17,12 +17,18 @@ mod meta;
 mod refusal;
 mod tls;
 mod token;
+mod transport;
+#[cfg(test)]
+pub mod twin;
 mod uri;
 pub use client::{create_client, init_library, publish_waiting, MAX_BUFFERED};
 pub use meta::MessageMeta;
 pub use refusal::{check_granted, classify_refusal};
 pub use tls::explain;
 pub use token::{block_on, completed, wait};
+pub use transport::{
+    Arrival, Client, Connect, Delivery, DeliveryError, Message, Pending, Subscription,
+};
 pub use uri::{split_port, BrokerUri};
 
 /// Why talking to the broker failed, classified for the user.
@@ -101,6 +107,14 @@ pub enum MqttError {
     Client(#[from] paho::Error),
 }
 
+impl MqttError {
+    /// An operation that did not complete in time (a client error: the
+    /// connection may come back).
+    pub fn timed_out() -> MqttError {
+        MqttError::Client(paho::Error::Timeout)
+    }
+}
+
 /// What to try when nothing answers at `uri`: on this machine, start the
 /// local broker; elsewhere, check the address and the network.
 fn unreachable_hint(uri: &str) -> &'static str {
@@ -126,7 +140,7 @@ pub struct SessionSpec {
     /// How long the broker keeps the session after a disconnect.
     pub session_expiry: Duration,
     /// Last will, e.g. a server's retained "offline" status.
-    pub will: Option<paho::Message>,
+    pub will: Option<Message>,
     /// Give up connecting after this long.
     pub connect_timeout: Duration,
 }
@@ -156,7 +170,7 @@ pub fn connect_options(
         b.password(password.expose());
     }
     if let Some(will) = &session.will {
-        b.will_message(will.clone());
+        b.will_message(will.to_paho(QOS));
     }
     if uri.tls {
         b.ssl_options(tls::ssl_options(&conn.tls)?);

@@ -20,11 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use paho_mqtt as paho;
-
 use crate::config::Config;
 use crate::ids::random_u64;
-use crate::mqtt::MessageMeta;
+use crate::mqtt::{Message, MessageMeta};
 use crate::protocol::{Op, Status, Topics};
 
 /// A foreign status is logged at most this often (a flood of forged
@@ -60,7 +58,7 @@ impl Identity {
     }
 
     /// The retained status message for `state`.
-    pub fn status(&self, state: &str) -> paho::Message {
+    pub fn status(&self, state: &str) -> Message {
         let status = Status {
             state: state.to_string(),
             ops: Op::ALL.iter().map(|op| op.as_str().to_string()).collect(),
@@ -76,7 +74,7 @@ impl Identity {
             content_type: Some("application/cbor".into()),
             ..MessageMeta::default()
         };
-        meta.message(&self.topic, status.encode(), true)
+        Message::new(&self.topic, status.encode(), meta, true)
     }
 
     /// Looks at a message received on our own status topic.
@@ -124,7 +122,7 @@ impl Identity {
     /// changes with every publish). Our own "offline" is published only
     /// while closing, when nothing is published again.
     fn is_own(&self, status: &Status) -> bool {
-        let ours = Status::decode(self.status(Status::ONLINE).payload());
+        let ours = Status::decode(&self.status(Status::ONLINE).payload);
         ours.is_ok_and(|ours| {
             status.instance == ours.instance
                 && status.state == ours.state
@@ -229,7 +227,7 @@ mod tests {
     fn foreign_statuses_are_answered_with_our_own_once_armed() {
         let me = identity();
         assert!(!me.observe(&online(Some("earlier-process")), true));
-        assert!(!me.observe(me.status(Status::ONLINE).payload(), false));
+        assert!(!me.observe(&me.status(Status::ONLINE).payload, false));
         for foreign in [
             online(Some("forged")),
             online(None),
@@ -240,9 +238,9 @@ mod tests {
         }
         // A copy of our own status saying "offline" (our instance is public)
         // is answered too; while closing, `link.rs` publishes nothing again.
-        assert!(me.observe(me.status(Status::OFFLINE).payload(), false));
+        assert!(me.observe(&me.status(Status::OFFLINE).payload, false));
         // So is a copy with our instance that lists other operations.
-        let mut copy = Status::decode(me.status(Status::ONLINE).payload()).unwrap();
+        let mut copy = Status::decode(&me.status(Status::ONLINE).payload).unwrap();
         copy.ops = vec!["echo".into()];
         assert!(me.observe(&copy.encode(), false));
     }
@@ -251,7 +249,7 @@ mod tests {
     fn a_retained_status_after_subscribing_means_a_new_subscription() {
         let me = identity();
         me.expect_subscription();
-        let _ = me.observe(me.status(Status::ONLINE).payload(), false);
+        let _ = me.observe(&me.status(Status::ONLINE).payload, false);
         assert!(!me.subscription_was_new());
         let _ = me.observe(&online(Some("earlier-process")), true);
         assert!(me.subscription_was_new());
@@ -292,9 +290,8 @@ mod tests {
     fn the_status_is_retained_cbor_on_the_status_topic() {
         let me = identity();
         let msg = me.status(Status::ONLINE);
-        assert_eq!(msg.topic(), me.topic());
-        assert!(msg.retained());
-        let meta = crate::mqtt::MessageMeta::of(&msg);
-        assert_eq!(meta.content_type.as_deref(), Some("application/cbor"));
+        assert_eq!(msg.topic, me.topic());
+        assert!(msg.retained);
+        assert_eq!(msg.meta.content_type.as_deref(), Some("application/cbor"));
     }
 }

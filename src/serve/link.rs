@@ -36,13 +36,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use paho_mqtt as paho;
 
 use super::events::Event;
 use super::identity::Identity;
 use super::lanes::Admission;
 use crate::config::Config;
-use crate::mqtt::{self, BrokerUri, MqttError, SessionSpec};
+use crate::mqtt::{self, Arrival, Client, Connect, MqttError, SessionSpec, Subscription};
 use crate::protocol::{Status, Topics};
 
 /// Longest wait for a subscribe, unsubscribe or status publish.
@@ -55,34 +54,36 @@ pub type Attempt<'a> = Pin<Box<dyn Future<Output = Result<bool, MqttError>> + 'a
 
 /// A connected server client and what it needs to come back online.
 pub struct Link {
-    /// The paho client (cheap to clone).
-    pub client: paho::AsyncClient,
+    /// The client (cheap to clone).
+    pub client: Client,
     /// `<prefix>/v1/req/+`, wrapped in `$share/<group>/` for groups.
     pub filter: String,
     /// The broker still had this server's session at the first connect
     /// (see the module docs).
     pub resumed: bool,
-    uri: BrokerUri,
     client_id: String,
     grouped: bool,
     identity: Arc<Identity>,
 }
 
 impl Link {
-    /// Creates the client, routes its messages to `admission` and its
-    /// connection events to `events`, connects with a persistent session
-    /// and goes online.
+    /// The server's MQTT client id.
+    pub fn client_id_of(config: &Config) -> String {
+        format!("mqttapp-serve-{}", config.server_id)
+    }
+
+    /// Routes `client`'s messages to `admission` and its connection events
+    /// to `events`, connects with a persistent session and goes online.
     ///
     /// # Errors
     /// [`MqttError`] when the first connection or subscription fails.
     pub fn open(
         config: &Config,
+        client: Client,
         admission: Arc<Admission>,
         events: Sender<Event>,
     ) -> Result<Link, MqttError> {
-        let uri = BrokerUri::parse(&config.connection.broker)?;
-        let client_id = format!("mqttapp-serve-{}", config.server_id);
-        let client = mqtt::create_client(&uri, &client_id, true)?;
+        let client_id = Link::client_id_of(config);
         let identity = Arc::new(Identity::new(config));
         route_callbacks(&client, admission, events.clone(), identity.clone());
         let session = SessionSpec {
@@ -91,9 +92,10 @@ impl Link {
             will: Some(identity.status(Status::OFFLINE)),
             connect_timeout: CONNECT_WAIT,
         };
-        let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
-        let response = mqtt::connect(&client, &uri, opts)
-            .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
+        let present = client.connect(&Connect {
+            connection: &config.connection,
+            session,
+        })?;
         let mut link = Link {
             client,
             filter: Topics::shared(
@@ -101,16 +103,12 @@ impl Link {
                 config.group.as_deref(),
             ),
             resumed: false,
-            uri,
             client_id,
             grouped: config.group.is_some(),
             identity,
         };
-        let present = response
-            .connect_response()
-            .is_some_and(|c| c.session_present);
-        let online = mqtt::block_on(link.go_online(), 2 * ACK_WAIT)
-            .unwrap_or(Err(MqttError::Client(paho::Error::Timeout)));
+        let online =
+            mqtt::block_on(link.go_online(), 2 * ACK_WAIT).unwrap_or(Err(MqttError::timed_out()));
         match online {
             Ok(()) => link.resumed = link.verified(present),
             // Connected, then lost or stalled while subscribing (another
@@ -142,34 +140,36 @@ impl Link {
 
     /// The broker as the user wrote it, for logs.
     pub fn broker(&self) -> &str {
-        &self.uri.display
+        self.client.broker()
     }
 
     /// Subscribes (again: after a reconnect the session may be gone) to the
     /// requests and to this server's own status topic, and publishes the
     /// retained "online" status.
     async fn go_online(&self) -> Result<(), MqttError> {
-        let filters = [self.filter.clone(), self.identity.topic().to_string()];
         // Retained statuses only for a new subscription: tells whether the
         // session still had it (module docs).
-        let options = [
-            paho::SubscribeOptions::default(),
-            paho::SubscribeOptions::with_retain_handling(paho::RetainHandling::SendRetainedOnNew),
+        let subscriptions = [
+            Subscription {
+                filter: self.filter.clone(),
+                qos: mqtt::QOS,
+                retained_only_if_new: false,
+            },
+            Subscription {
+                filter: self.identity.topic().to_string(),
+                qos: mqtt::QOS,
+                retained_only_if_new: true,
+            },
         ];
         self.identity.expect_subscription();
-        let response = self
-            .client
-            .subscribe_many_with_options(&filters, &[mqtt::QOS, mqtt::QOS], &options, None)
-            .await
-            .map_err(|e| mqtt::classify_refusal(&self.filter, e))?;
-        let codes = response.subscribe_many_response().unwrap_or_default();
-        mqtt::check_granted(&filters, &codes)?;
+        self.client.subscribe(&subscriptions).await?;
         // Bounded: with send_while_disconnected a publish made just as the
         // connection drops waits for the next connection.
-        self.client
-            .publish(self.identity.status(Status::ONLINE))
-            .await
-            .map_err(|e| mqtt::classify_refusal(self.identity.topic(), e))?;
+        let online = self
+            .client
+            .try_publish(self.identity.status(Status::ONLINE))
+            .map_err(|e| e.into_mqtt())?;
+        online.await.map_err(|e| e.into_mqtt())?;
         Ok(())
     }
 
@@ -197,10 +197,7 @@ impl Link {
                 self.go_online().await?;
                 return Ok(true);
             }
-            let response = self.client.reconnect().await?;
-            let present = response
-                .connect_response()
-                .is_some_and(|c| c.session_present);
+            let present = self.client.reconnect().await?;
             self.go_online().await?;
             Ok(self.verified(present))
         })
@@ -214,7 +211,9 @@ impl Link {
         if !self.grouped {
             return;
         }
-        if let Err(e) = mqtt::wait(self.client.unsubscribe(&self.filter), ACK_WAIT) {
+        let left = mqtt::block_on(self.client.unsubscribe(&self.filter), ACK_WAIT)
+            .unwrap_or(Err(MqttError::timed_out()));
+        if let Err(e) = left {
             tracing::warn!(error = %e, "could not leave the group's shared subscription");
         }
     }
@@ -222,48 +221,50 @@ impl Link {
     /// Publishes the retained "offline" status and disconnects normally,
     /// which keeps the session at the broker and discards the will.
     pub fn close(&self) {
-        let token = self.client.publish(self.identity.status(Status::OFFLINE));
-        if let Err(e) = mqtt::wait(token, Duration::from_secs(2)) {
+        let offline = match self
+            .client
+            .try_publish(self.identity.status(Status::OFFLINE))
+        {
+            Ok(delivery) => delivery.wait(Duration::from_secs(2)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = offline {
             tracing::warn!(error = %e, "could not publish the offline status; the broker's will covers it");
         }
-        let disconnect = paho::DisconnectOptionsBuilder::new()
-            .timeout(Duration::from_secs(2))
-            .finalize();
-        let _ = mqtt::wait(self.client.disconnect(disconnect), Duration::from_secs(3));
+        self.client.disconnect(Duration::from_secs(2));
     }
 }
 
-/// Forwards paho's callbacks: requests to `admission` (a lane, or a `busy`
-/// refusal when the lane's byte budget is spent: paho has already
-/// acknowledged these messages, so they must be answered, and this thread
-/// must never block, see `lanes.rs`), our own status to the identity
-/// check, and connection events (and foreign statuses) to the control
-/// loop's channel.
+/// Forwards the client's arrivals: requests to `admission` (a lane, or a
+/// `busy` refusal when the lane's byte budget is spent: the transport has
+/// already acknowledged these messages, so they must be answered, and this
+/// thread must never block, see `lanes.rs`), our own status to the
+/// identity check, and connection events (and foreign statuses) to the
+/// control loop's channel.
 fn route_callbacks(
-    client: &paho::AsyncClient,
+    client: &Client,
     admission: Arc<Admission>,
     events: Sender<Event>,
     identity: Arc<Identity>,
 ) {
-    let on_lost = events.clone();
-    client.set_connection_lost_callback(move |_| {
-        let _ = on_lost.send(Event::Lost);
-    });
-    let on_disconnect = events.clone();
-    client.set_disconnected_callback(move |_, _, reason| {
-        tracing::warn!(%reason, "the broker closed the connection");
-        if reason == paho::ReasonCode::SessionTakenOver {
-            let _ = on_disconnect.send(Event::TakenOver);
-        }
-    });
-    client.set_message_callback(move |_, msg| {
-        let Some(msg) = msg else { return };
-        if msg.topic() == identity.topic() {
-            if identity.observe(msg.payload(), msg.retained()) {
-                let _ = events.send(Event::ForeignStatus);
+    client.set_handler(move |arrival| match arrival {
+        Arrival::Message(msg) => {
+            if msg.topic == identity.topic() {
+                if identity.observe(&msg.payload, msg.retained) {
+                    let _ = events.send(Event::ForeignStatus);
+                }
+            } else {
+                admission.admit(msg);
             }
-        } else {
-            admission.admit(msg);
+        }
+        Arrival::Lost => {
+            let _ = events.send(Event::Lost);
+        }
+        Arrival::Disconnected { taken_over, reason } => {
+            tracing::warn!(%reason, "the broker closed the connection");
+            if taken_over {
+                let _ = events.send(Event::TakenOver);
+            }
         }
     });
 }

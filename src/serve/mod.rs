@@ -26,6 +26,8 @@ mod queue;
 mod refusals;
 mod replies;
 mod supervisor;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -34,11 +36,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Sender};
-use paho_mqtt as paho;
 
 use crate::config::Config;
 use crate::deadletter::{DeadLetters, Reason};
-use crate::mqtt::{MessageMeta, MqttError};
+use crate::mqtt::{Client, Message, MqttError};
 use crate::operations::{edit::EditError, Operations};
 use crate::protocol::Topics;
 use handler::{handle, Incoming};
@@ -96,6 +97,13 @@ pub enum ServeError {
 /// this server's client id (`link.rs`): nothing a client sends stops a
 /// server.
 pub fn run(config: &Config, control: &Control) -> Result<(), ServeError> {
+    let client = Client::create(&config.connection.broker, &Link::client_id_of(config), true)?;
+    run_on(config, control, client)
+}
+
+/// [`run`] over a given client (paho's, or the in-memory twin's in unit
+/// tests).
+fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), ServeError> {
     control.discard_stale();
     let default_file = config
         .file
@@ -110,7 +118,7 @@ pub fn run(config: &Config, control: &Control) -> Result<(), ServeError> {
         config.limits.max_payload,
         memory.clone(),
     ));
-    let link = Link::open(config, admission.clone(), control.sender())?;
+    let link = Link::open(config, client, admission.clone(), control.sender())?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, max_queue_bytes = config.limits.max_queue_bytes, "serving");
     let store = DeadLetters::new(&config.data_dir, &config.server_id)
         .with_max_payload(config.limits.max_payload);
@@ -403,8 +411,7 @@ impl Server {
         }
         if let Some(reply) = outcome.reply {
             tracing::debug!(topic = %crate::logging::shorten(&incoming.topic, 120), reply_to = %crate::logging::shorten(&reply.topic, 120), error = ?reply.error, "answered");
-            let msg = reply.meta.message(&reply.topic, reply.payload, false);
-            replies.send(msg);
+            replies.send(Message::new(&reply.topic, reply.payload, reply.meta, false));
         }
     }
 
@@ -436,16 +443,14 @@ impl Server {
     }
 }
 
-/// The request as the handler takes it; paho's message is freed here, so
-/// a request is held once, not twice, while it is answered.
+/// The request as the handler takes it (moved, not copied: a request is
+/// held once while it is answered).
 fn incoming_of(queued: Queued) -> Incoming {
     let Queued { msg, arrived } = queued;
-    let incoming = Incoming {
-        topic: msg.topic().to_string(),
-        meta: MessageMeta::of(&msg),
-        payload: msg.payload().to_vec(),
+    Incoming {
+        topic: msg.topic,
+        meta: msg.meta,
+        payload: msg.payload,
         arrived,
-    };
-    drop::<paho::Message>(msg);
-    incoming
+    }
 }

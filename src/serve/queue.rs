@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
-use paho_mqtt as paho;
 
 use super::memory::Memory;
+use crate::mqtt::Message;
 
 /// What a received message holds besides its topic, properties and
 /// payload (paho's message and property structs, the channel slot, the
@@ -27,8 +27,8 @@ pub const OVERHEAD: usize = 512;
 /// The bytes a received message holds while it waits: topic, all its
 /// properties (as encoded: response topic, correlation data, content type,
 /// user properties...), payload, and [`OVERHEAD`].
-pub fn cost_of(msg: &paho::Message) -> usize {
-    msg.topic().len() + msg.properties().byte_len() + msg.payload().len() + OVERHEAD
+pub fn cost_of(msg: &Message) -> usize {
+    msg.size() + OVERHEAD
 }
 
 /// A FIFO of items, each with its cost in bytes, holding at most
@@ -204,8 +204,8 @@ mod tests {
             correlation: Some(vec![1; 7]),
             ..crate::mqtt::MessageMeta::default()
         };
-        let msg = meta.message("t/x", vec![0; 10], false);
-        let props = msg.properties().byte_len();
+        let msg = Message::new("t/x", vec![0; 10], meta, false);
+        let props = msg.props_len;
         assert!(props > 10, "{props}");
         assert_eq!(cost_of(&msg), 3 + props + 10 + OVERHEAD);
     }

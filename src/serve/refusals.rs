@@ -14,7 +14,7 @@ use super::letters::DeadLetterSink;
 use super::memory::Memory;
 use super::queue::Next;
 use super::replies::ReplySender;
-use crate::mqtt::MessageMeta;
+use crate::mqtt::{Message, MessageMeta};
 use crate::protocol::{encode_reply, Reply, Topics};
 
 /// Publishes refusals until an order comes on `stop` (or its sender is
@@ -85,5 +85,5 @@ fn send(
         refusal.encoding,
     );
     tracing::debug!(topic = %crate::logging::shorten(&refusal.topic, 120), reply_to = %crate::logging::shorten(target, 120), code = %refusal.code, "refused");
-    replies.send(meta.message(target, payload, false));
+    replies.send(Message::new(target, payload, meta, false));
 }
