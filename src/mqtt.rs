@@ -170,7 +170,7 @@ pub fn connect_options(
         b.password(password.expose());
     }
     if let Some(will) = &session.will {
-        b.will_message(will.to_paho(QOS));
+        b.will_message(will.clone().into_paho());
     }
     if uri.tls {
         b.ssl_options(tls::ssl_options(&conn.tls)?);

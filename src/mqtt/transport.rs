@@ -32,6 +32,8 @@ pub struct Message {
     /// The RETAIN flag (on receipt: set only for a retained message sent
     /// because a subscription is new).
     pub retained: bool,
+    /// Its QoS (1 unless a benchmark asks for 0).
+    pub qos: i32,
     /// Bytes of all its properties as received (user properties
     /// included): part of what it costs while it waits.
     pub props_len: usize,
@@ -49,6 +51,7 @@ impl Message {
             payload,
             meta,
             retained,
+            qos: QOS,
             props_len,
         }
     }
@@ -64,13 +67,15 @@ impl Message {
             payload: msg.payload().to_vec(),
             meta: MessageMeta::of(msg),
             retained: msg.retained(),
+            // Not used on receipt; what a re-publish would use.
+            qos: QOS,
             props_len: msg.properties().byte_len(),
         }
     }
 
-    pub(super) fn to_paho(&self, qos: i32) -> paho::Message {
+    pub(super) fn into_paho(self) -> paho::Message {
         self.meta
-            .message_qos(&self.topic, self.payload.clone(), self.retained, qos)
+            .message_qos(&self.topic, self.payload, self.retained, self.qos)
     }
 }
 
@@ -134,16 +139,27 @@ pub struct Delivery(DeliveryInner);
 
 #[derive(Clone)]
 enum DeliveryInner {
-    Paho(paho::DeliveryToken, Arc<Message>),
+    Paho(paho::DeliveryToken),
+    /// Refused before it was sent: the error (given once) and the message.
+    Failed(Arc<std::sync::Mutex<Option<DeliveryError>>>, Arc<Message>),
     #[cfg(test)]
     Twin(super::twin::Ack),
 }
 
 impl Delivery {
+    /// A delivery that failed before it was sent.
+    pub fn failed(msg: Message, e: DeliveryError) -> Delivery {
+        Delivery(DeliveryInner::Failed(
+            Arc::new(std::sync::Mutex::new(Some(e))),
+            Arc::new(msg),
+        ))
+    }
+
     /// The message published.
     pub fn message(&self) -> Message {
         match &self.0 {
-            DeliveryInner::Paho(_, msg) => (**msg).clone(),
+            DeliveryInner::Paho(token) => Message::of_paho(token.message()),
+            DeliveryInner::Failed(_, msg) => (**msg).clone(),
             #[cfg(test)]
             DeliveryInner::Twin(ack) => ack.message(),
         }
@@ -168,10 +184,16 @@ impl Future for Delivery {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.0 {
-            DeliveryInner::Paho(token, msg) => match Pin::new(token).poll(cx) {
-                Poll::Ready(r) => Poll::Ready(r.map_err(|e| DeliveryError::of_paho(&msg.topic, e))),
+            DeliveryInner::Paho(token) => match Pin::new(&mut *token).poll(cx) {
+                Poll::Ready(r) => {
+                    Poll::Ready(r.map_err(|e| DeliveryError::of_paho(token.message().topic(), e)))
+                }
                 Poll::Pending => Poll::Pending,
             },
+            DeliveryInner::Failed(error, _) => {
+                let taken = error.lock().unwrap_or_else(|p| p.into_inner()).take();
+                Poll::Ready(taken.map_or(Ok(()), Err))
+            }
             #[cfg(test)]
             DeliveryInner::Twin(ack) => ack.poll(cx),
         }
@@ -374,13 +396,18 @@ impl Client {
     pub fn publish(&self, msg: Message) -> Result<Delivery, Box<(DeliveryError, Message)>> {
         match self {
             Client::Paho(client, _) => {
-                let shared = Arc::new(msg);
-                match super::publish_waiting(client, shared.to_paho(QOS)) {
-                    Ok(token) => Ok(Delivery(DeliveryInner::Paho(token, shared))),
-                    Err(e) => {
-                        let msg = Arc::unwrap_or_clone(shared);
-                        Err(Box::new((DeliveryError::of_paho(&msg.topic, e), msg)))
+                let topic = msg.topic.clone();
+                match super::publish_waiting(client, msg.into_paho()) {
+                    Ok(token) => Ok(Delivery(DeliveryInner::Paho(token))),
+                    Err(paho::Error::Publish(rc, back)) => {
+                        let e = paho::Error::Publish(rc, paho::Message::default());
+                        let msg = Message::of_paho(&back);
+                        Err(Box::new((DeliveryError::of_paho(&topic, e), msg)))
                     }
+                    Err(e) => Err(Box::new((
+                        DeliveryError::of_paho(&topic, e),
+                        Message::default(),
+                    ))),
                 }
             }
             #[cfg(test)]
@@ -395,14 +422,31 @@ impl Client {
     pub fn try_publish(&self, msg: Message) -> Result<Delivery, DeliveryError> {
         match self {
             Client::Paho(client, _) => {
-                let shared = Arc::new(msg);
-                match client.try_publish(shared.to_paho(QOS)) {
-                    Ok(token) => Ok(Delivery(DeliveryInner::Paho(token, shared))),
-                    Err(e) => Err(DeliveryError::of_paho(&shared.topic, e)),
+                let topic = msg.topic.clone();
+                match client.try_publish(msg.into_paho()) {
+                    Ok(token) => Ok(Delivery(DeliveryInner::Paho(token))),
+                    Err(e) => Err(DeliveryError::of_paho(&topic, e)),
                 }
             }
             #[cfg(test)]
             Client::Twin(client) => Ok(Delivery(DeliveryInner::Twin(client.publish(msg)))),
+        }
+    }
+
+    /// Sends DISCONNECT without waiting and deliberately leaks the client,
+    /// skipping paho's teardown (up to a second of thread joins and
+    /// sleeps). Only for a process that exits right after.
+    pub fn abandon(self) {
+        match self {
+            Client::Paho(client, _) => {
+                let opts = paho::DisconnectOptionsBuilder::new()
+                    .timeout(Duration::ZERO)
+                    .finalize();
+                drop(client.disconnect(opts));
+                std::mem::forget(client);
+            }
+            #[cfg(test)]
+            Client::Twin(client) => client.disconnect(),
         }
     }
 
@@ -414,7 +458,7 @@ impl Client {
                 let opts = paho::DisconnectOptionsBuilder::new()
                     .timeout(wait)
                     .finalize();
-                let _ = super::wait(client.disconnect(opts), wait + Duration::from_secs(1));
+                let _ = super::wait(client.disconnect(opts), wait + Duration::from_millis(500));
             }
             #[cfg(test)]
             Client::Twin(client) => client.disconnect(),

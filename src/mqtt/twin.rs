@@ -426,7 +426,7 @@ pub struct Ack(Arc<Mutex<AckState>>);
 struct AckState {
     msg: Message,
     result: Option<Result<(), DeliveryError>>,
-    wakers: Vec<Waker>,
+    waker: Option<Waker>,
 }
 
 impl Ack {
@@ -434,7 +434,7 @@ impl Ack {
         Ack(Arc::new(Mutex::new(AckState {
             msg,
             result: None,
-            wakers: Vec::new(),
+            waker: None,
         })))
     }
 
@@ -448,12 +448,12 @@ impl Ack {
     }
 
     fn complete(&self, result: Result<(), DeliveryError>) {
-        let wakers = {
+        let waker = {
             let mut s = self.lock();
             s.result = Some(result);
-            std::mem::take(&mut s.wakers)
+            s.waker.take()
         };
-        for w in wakers {
+        if let Some(w) = waker {
             w.wake();
         }
     }
@@ -467,7 +467,7 @@ impl Ack {
                 Poll::Ready(r)
             }
             None => {
-                s.wakers.push(cx.waker().clone());
+                s.waker = Some(cx.waker().clone());
                 Poll::Pending
             }
         }
