@@ -167,7 +167,10 @@ impl<K> Pipeline<K> {
         // Everything that has arrived meanwhile is handled in this call, so
         // that the caller refills the window in a burst: paho's send thread
         // is then woken once per burst rather than once per request.
-        for _ in 0..self.window {
+        // At most a window of arrivals per call; the next one is fetched
+        // only when it will be handled (fetching it and stopping dropped
+        // it: a reply lost that way cost a re-send).
+        for handled in 1..=self.window {
             let answered = match received {
                 Some(Received::Reply(c, reply)) => Some((c, Some(reply))),
                 Some(Received::Undecodable(c)) => Some((c, None)),
@@ -181,6 +184,9 @@ impl<K> Pipeline<K> {
             };
             if let Some((correlation, reply)) = answered {
                 self.answered(correlation, reply, out);
+            }
+            if handled == self.window {
+                break;
             }
             received = self.requester.try_next();
         }
