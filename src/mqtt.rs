@@ -129,6 +129,11 @@ fn unreachable_hint(uri: &str) -> &'static str {
     }
 }
 
+/// Log targets of the transport's own records, which may carry connection
+/// secrets (`paho_mqtt`, `paho_mqtt_c`, `paho_mqtt_sys` all start with
+/// this): `logging.rs` never shows them below WARN.
+pub const SECRET_BEARING_LOG_TARGET: &str = "paho_mqtt";
+
 /// QoS of every request and reply: at least once, never silently lost.
 pub const QOS: i32 = 1;
 

@@ -250,6 +250,29 @@ impl Client {
         Ok(Client::Paho(client, uri))
     }
 
+    /// A connected short-lived client (`dlq replay`): clean start, no
+    /// session kept, no will.
+    ///
+    /// # Errors
+    /// The classified [`MqttError`].
+    pub fn connect_oneshot(
+        connection: &Connection,
+        client_id: &str,
+        connect_timeout: Duration,
+    ) -> Result<Client, MqttError> {
+        let client = Client::create(&connection.broker, client_id, false)?;
+        client.connect(&Connect {
+            connection,
+            session: super::SessionSpec {
+                clean_start: true,
+                session_expiry: Duration::ZERO,
+                will: None,
+                connect_timeout,
+            },
+        })?;
+        Ok(client)
+    }
+
     /// The broker as the user wrote it, for logs.
     pub fn broker(&self) -> &str {
         match self {
