@@ -1,9 +1,14 @@
-//! Everything that touches paho's connection setup: broker URIs, connect
-//! options (TLS, credentials, MQTT 5 session), error classification, and
-//! the MQTT 5 properties of requests and replies.
+//! The transport: the only module that names paho. Broker URIs, connect
+//! options (TLS, credentials, MQTT 5 session), error classification, the
+//! MQTT 5 properties of requests and replies, and every paho C workaround
+//! (global init without OpenSSL, the never-destroyed anchor client, the
+//! trace level, leaking the client on exit).
 //!
-//! The serve and ask loops use the paho client directly for publishing and
-//! receiving; how to connect, and what a failure means, is decided here.
+//! The server, the client pipeline and `dlq replay` see only the crate's
+//! own types ([`Client`], [`Message`], [`Delivery`], [`Arrival`]); in unit
+//! tests [`Client`] can be the in-memory broker twin (`twin.rs`). Still
+//! on paho directly: `status` (through [`connect_oneshot`]) and the `TZ`
+//! setting in `main.rs`.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;

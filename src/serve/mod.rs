@@ -10,7 +10,7 @@
 //! refuses it `busy` at once; the fast lane answers calc and echo, the
 //! edit lane answers edits in bursts with a group commit, so fsyncs never
 //! hold up a calc; a third thread publishes the refusals. The calling
-//! thread runs the control loop: one channel of [`events::Event`]s
+//! thread runs the control loop: one channel of `Event`s (`events.rs`)
 //! (connection lost, taken over, foreign status, reconnect progress,
 //! shutdown, lanes done), waited on with the deadline the state machine
 //! (`supervisor.rs`) gives, whose actions it performs.
