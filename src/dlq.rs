@@ -19,12 +19,10 @@ mod list;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use paho_mqtt as paho;
-
 use crate::config::Config;
 use crate::deadletter::{DeadLetter, DeadLetterError, DeadLetters};
 use crate::ids::random_u64;
-use crate::mqtt::{self, MessageMeta, MqttError};
+use crate::mqtt::{Client, Message, MessageMeta, MqttError};
 use crate::status;
 pub use list::{write_list, Listing};
 
@@ -209,7 +207,7 @@ fn publish_all(
         return Err(DlqError::NoServer(config.prefix.clone()));
     }
     let client_id = format!("mqttapp-dlq-{:016x}", random_u64());
-    let client = mqtt::connect_oneshot(&config.connection, &client_id, config.timeout)?;
+    let client = Client::connect_oneshot(&config.connection, &client_id, config.timeout)?;
     let mut replayed = 0;
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut flush = |chunk: &mut Vec<DeadLetter>| -> Result<(), DlqError> {
@@ -234,14 +232,14 @@ fn publish_all(
     if !chunk.is_empty() {
         flush(&mut chunk)?;
     }
-    let _ = mqtt::wait(client.disconnect(None), Duration::from_millis(500));
+    client.disconnect(Duration::ZERO);
     Ok(replayed)
 }
 
 /// Publishes a chunk of letters and waits for each acknowledgement.
 /// Returns the ids acknowledged and a description of each failure.
 fn publish_chunk(
-    client: &paho::AsyncClient,
+    client: &Client,
     chunk: &[DeadLetter],
     timeout: Duration,
 ) -> (Vec<String>, Vec<String>) {
@@ -256,16 +254,19 @@ fn publish_chunk(
                     content_type: original.content_type,
                     expiry_secs: None,
                 };
-                let msg = meta.message(&original.topic, original.payload, false);
-                tokens.push((letter.id.clone(), client.publish(msg)));
+                let msg = Message::new(&original.topic, original.payload, meta, false);
+                match client.try_publish(msg) {
+                    Ok(delivery) => tokens.push((letter.id.clone(), delivery)),
+                    Err(e) => failed.push(format!("{}: {e}", letter.id)),
+                }
             }
             Err(e) => failed.push(format!("{}: {e}", letter.id)),
         }
     }
     let mut acked = Vec::with_capacity(tokens.len());
     for (id, token) in tokens {
-        match mqtt::wait(token, timeout) {
-            Ok(_) => acked.push(id),
+        match token.wait(timeout) {
+            Ok(()) => acked.push(id),
             Err(e) => failed.push(format!("{id}: {e}")),
         }
     }

@@ -15,9 +15,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-/// Targets whose records may carry connection secrets (`paho_mqtt`,
-/// `paho_mqtt_c`, `paho_mqtt_sys` all start with this).
-const SECRET_BEARING_TARGET: &str = "paho_mqtt";
+/// Targets whose records may carry connection secrets: the transport's
+/// (`mqtt::SECRET_BEARING_LOG_TARGET`).
+const SECRET_BEARING_TARGET: &str = crate::mqtt::SECRET_BEARING_LOG_TARGET;
 
 /// Starts logging to stderr (in colour when `colour`): `quiet` shows
 /// errors only, `verbose` 0/1/2+ shows info/debug/trace; `RUST_LOG`

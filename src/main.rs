@@ -4,8 +4,6 @@
 //! it, and `main` exits once.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mqttapp::ask;
@@ -122,15 +120,23 @@ fn output(cli: &Cli, request: &RequestArgs) -> Output {
 }
 
 fn run_serve(config: &Config, wait_for_broker: Option<Duration>) -> Result<ExitCode, Failure> {
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(signal, shutdown.clone()) {
-            return Err(Failure::with_code(e, ExitCode::Failure));
+    // SIGINT and SIGTERM become a shutdown event on the server's control
+    // channel (signal_hook's iterator thread does the waiting).
+    let control = serve::Control::new();
+    let shutdown = control.shutdown_handle();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| Failure::with_code(e, ExitCode::Failure))?;
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            shutdown.request();
         }
-    }
+    });
     let patience = wait_for_broker.unwrap_or(Duration::ZERO);
     warn_about_neighbours(config)?;
-    serve_when_the_broker_is_up(config, &shutdown, patience)?;
+    serve_when_the_broker_is_up(config, &control, patience)?;
     Ok(ExitCode::Ok)
 }
 
@@ -139,15 +145,15 @@ fn run_serve(config: &Config, wait_for_broker: Option<Duration>) -> Result<ExitC
 /// server before the broker.
 fn serve_when_the_broker_is_up(
     config: &Config,
-    shutdown: &AtomicBool,
+    control: &serve::Control,
     patience: Duration,
 ) -> Result<(), serve::ServeError> {
     let deadline = Instant::now() + patience;
     let mut told = false;
     loop {
-        match serve::run(config, shutdown) {
+        match serve::run(config, control) {
             Err(serve::ServeError::Mqtt(e @ MqttError::Unreachable { .. }))
-                if Instant::now() < deadline && !shutdown.load(Ordering::SeqCst) =>
+                if Instant::now() < deadline && !control.shutdown_requested() =>
             {
                 if !told {
                     let left = humantime::format_duration(Duration::from_secs(
@@ -156,10 +162,7 @@ fn serve_when_the_broker_is_up(
                     tracing::warn!("{e}; trying again every second for {left} (--wait-for-broker)");
                     told = true;
                 }
-                let pause = Instant::now() + Duration::from_secs(1);
-                while Instant::now() < pause && !shutdown.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                control.wait_for_shutdown(Duration::from_secs(1));
             }
             outcome => return outcome,
         }

@@ -1,9 +1,14 @@
-//! Everything that touches paho's connection setup: broker URIs, connect
-//! options (TLS, credentials, MQTT 5 session), error classification, and
-//! the MQTT 5 properties of requests and replies.
+//! The transport: the only module that names paho. Broker URIs, connect
+//! options (TLS, credentials, MQTT 5 session), error classification, the
+//! MQTT 5 properties of requests and replies, and every paho C workaround
+//! (global init without OpenSSL, the never-destroyed anchor client, the
+//! trace level, leaking the client on exit).
 //!
-//! The serve and ask loops use the paho client directly for publishing and
-//! receiving; how to connect, and what a failure means, is decided here.
+//! The server, the client pipeline and `dlq replay` see only the crate's
+//! own types ([`Client`], [`Message`], [`Delivery`], [`Arrival`]); in unit
+//! tests [`Client`] can be the in-memory broker twin (`twin.rs`). Still
+//! on paho directly: `status` (through [`connect_oneshot`]) and the `TZ`
+//! setting in `main.rs`.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -13,16 +18,23 @@ use paho_mqtt as paho;
 use crate::config::Connection;
 
 mod client;
+mod connack;
 mod meta;
 mod refusal;
 mod tls;
 mod token;
+mod transport;
+#[cfg(test)]
+pub mod twin;
 mod uri;
 pub use client::{create_client, init_library, publish_waiting, MAX_BUFFERED};
 pub use meta::MessageMeta;
 pub use refusal::{check_granted, classify_refusal};
 pub use tls::explain;
-pub use token::{completed, wait};
+pub use token::{block_on, completed, wait};
+pub use transport::{
+    Arrival, Client, Connect, Delivery, DeliveryError, Message, Pending, Subscription,
+};
 pub use uri::{split_port, BrokerUri};
 
 /// Why talking to the broker failed, classified for the user.
@@ -110,6 +122,14 @@ pub enum MqttError {
     Client(#[from] paho::Error),
 }
 
+impl MqttError {
+    /// An operation that did not complete in time (a client error: the
+    /// connection may come back).
+    pub fn timed_out() -> MqttError {
+        MqttError::Client(paho::Error::Timeout)
+    }
+}
+
 /// What to try when nothing answers at `uri`: on this machine, start the
 /// local broker; elsewhere, check the address and the network.
 fn unreachable_hint(uri: &str) -> &'static str {
@@ -124,6 +144,11 @@ fn unreachable_hint(uri: &str) -> &'static str {
     }
 }
 
+/// Log targets of the transport's own records, which may carry connection
+/// secrets (`paho_mqtt`, `paho_mqtt_c`, `paho_mqtt_sys` all start with
+/// this): `logging.rs` never shows them below WARN.
+pub const SECRET_BEARING_LOG_TARGET: &str = "paho_mqtt";
+
 /// QoS of every request and reply: at least once, never silently lost.
 pub const QOS: i32 = 1;
 
@@ -135,7 +160,7 @@ pub struct SessionSpec {
     /// How long the broker keeps the session after a disconnect.
     pub session_expiry: Duration,
     /// Last will, e.g. a server's retained "offline" status.
-    pub will: Option<paho::Message>,
+    pub will: Option<Message>,
     /// Give up connecting after this long.
     pub connect_timeout: Duration,
 }
@@ -168,7 +193,7 @@ pub fn connect_options(
         b.password(password.expose());
     }
     if let Some(will) = &session.will {
-        b.will_message(will.clone());
+        b.will_message(will.clone().into_paho());
     }
     if uri.tls {
         b.ssl_options(tls::ssl_options(&conn.tls)?);
@@ -199,6 +224,15 @@ pub fn connect(
         .connect(opts)
         .wait()
         .map_err(|e| classify_connect_error(uri, e))
+}
+
+/// Publishes an empty QoS 0 message on `topic` from a [`connect_oneshot`]
+/// client without waiting (the status ping of `status`).
+pub fn publish_empty(client: &paho::AsyncClient, topic: &str) {
+    let msg = paho::MessageBuilder::new().topic(topic).qos(0).finalize();
+    if let Err(e) = client.try_publish(msg) {
+        tracing::debug!(error = %e, "could not publish to {topic}");
+    }
 }
 
 /// Creates and connects a short-lived client (`status`, `dlq replay`):
@@ -239,7 +273,7 @@ fn classify_connect_error(uri: &BrokerUri, err: paho::Error) -> MqttError {
         paho::Error::ReasonCode(rc @ (Rc::QosNotSupported | Rc::RetainNotSupported), _) => {
             MqttError::Unsupported {
                 uri: uri.display.clone(),
-                reason: crate::broker::connack::refused_connect(rc),
+                reason: connack::refused_connect(rc),
             }
         }
         paho::Error::ReasonCode(rc, _) => MqttError::Unreachable {

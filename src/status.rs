@@ -125,7 +125,7 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
             if pinged || rows.values().any(ServerRow::is_online) {
                 break;
             }
-            crate::broker::ping::send(&client, &config.prefix);
+            mqtt::publish_empty(&client, &crate::broker::ping::topic(&config.prefix));
             pinged = true;
             deadline = deadline.min(Instant::now() + crate::broker::ping::ANSWER_WITHIN);
             continue;

@@ -8,6 +8,8 @@
 mod backoff;
 mod pipeline;
 mod requester;
+#[cfg(test)]
+mod tests;
 
 use std::time::{Duration, Instant};
 

@@ -10,11 +10,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use paho_mqtt as paho;
-
 use super::backoff::{busy_body, Attempts};
 use super::{AskError, Received, Requester};
-use crate::mqtt::{self, MessageMeta, MqttError};
+use crate::mqtt::{Delivery, DeliveryError, MqttError};
 use crate::protocol::{Reply, Request};
 
 /// Longest wait for one request's PUBACK.
@@ -62,7 +60,7 @@ pub struct Pipeline<K> {
     retry: Duration,
     timeout: Duration,
     next_check: Instant,
-    unchecked: VecDeque<paho::DeliveryToken>,
+    unchecked: VecDeque<Delivery>,
     window: usize,
     totals: Totals,
 }
@@ -127,11 +125,9 @@ impl<K> Pipeline<K> {
     /// dropped connection) are left to the re-send.
     fn check_publishes(&mut self, out: &mut Vec<Outcome<K>>) {
         while let Some(token) = self.unchecked.front() {
-            let result = match mqtt::completed(token) {
+            let result = match token.completed() {
                 Some(result) => result,
-                None if self.unchecked.len() > 2 * self.window => {
-                    mqtt::wait(token.clone(), ACK_LIMIT)
-                }
+                None if self.unchecked.len() > 2 * self.window => token.wait(ACK_LIMIT),
                 None => return,
             };
             let Some(token) = self.unchecked.pop_front() else {
@@ -143,25 +139,19 @@ impl<K> Pipeline<K> {
         }
     }
 
-    fn publish_failed(
-        &mut self,
-        token: &paho::DeliveryToken,
-        e: paho::Error,
-        out: &mut Vec<Outcome<K>>,
-    ) {
+    fn publish_failed(&mut self, token: &Delivery, e: DeliveryError, out: &mut Vec<Outcome<K>>) {
         self.totals.publish_errors += 1;
         if self.totals.publish_errors == 1 {
             tracing::warn!(error = %e, "a request was not acknowledged by the broker");
         }
-        let msg = token.message();
-        let refusal = mqtt::classify_refusal(msg.topic(), e);
+        let refusal = e.into_mqtt();
         if !matches!(
             refusal,
             MqttError::NotAuthorized { .. } | MqttError::Refused { .. }
         ) {
             return;
         }
-        let correlation = MessageMeta::of(msg).correlation.unwrap_or_default();
+        let correlation = token.message().meta.correlation.unwrap_or_default();
         if let Some(p) = self.pending.remove(&correlation) {
             out.push(Outcome::Refused(p.key, refusal.to_string()));
         }
@@ -177,7 +167,10 @@ impl<K> Pipeline<K> {
         // Everything that has arrived meanwhile is handled in this call, so
         // that the caller refills the window in a burst: paho's send thread
         // is then woken once per burst rather than once per request.
-        for _ in 0..self.window {
+        // At most a window of arrivals per call; the next one is fetched
+        // only when it will be handled (fetching it and stopping dropped
+        // it: a reply lost that way cost a re-send).
+        for handled in 1..=self.window {
             let answered = match received {
                 Some(Received::Reply(c, reply)) => Some((c, Some(reply))),
                 Some(Received::Undecodable(c)) => Some((c, None)),
@@ -191,6 +184,9 @@ impl<K> Pipeline<K> {
             };
             if let Some((correlation, reply)) = answered {
                 self.answered(correlation, reply, out);
+            }
+            if handled == self.window {
+                break;
             }
             received = self.requester.try_next();
         }
@@ -257,7 +253,7 @@ impl<K> Pipeline<K> {
     pub fn finish(mut self) -> (Totals, Requester) {
         let mut ignored = Vec::new();
         while let Some(token) = self.unchecked.pop_front() {
-            if let Err(e) = mqtt::wait(token.clone(), ACK_LIMIT) {
+            if let Err(e) = token.wait(ACK_LIMIT) {
                 self.publish_failed(&token, e, &mut ignored);
             }
         }

@@ -10,16 +10,22 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use futures::task::ArcWake;
-use paho::sync_channel::{Receiver, Sender};
-use paho_mqtt as paho;
 
 use crate::config::Config;
 use crate::ids::{self, Correlations};
-use crate::mqtt::{self, BrokerUri, MessageMeta, MqttError, SessionSpec};
+use crate::mqtt::{
+    self, Arrival, Client, Connect, Delivery, DeliveryError, Message, MessageMeta, MqttError,
+    SessionSpec, Subscription,
+};
 use crate::protocol::{decode_reply, encode_request, Encoding, Op, Reply, Request, Status, Topics};
 
 use super::AskError;
+
+/// Longest wait for the subscription's acknowledgement (the connection's
+/// own keep-alive ends a dead one much sooner).
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// What arrived for this client.
 #[derive(Debug)]
@@ -38,11 +44,11 @@ pub enum Received {
     Lost,
 }
 
-/// What paho's callbacks and token wakers hand to the requesting thread,
+/// What the transport's handler and the delivery wakers hand to the requesting thread,
 /// in one channel, so that one blocking wait covers replies, connection
 /// loss and publish acknowledgements (no timer thread, no second wait).
 enum Incoming {
-    Message(paho::Message),
+    Message(Message),
     Lost,
     TokenDone,
 }
@@ -58,7 +64,7 @@ impl ArcWake for ChannelWaker {
 
 /// A connected request/response client.
 pub struct Requester {
-    client: paho::AsyncClient,
+    client: Client,
     events: Receiver<Incoming>,
     waker: Waker,
     topics: Topics,
@@ -79,9 +85,22 @@ impl Requester {
     /// # Errors
     /// [`AskError::Mqtt`] for connection, authentication and TLS failures.
     pub fn connect(config: &Config, encoding: Encoding) -> Result<Requester, AskError> {
-        let uri = BrokerUri::parse(&config.connection.broker)?;
         let client_id = format!("mqttapp-ask-{:016x}", ids::random_u64());
-        let client = mqtt::create_client(&uri, &client_id, false)?;
+        let client = Client::create(&config.connection.broker, &client_id, false)?;
+        Requester::connect_on(config, encoding, client, &client_id)
+    }
+
+    /// [`Requester::connect`] over a given client (paho's, or the
+    /// in-memory twin's in unit tests) whose id is `client_id`.
+    ///
+    /// # Errors
+    /// [`AskError::Mqtt`] for connection, authentication and TLS failures.
+    pub fn connect_on(
+        config: &Config,
+        encoding: Encoding,
+        client: Client,
+        client_id: &str,
+    ) -> Result<Requester, AskError> {
         let (events, waker) = consume(&client);
         let session = SessionSpec {
             clean_start: true,
@@ -89,11 +108,12 @@ impl Requester {
             will: None,
             connect_timeout: config.timeout.min(Duration::from_secs(10)),
         };
-        let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
-        mqtt::connect(&client, &uri, opts)
-            .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
+        client.connect(&Connect {
+            connection: &config.connection,
+            session,
+        })?;
         let topics = Topics::new(&config.prefix);
-        let response_topic = topics.response(&client_id);
+        let response_topic = topics.response(client_id);
         let requester = Requester {
             client,
             events,
@@ -108,21 +128,24 @@ impl Requester {
             cancel: None,
         };
         requester.subscribe()?;
-        tracing::debug!(broker = %uri.display, %client_id, user = config.connection.username.as_deref().unwrap_or("(anonymous)"), tls = uri.tls, "connected");
+        tracing::debug!(broker = %requester.client.broker(), %client_id, user = config.connection.username.as_deref().unwrap_or("(anonymous)"), "connected");
         Ok(requester)
     }
 
     fn subscribe(&self) -> Result<(), AskError> {
-        let filters = [self.response_topic.clone(), self.topics.status_filter()];
         // Statuses are retained and re-read on every connection, so QoS 0
         // loses nothing and spares a PUBACK per server at each start.
-        let response = self
-            .client
-            .subscribe_many(&filters, &[mqtt::QOS, 0])
-            .wait()
-            .map_err(|e| mqtt::classify_refusal(&filters.join(", "), e))?;
-        let codes = response.subscribe_many_response().unwrap_or_default();
-        mqtt::check_granted(&filters, &codes)?;
+        let subscriptions = [
+            (self.response_topic.clone(), mqtt::QOS),
+            (self.topics.status_filter(), 0),
+        ]
+        .map(|(filter, qos)| Subscription {
+            filter,
+            qos,
+            retained_only_if_new: false,
+        });
+        mqtt::block_on(self.client.subscribe(&subscriptions), SUBSCRIBE_WAIT)
+            .unwrap_or(Err(MqttError::timed_out()))?;
         Ok(())
     }
 
@@ -135,15 +158,15 @@ impl Requester {
 
     /// What a failed publish of `request` means for the caller: a refusal
     /// by the broker, or a client error (a dropped connection: send again).
-    pub fn publish_failure(&self, request: &Request, e: paho::Error) -> AskError {
-        publish_error(&self.topics.request(request.op()), e)
+    pub fn publish_failure(&self, _request: &Request, e: DeliveryError) -> AskError {
+        e.into_mqtt().into()
     }
 
     /// Publishes (QoS 1) without waiting for the broker's acknowledgement;
     /// the returned token must be checked, with [`Requester::poll_publish`]
     /// or by the pipeline. Re-sending with the same correlation data is
     /// safe: the server applies an edit once.
-    pub fn publish_nowait(&self, request: &Request, correlation: &[u8]) -> paho::DeliveryToken {
+    pub fn publish_nowait(&self, request: &Request, correlation: &[u8]) -> Delivery {
         let meta = MessageMeta {
             response_topic: Some(self.response_topic.clone()),
             correlation: Some(correlation.to_vec()),
@@ -152,18 +175,21 @@ impl Requester {
         };
         let topic = self.topics.request(request.op());
         let payload = encode_request(request, self.encoding);
-        let msg = meta.message_qos(&topic, payload, false, self.qos);
-        match mqtt::publish_waiting(&self.client, msg) {
-            Ok(token) => token,
-            Err(paho::Error::Publish(rc, msg)) => paho::DeliveryToken::from_error(msg, rc),
-            Err(_) => paho::DeliveryToken::from_error(paho::Message::default(), -1),
+        let mut msg = Message::new(&topic, payload, meta, false);
+        msg.qos = self.qos;
+        match self.client.publish(msg) {
+            Ok(delivery) => delivery,
+            Err(refused) => {
+                let (e, msg) = *refused;
+                Delivery::failed(msg, e)
+            }
         }
     }
 
     /// The result of a publish if the broker has answered it; otherwise
     /// arranges for [`Requester::next`] to return
     /// [`Received::Acknowledged`] when it does. A result is returned once.
-    pub fn poll_publish(&self, token: &mut paho::DeliveryToken) -> Option<Result<(), paho::Error>> {
+    pub fn poll_publish(&self, token: &mut Delivery) -> Option<Result<(), DeliveryError>> {
         match Pin::new(token).poll(&mut Context::from_waker(&self.waker)) {
             Poll::Ready(result) => Some(result),
             Poll::Pending => None,
@@ -206,20 +232,20 @@ impl Requester {
             Incoming::TokenDone => return Some(Received::Acknowledged),
         };
         if let Some(server) = msg
-            .topic()
+            .topic
             .rsplit('/')
             .next()
-            .filter(|_| msg.topic() != self.response_topic)
+            .filter(|_| msg.topic != self.response_topic)
         {
-            match Status::decode(msg.payload()) {
+            match Status::decode(&msg.payload) {
                 Ok(status) => self.servers.insert(server.to_string(), status),
                 Err(_) => self.servers.remove(server),
             };
             return Some(Received::Status);
         }
-        let meta = MessageMeta::of(&msg);
-        let encoding = Encoding::detect(meta.content_type.as_deref(), msg.payload());
-        match (meta.correlation, decode_reply(encoding, msg.payload())) {
+        let meta = msg.meta;
+        let encoding = Encoding::detect(meta.content_type.as_deref(), &msg.payload);
+        match (meta.correlation, decode_reply(encoding, &msg.payload)) {
             (Some(c), Ok(reply)) => Some(Received::Reply(c, reply)),
             (Some(c), Err(e)) => {
                 tracing::warn!(error = %e, "undecodable reply");
@@ -301,22 +327,20 @@ impl Requester {
         }
         let mut last = None;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match mqtt::wait(self.client.reconnect(), left) {
-                Ok(_) => return self.subscribe(),
-                Err(e) => last = Some(e),
+            match mqtt::block_on(self.client.reconnect(), left) {
+                Some(Ok(_)) => return self.subscribe(),
+                Some(Err(e)) => last = Some(e),
+                None => last = Some(MqttError::timed_out()),
             }
             std::thread::sleep(Duration::from_millis(100).min(left));
         }
-        Err(MqttError::from(last.unwrap_or(paho::Error::Disconnected)).into())
+        Err(last.unwrap_or_else(MqttError::timed_out).into())
     }
 
     /// Disconnects and frees the client. paho's teardown joins its threads,
     /// which can take up to a second.
     pub fn close(self) {
-        let opts = paho::DisconnectOptionsBuilder::new()
-            .timeout(Duration::ZERO)
-            .finalize();
-        let _ = mqtt::wait(self.client.disconnect(opts), Duration::from_millis(500));
+        self.client.disconnect(Duration::ZERO);
     }
 
     /// Sends DISCONNECT without waiting and deliberately leaks the client,
@@ -327,28 +351,24 @@ impl Requester {
     /// threads live until then. Nothing is lost by not waiting: the reply
     /// has arrived, and the session is clean and expires at once.
     pub fn abandon(self) {
-        let opts = paho::DisconnectOptionsBuilder::new()
-            .timeout(Duration::ZERO)
-            .finalize();
-        drop(self.client.disconnect(opts));
+        let client = self.client.clone();
         std::mem::forget(self);
+        client.abandon();
     }
 }
 
-/// Routes the client's messages and connection losses into one channel
-/// (paho hands the message callback a `None` when the connection drops),
+/// Routes the client's messages and connection losses into one channel,
 /// and makes a waker that signals the same channel.
-fn consume(client: &paho::AsyncClient) -> (Receiver<Incoming>, Waker) {
-    let (tx, rx) = paho::sync_channel::unbounded();
+fn consume(client: &Client) -> (Receiver<Incoming>, Waker) {
+    let (tx, rx) = unbounded();
     let on_message = tx.clone();
-    client.set_connection_lost_callback(|_| {});
-    client.set_disconnected_callback(|_, _, _| {});
-    client.set_message_callback(move |_, msg| {
-        let _ = on_message.send(msg.map_or(Incoming::Lost, Incoming::Message));
+    client.set_handler(move |arrival| {
+        let incoming = match arrival {
+            Arrival::Message(msg) => Incoming::Message(msg),
+            Arrival::Lost => Incoming::Lost,
+            Arrival::Disconnected { .. } => return,
+        };
+        let _ = on_message.send(incoming);
     });
     (rx, futures::task::waker(Arc::new(ChannelWaker(tx))))
-}
-
-fn publish_error(topic: &str, e: paho::Error) -> AskError {
-    mqtt::classify_refusal(topic, e).into()
 }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use paho_mqtt as paho;
 use serde::Serialize;
 
 use crate::config::Config;
@@ -36,42 +35,20 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Reads the CONNACK of a successful connect.
-    pub fn of(response: &paho::ServerResponse) -> Capabilities {
-        let connect = response.connect_response();
-        Capabilities::from_properties(
-            response.properties(),
-            connect.as_ref().map_or("", |c| c.server_uri.as_str()),
-            connect.as_ref().is_some_and(|c| c.session_present),
-        )
-    }
-
-    /// Reads CONNACK properties (defaults for absent ones).
-    pub fn from_properties(
-        props: &paho::Properties,
-        server_uri: &str,
-        session_present: bool,
-    ) -> Capabilities {
-        use paho::PropertyCode as P;
-        let flag = |code| props.get_int(code).is_none_or(|v| v != 0);
-        let u32_of = |code| props.get_int(code).map(|v| v as u32);
+    /// What a broker that says nothing offers: everything, no limits (the
+    /// MQTT 5 defaults of absent CONNACK properties).
+    pub fn assumed(server_uri: &str, session_present: bool) -> Capabilities {
         Capabilities {
             server_uri: server_uri.to_string(),
             session_present,
-            shared_subscriptions: flag(P::SharedSubscriptionAvailable),
-            retain: flag(P::RetainAvailable),
-            max_qos: props
-                .get_int(P::MaximumQos)
-                .map_or(2, |v| u8::try_from(v).unwrap_or(2)),
-            receive_maximum: props
-                .get_int(P::ReceiveMaximum)
-                .map_or(u16::MAX, |v| u16::try_from(v).unwrap_or(u16::MAX)),
-            session_expiry: u32_of(P::SessionExpiryInterval),
-            max_packet_size: u32_of(P::MaximumPacketSize),
-            topic_alias_maximum: props
-                .get_int(P::TopicAliasMaximum)
-                .map_or(0, |v| u16::try_from(v).unwrap_or(0)),
-            wildcards: flag(P::WildcardSubscriptionAvailable),
+            shared_subscriptions: true,
+            retain: true,
+            max_qos: 2,
+            receive_maximum: u16::MAX,
+            session_expiry: None,
+            max_packet_size: None,
+            topic_alias_maximum: 0,
+            wildcards: true,
         }
     }
 
@@ -137,12 +114,7 @@ impl Capabilities {
 ///
 /// # Errors
 /// [`MqttError::Unsupported`] for the first fatal finding.
-pub fn check_serve(
-    response: &paho::ServerResponse,
-    config: &Config,
-    uri: &str,
-) -> Result<Capabilities, MqttError> {
-    let caps = Capabilities::of(response);
+pub fn check_serve(caps: &Capabilities, config: &Config, uri: &str) -> Result<(), MqttError> {
     let needs = Needs {
         group: config.group.clone(),
         session_expiry: Some(config.session_expiry),
@@ -160,16 +132,7 @@ pub fn check_serve(
             Severity::Warning => tracing::warn!(property = finding.property, "{}", finding.message),
         }
     }
-    Ok(caps)
-}
-
-/// Why the broker refused a connect whose will it cannot take (a
-/// server's will is its retained QoS 1 "offline" status).
-pub fn refused_connect(rc: paho::ReasonCode) -> String {
-    match rc {
-        paho::ReasonCode::QosNotSupported => "it refused the connection (QoS not supported): the broker accepts QoS 0 only, and requests and replies would be lost silently - allow QoS 1 on the broker (Mosquitto: remove max_qos 0)".into(),
-        _ => format!("it refused the connection ({rc}): the broker {RETAIN_REFUSED}, which a server's status needs - allow them on the broker (Mosquitto: retain_available true)"),
-    }
+    Ok(())
 }
 
 /// True when the broker refused a connect because its will was retained
@@ -180,7 +143,7 @@ pub fn retain_refused(e: &MqttError) -> bool {
 }
 
 /// The reason code's text in [`refused_connect`]'s message.
-const RETAIN_REFUSED: &str = "does not keep retained messages";
+pub const RETAIN_REFUSED: &str = "does not keep retained messages";
 
 /// What a command relies on, for [`Capabilities::findings`].
 #[derive(Debug, Clone, Default)]
@@ -235,14 +198,9 @@ impl Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paho::PropertyCode as P;
 
-    fn caps(set: &[(P, i32)]) -> Capabilities {
-        let mut props = paho::Properties::new();
-        for (code, v) in set {
-            props.push_int(*code, *v).unwrap();
-        }
-        Capabilities::from_properties(&props, "tcp://h:1", false)
+    fn caps() -> Capabilities {
+        Capabilities::assumed("tcp://h:1", false)
     }
 
     fn serving_group() -> Needs {
@@ -255,7 +213,7 @@ mod tests {
 
     #[test]
     fn absent_properties_mean_everything_is_available() {
-        let c = caps(&[]);
+        let c = caps();
         assert!(c.shared_subscriptions && c.retain && c.wildcards);
         assert_eq!((c.max_qos, c.receive_maximum), (2, u16::MAX));
         assert!(c.findings(&serving_group()).is_empty());
@@ -263,7 +221,10 @@ mod tests {
 
     #[test]
     fn a_group_without_shared_subscriptions_is_fatal() {
-        let c = caps(&[(P::SharedSubscriptionAvailable, 0)]);
+        let c = Capabilities {
+            shared_subscriptions: false,
+            ..caps()
+        };
         let f = c.findings(&serving_group());
         assert_eq!(f[0].severity, Severity::Fatal);
         assert_eq!(f[0].property, "shared_subscriptions");
@@ -275,13 +236,14 @@ mod tests {
 
     #[test]
     fn limits_that_break_promises_are_reported() {
-        let c = caps(&[
-            (P::MaximumQos, 0),
-            (P::RetainAvailable, 0),
-            (P::SessionExpiryInterval, 60),
-            (P::MaximumPacketSize, 1000),
-            (P::ReceiveMaximum, 10),
-        ]);
+        let c = Capabilities {
+            max_qos: 0,
+            retain: false,
+            session_expiry: Some(60),
+            max_packet_size: Some(1000),
+            receive_maximum: 10,
+            ..caps()
+        };
         let names: Vec<_> = c
             .findings(&serving_group())
             .iter()

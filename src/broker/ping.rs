@@ -9,7 +9,7 @@
 //! subscribers receive on any node. The client still fails fast with "no
 //! server online" when none answers (docs/PROTOCOL.md).
 
-use paho_mqtt as paho;
+use crate::mqtt::{Client, Message, MessageMeta, Subscription};
 
 /// How long a client waits for answers to a ping: servers answer within
 /// about a second (at most once a second, checked every 100 ms).
@@ -23,21 +23,24 @@ pub fn topic(prefix: &str) -> String {
 /// Publishes one ping, without waiting: QoS 0, nothing to acknowledge. A
 /// broker whose ACL refuses it drops it, and the client falls back to "no
 /// server online".
-pub fn send(client: &paho::AsyncClient, prefix: &str) {
-    let msg = paho::MessageBuilder::new()
-        .topic(topic(prefix))
-        .qos(0)
-        .finalize();
+pub fn send(client: &Client, prefix: &str) {
+    let mut msg = Message::new(&topic(prefix), Vec::new(), MessageMeta::default(), false);
+    msg.qos = 0;
     if let Err(e) = client.try_publish(msg) {
         tracing::debug!(error = %e, "could not publish a status ping");
     }
 }
 
-/// Subscribes a server to the pings, best effort and not awaited: a broker
+/// Subscribes a server to the pings, best effort and not awaited (the
+/// subscribe is sent at once; its outcome is not waited for): a broker
 /// whose ACL does not allow it leaves the server as it was before pings
 /// existed (found through its retained status only).
-pub fn listen(client: &paho::AsyncClient, prefix: &str) {
-    drop(client.subscribe(topic(prefix), 0));
+pub fn listen(client: &Client, prefix: &str) {
+    drop(client.subscribe(&[Subscription {
+        filter: topic(prefix),
+        qos: 0,
+        retained_only_if_new: false,
+    }]));
 }
 
 #[cfg(test)]

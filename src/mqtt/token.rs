@@ -50,6 +50,24 @@ where
     }
 }
 
+/// Runs `fut` (a chain of token waits) on the calling thread for up to
+/// `timeout`: `None` when the time is up first.
+pub fn block_on<F: Future>(fut: F, timeout: Duration) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let deadline = Instant::now() + timeout;
+    let waker = futures::task::waker(Arc::new(Unparker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = fut.as_mut().poll(&mut cx) {
+            return Some(output);
+        }
+        match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => thread::park_timeout(left),
+            _ => return None,
+        }
+    }
+}
+
 /// Wakes a parked thread when a token completes.
 struct Unparker(Thread);
 

@@ -20,11 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use paho_mqtt as paho;
-
 use crate::config::Config;
 use crate::ids::random_u64;
-use crate::mqtt::MessageMeta;
+use crate::mqtt::{Message, MessageMeta};
 use crate::protocol::{Op, Status, Topics};
 
 /// A foreign status is logged at most this often (a flood of forged
@@ -39,9 +37,7 @@ pub struct Identity {
     ops: Vec<Op>,
     data_dir: Option<String>,
     armed: AtomicBool,
-    reassert: AtomicBool,
     fresh_subscription: AtomicBool,
-    taken_over: AtomicBool,
     retain: AtomicBool,
     warned: Mutex<Option<Instant>>,
 }
@@ -58,9 +54,7 @@ impl Identity {
                 .then(|| crate::serve::owner::id_of(&config.data_dir))
                 .flatten(),
             armed: AtomicBool::new(false),
-            reassert: AtomicBool::new(false),
             fresh_subscription: AtomicBool::new(false),
-            taken_over: AtomicBool::new(false),
             retain: AtomicBool::new(true),
             warned: Mutex::new(None),
         }
@@ -72,7 +66,7 @@ impl Identity {
     }
 
     /// The retained status message for `state`.
-    pub fn status(&self, state: &str) -> paho::Message {
+    pub fn status(&self, state: &str) -> Message {
         let status = Status {
             state: state.to_string(),
             ops: self.ops.iter().map(|op| op.as_str().to_string()).collect(),
@@ -89,11 +83,8 @@ impl Identity {
             content_type: Some("application/cbor".into()),
             ..MessageMeta::default()
         };
-        meta.message(
-            &self.topic,
-            status.encode(),
-            self.retain.load(Ordering::SeqCst),
-        )
+        let retain = self.retain.load(Ordering::SeqCst);
+        Message::new(&self.topic, status.encode(), meta, retain)
     }
 
     /// From now on statuses (and the will) are published without the
@@ -102,12 +93,6 @@ impl Identity {
     /// (`crate::broker::ping`).
     pub fn forgo_retain(&self) {
         self.retain.store(false, Ordering::SeqCst);
-    }
-
-    /// A client pinged (`crate::broker::ping`): publish our status again,
-    /// rate-limited like the answer to a foreign status.
-    pub fn pinged(&self) {
-        self.reassert.store(true, Ordering::SeqCst);
     }
 
     /// Looks at a message received on our own status topic.
@@ -119,9 +104,11 @@ impl Identity {
     ///
     /// Until our own status has come back once, other statuses are an
     /// earlier process's and are ignored. After that, anything but our own
-    /// status is logged and our retained "online" is published again
-    /// (see [`Identity::take_reassert`]); it never stops the server.
-    pub fn observe(&self, payload: &[u8], retained: bool) {
+    /// status is logged and true is returned: our retained "online" is to
+    /// be published again (the control loop does, at most once a second);
+    /// it never stops the server.
+    #[must_use = "true means: publish our status again"]
+    pub fn observe(&self, payload: &[u8], retained: bool) -> bool {
         if retained {
             self.fresh_subscription.store(true, Ordering::SeqCst);
         }
@@ -129,12 +116,11 @@ impl Identity {
         let instance = status.as_ref().and_then(|s| s.instance.as_deref());
         if status.as_ref().is_some_and(|s| self.is_own(s)) {
             self.armed.store(true, Ordering::SeqCst);
-            return;
+            return false;
         }
         if !self.armed.load(Ordering::SeqCst) {
-            return;
+            return false;
         }
-        self.reassert.store(true, Ordering::SeqCst);
         if self.may_warn() {
             let state = status.as_ref().map_or("not a status", |s| s.state.as_str());
             tracing::warn!(
@@ -143,6 +129,7 @@ impl Identity {
                 "a status message on this server's status topic is not this server's: ignored, and this server's own status published again (another client may publish statuses there; if another server uses this --server-id, the connection losses show it)"
             );
         }
+        true
     }
 
     /// True when `status` says what our own retained status says. Our
@@ -153,7 +140,7 @@ impl Identity {
     /// changes with every publish). Our own "offline" is published only
     /// while closing, when nothing is published again.
     fn is_own(&self, status: &Status) -> bool {
-        let ours = Status::decode(self.status(Status::ONLINE).payload());
+        let ours = Status::decode(&self.status(Status::ONLINE).payload);
         ours.is_ok_and(|ours| {
             status.instance == ours.instance
                 && status.state == ours.state
@@ -174,12 +161,6 @@ impl Identity {
         due
     }
 
-    /// True (once) when our retained status should be published again
-    /// because something else was published on our status topic.
-    pub fn take_reassert(&self) -> bool {
-        self.reassert.swap(false, Ordering::SeqCst)
-    }
-
     /// Called before subscribing to the status topic with "send retained
     /// messages only for a new subscription": a retained message that
     /// arrives afterwards means the broker did not have the subscription.
@@ -193,17 +174,6 @@ impl Identity {
     /// (another client connected with its id and started a new one).
     pub fn subscription_was_new(&self) -> bool {
         self.fresh_subscription.load(Ordering::SeqCst)
-    }
-
-    /// Records that the broker said "session taken over" (MQTT 5 reason
-    /// 0x8E): another client connected with this client id.
-    pub fn mark_taken_over(&self) {
-        self.taken_over.store(true, Ordering::SeqCst);
-    }
-
-    /// True (once) after [`Identity::mark_taken_over`].
-    pub fn take_taken_over(&self) -> bool {
-        self.taken_over.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -275,38 +245,32 @@ mod tests {
     #[test]
     fn foreign_statuses_are_answered_with_our_own_once_armed() {
         let me = identity();
-        me.observe(&online(Some("earlier-process")), true);
-        assert!(!me.take_reassert());
-        me.observe(me.status(Status::ONLINE).payload(), false);
-        assert!(!me.take_reassert());
+        assert!(!me.observe(&online(Some("earlier-process")), true));
+        assert!(!me.observe(&me.status(Status::ONLINE).payload, false));
         for foreign in [
             online(Some("forged")),
             online(None),
             b"junk".to_vec(),
             vec![],
         ] {
-            me.observe(&foreign, false);
-            assert!(me.take_reassert());
-            assert!(!me.take_reassert());
+            assert!(me.observe(&foreign, false));
         }
         // A copy of our own status saying "offline" (our instance is public)
         // is answered too; while closing, `link.rs` publishes nothing again.
-        me.observe(me.status(Status::OFFLINE).payload(), false);
-        assert!(me.take_reassert());
+        assert!(me.observe(&me.status(Status::OFFLINE).payload, false));
         // So is a copy with our instance that lists other operations.
-        let mut copy = Status::decode(me.status(Status::ONLINE).payload()).unwrap();
+        let mut copy = Status::decode(&me.status(Status::ONLINE).payload).unwrap();
         copy.ops = vec!["echo".into()];
-        me.observe(&copy.encode(), false);
-        assert!(me.take_reassert());
+        assert!(me.observe(&copy.encode(), false));
     }
 
     #[test]
     fn a_retained_status_after_subscribing_means_a_new_subscription() {
         let me = identity();
         me.expect_subscription();
-        me.observe(me.status(Status::ONLINE).payload(), false);
+        let _ = me.observe(&me.status(Status::ONLINE).payload, false);
         assert!(!me.subscription_was_new());
-        me.observe(&online(Some("earlier-process")), true);
+        let _ = me.observe(&online(Some("earlier-process")), true);
         assert!(me.subscription_was_new());
         me.expect_subscription();
         assert!(!me.subscription_was_new());
@@ -345,9 +309,8 @@ mod tests {
     fn the_status_is_retained_cbor_on_the_status_topic() {
         let me = identity();
         let msg = me.status(Status::ONLINE);
-        assert_eq!(msg.topic(), me.topic());
-        assert!(msg.retained());
-        let meta = crate::mqtt::MessageMeta::of(&msg);
-        assert_eq!(meta.content_type.as_deref(), Some("application/cbor"));
+        assert_eq!(msg.topic, me.topic());
+        assert!(msg.retained);
+        assert_eq!(msg.meta.content_type.as_deref(), Some("application/cbor"));
     }
 }

@@ -27,19 +27,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use paho_mqtt as paho;
-
 use super::handler::reply_target;
 use super::memory::Memory;
 use super::queue::{cost_of, ByteQueue, OVERHEAD};
 use crate::deadletter::{bounded, cut_of, DeadLetter, Header, Original};
-use crate::mqtt::MessageMeta;
+use crate::mqtt::Message;
 use crate::protocol::{Encoding, ErrorCode, Op, Topics};
 
 /// A request waiting in a lane.
 pub struct Queued {
     /// The message as paho delivered it.
-    pub msg: paho::Message,
+    pub msg: Message,
     /// When it arrived (for Message Expiry).
     pub arrived: Instant,
 }
@@ -202,9 +200,9 @@ impl Admission {
     }
 
     /// Queues a request in its lane, or refuses it at once. Never blocks.
-    pub fn admit(&self, msg: paho::Message) {
+    pub fn admit(&self, msg: Message) {
         let arrived = Instant::now();
-        let lane = self.lane_of(msg.topic());
+        let lane = self.lane_of(&msg.topic);
         let queue = self.queue(lane);
         let cost = cost_of(&msg);
         let (msg, code, text) = if cost > queue.capacity() {
@@ -232,15 +230,15 @@ impl Admission {
 
     /// Keeps what the refusal's reply needs and queues it for publishing;
     /// the request itself (payload and all) is freed here.
-    fn refuse(&self, msg: paho::Message, code: ErrorCode, text: String) {
-        let meta = MessageMeta::of(&msg);
+    fn refuse(&self, msg: Message, code: ErrorCode, text: String) {
+        let meta = &msg.meta;
         let letter = match reply_target(&self.topics, meta.response_topic.as_deref()) {
             Ok(_) => None,
             Err((reason, detail)) => {
-                let full = msg.payload();
+                let full = &msg.payload;
                 let kept = &full[..full.len().min(self.max_payload)];
                 let original = Original {
-                    topic: msg.topic().to_string(),
+                    topic: msg.topic.clone(),
                     response_topic: meta.response_topic.clone(),
                     correlation: meta.correlation.clone(),
                     content_type: meta.content_type.clone(),
@@ -261,10 +259,10 @@ impl Admission {
         // properties need not wait too.
         let unanswerable = letter.is_some();
         let refusal = Refusal {
-            topic: msg.topic().to_string(),
-            encoding: Encoding::detect(meta.content_type.as_deref(), msg.payload()),
-            response_topic: meta.response_topic.filter(|_| !unanswerable),
-            correlation: meta.correlation.filter(|_| !unanswerable),
+            topic: msg.topic.clone(),
+            encoding: Encoding::detect(meta.content_type.as_deref(), &msg.payload),
+            response_topic: meta.response_topic.clone().filter(|_| !unanswerable),
+            correlation: meta.correlation.clone().filter(|_| !unanswerable),
             code,
             text,
             letter,
@@ -286,13 +284,15 @@ impl Admission {
 mod tests {
     use super::*;
 
-    fn request(topic: &str, payload: &[u8]) -> paho::Message {
+    use crate::mqtt::MessageMeta;
+
+    fn request(topic: &str, payload: &[u8]) -> Message {
         let meta = MessageMeta {
             response_topic: Some("p/v1/resp/1".into()),
             correlation: Some(b"c".to_vec()),
             ..MessageMeta::default()
         };
-        meta.message(topic, payload.to_vec(), false)
+        Message::new(topic, payload.to_vec(), meta, false)
     }
 
     fn admission(total: u64) -> Admission {
@@ -346,7 +346,12 @@ mod tests {
             correlation: Some(vec![7; 60_000]),
             ..MessageMeta::default()
         };
-        a.admit(meta.message("p/v1/req/echo", vec![b'x'; 5_000], false));
+        a.admit(Message::new(
+            "p/v1/req/echo",
+            vec![b'x'; 5_000],
+            meta,
+            false,
+        ));
         let (refusal, ticket) = a.refusals.try_recv().unwrap();
         assert_eq!(refusal.code, ErrorCode::Limit);
         assert!(refusal.response_topic.is_none() && refusal.correlation.is_none());

@@ -20,11 +20,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Sender};
-use paho_mqtt as paho;
 
 use crate::deadletter::{DeadLetter, DeadLetterError, DeadLetters, Original, Reason, Recorded};
 use crate::logging::shorten;
-use crate::mqtt::{self, MessageMeta};
+use crate::mqtt::{Client, Delivery, Message, MessageMeta};
 use crate::protocol::to_cbor;
 
 /// How long an announcement may wait for its acknowledgement (it waits in
@@ -57,9 +56,9 @@ struct Drops {
 pub struct DeadLetterSink {
     store: DeadLetters,
     drops: Mutex<Drops>,
-    client: paho::AsyncClient,
+    client: Client,
     topic: String,
-    announced: Sender<(paho::DeliveryToken, String, usize)>,
+    announced: Sender<(Delivery, String, usize)>,
     /// Bytes of announcements not yet acknowledged.
     announcing: Arc<AtomicUsize>,
 }
@@ -72,10 +71,10 @@ impl DeadLetterSink {
     pub fn start(
         store: DeadLetters,
         max_bytes: u64,
-        client: paho::AsyncClient,
+        client: Client,
         topic: String,
     ) -> DeadLetterSink {
-        let (tx, rx) = unbounded::<(paho::DeliveryToken, String, usize)>();
+        let (tx, rx) = unbounded::<(Delivery, String, usize)>();
         let announcing = Arc::new(AtomicUsize::new(0));
         let acked = announcing.clone();
         // The thread ends when the sink (the only sender) is dropped.
@@ -83,7 +82,7 @@ impl DeadLetterSink {
             .name("dlq-announcer".into())
             .spawn(move || {
                 for (token, id, bytes) in rx {
-                    if let Err(e) = mqtt::wait(token, ANNOUNCE_ACK_TIMEOUT) {
+                    if let Err(e) = token.wait(ANNOUNCE_ACK_TIMEOUT) {
                         tracing::warn!(%id, error = %e, "dead letter announcement not delivered; it is in the store");
                     }
                     acked.fetch_sub(bytes, Ordering::SeqCst);
@@ -160,7 +159,7 @@ impl DeadLetterSink {
             tracing::debug!(id = %letter.id, "dead letter not announced: too many announcements await the broker; it is in the store");
             return;
         }
-        let msg = meta.message(&self.topic, payload, false);
+        let msg = Message::new(&self.topic, payload, meta, false);
         match self.client.try_publish(msg) {
             Ok(token) => {
                 if self

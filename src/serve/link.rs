@@ -1,15 +1,17 @@
 //! The server's link to the broker: a persistent session (stable client id,
 //! clean start off, session expiry), the request subscription, the retained
-//! status, and reconnection with backoff.
+//! status, and one reconnect attempt at a time ([`Link::attempt`]).
 //!
-//! Reconnection runs on its own thread ([`Link::keep`]), not in the request
-//! loop: the loop may be blocked waiting for acknowledgements that only a
-//! reconnect can bring, so reconnecting from the loop could deadlock.
+//! When to reconnect is decided by the control loop (`mod.rs`, with the
+//! state machine in `supervisor.rs`), not by the lanes: a lane may be
+//! blocked waiting for acknowledgements that only a reconnect can bring.
+//! An attempt is a future over paho's tokens, polled by that loop when a
+//! token completes, so the loop never blocks on the broker.
 //!
 //! **Another client with this server's client id** (a second server with
 //! the same `--server-id`, or an intruder on a broker that does not bind
 //! client ids to users) takes the connection over again and again. The
-//! keeper reports it as "client id in use by another client" (see
+//! control loop reports it as "client id in use by another client" (see
 //! `identity.rs` for how it is detected) and does **not** stop: nothing a
 //! client can send may stop a server. It keeps reconnecting, but while the
 //! conflict lasts it waits the longest backoff (5 s, jittered) before
@@ -28,68 +30,70 @@
 //! so the server's retained status arriving right after the subscribe
 //! means the subscription, and so the session, was not the server's.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crossbeam_channel::{unbounded, Receiver, Sender};
-use paho_mqtt as paho;
+use crossbeam_channel::Sender;
 
-use super::identity::{Identity, Takeovers};
+use super::events::Event;
+use super::identity::Identity;
 use super::lanes::Admission;
 use crate::config::Config;
-use crate::mqtt::{self, BrokerUri, MqttError, SessionSpec};
+use crate::mqtt::{self, Arrival, Client, Connect, MqttError, SessionSpec, Subscription};
 use crate::protocol::Status;
 
 /// Longest wait for a subscribe, unsubscribe or status publish.
 const ACK_WAIT: Duration = Duration::from_secs(10);
 /// Longest wait for one reconnect attempt.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
-/// Longest pause between two reconnect attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Shortest interval between two re-publications of the retained status
-/// in answer to foreign status messages.
-const REASSERT_EVERY: Duration = Duration::from_secs(1);
+
+/// One reconnect attempt: `Ok(resumed)` once online again.
+pub type Attempt<'a> = Pin<Box<dyn Future<Output = Result<bool, MqttError>> + 'a>>;
 
 /// A connected server client and what it needs to come back online.
 pub struct Link {
-    /// The paho client (cheap to clone).
-    pub client: paho::AsyncClient,
+    /// The client (cheap to clone).
+    pub client: Client,
     /// `<prefix>/v1/req/+`, or one filter per operation served (groups,
-    /// `--no-edit`: `crate::serve::owner`), joined for the log.
+    /// `--no-edit`: `super::owner`), joined for the log.
     pub filter: String,
     filters: Vec<String>,
+    /// Request filters an earlier run may have left in the session.
     stale: Vec<String>,
     /// The broker still had this server's session at the first connect
     /// (see the module docs).
     pub resumed: bool,
-    uri: BrokerUri,
     prefix: String,
     client_id: String,
     grouped: bool,
     identity: Arc<Identity>,
-    lost: Receiver<()>,
-    connected_at: Mutex<Instant>,
-    closing: AtomicBool,
 }
 
 impl Link {
-    /// Creates the client, routes its messages to `admission`, connects
-    /// with a persistent session and goes online.
+    /// The server's MQTT client id.
+    pub fn client_id_of(config: &Config) -> String {
+        format!("mqttapp-serve-{}", config.server_id)
+    }
+
+    /// Routes `client`'s messages to `admission` and its connection events
+    /// to `events`, connects with a persistent session and goes online.
     ///
     /// # Errors
     /// [`MqttError`] when the first connection or subscription fails.
-    pub fn open(config: &Config, admission: Arc<Admission>) -> Result<Link, MqttError> {
-        let uri = BrokerUri::parse(&config.connection.broker)?;
-        let client_id = format!("mqttapp-serve-{}", config.server_id);
-        let client = mqtt::create_client(&uri, &client_id, true)?;
+    pub fn open(
+        config: &Config,
+        client: Client,
+        admission: Arc<Admission>,
+        events: Sender<Event>,
+    ) -> Result<Link, MqttError> {
+        let client_id = Link::client_id_of(config);
         let identity = Arc::new(Identity::new(config));
-        let (lost_tx, lost) = unbounded();
         route_callbacks(
             &client,
             admission,
-            lost_tx.clone(),
+            events.clone(),
             identity.clone(),
             &config.prefix,
         );
@@ -99,57 +103,52 @@ impl Link {
             will: Some(identity.status(Status::OFFLINE)),
             connect_timeout: CONNECT_WAIT,
         };
-        let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
-        let response = match mqtt::connect(&client, &uri, opts) {
+        let caps = match client.connect(&Connect {
+            connection: &config.connection,
+            session: session.clone(),
+        }) {
             Err(e) if crate::broker::connack::retain_refused(&e) => {
                 tracing::warn!("the broker keeps no retained messages: this server's status is published without the retain flag, and clients find it by a live ping (docs/PROTOCOL.md)");
                 identity.forgo_retain();
-                let session = SessionSpec {
-                    will: Some(identity.status(Status::OFFLINE)),
-                    ..session
-                };
-                let opts = mqtt::connect_options(&config.connection, &uri, &session)?;
-                mqtt::connect(&client, &uri, opts)
+                client.connect(&Connect {
+                    connection: &config.connection,
+                    session: SessionSpec {
+                        will: Some(identity.status(Status::OFFLINE)),
+                        ..session
+                    },
+                })
             }
             other => other,
-        }
-        .map_err(|e| mqtt::explain(e, &config.connection, &uri))?;
-        crate::broker::connack::check_serve(&response, config, &uri.display)?;
-        let filters = crate::serve::owner::request_filters(
-            &config.prefix,
-            config.group.as_deref(),
-            config.no_edit,
-        );
+        }?;
+        crate::broker::connack::check_serve(&caps, config, client.broker())?;
+        let present = caps.session_present;
+        let filters =
+            super::owner::request_filters(&config.prefix, config.group.as_deref(), config.no_edit);
         let mut link = Link {
             client,
             filter: filters.join(", "),
             filters,
-            stale: crate::serve::owner::stale_filters(
+            stale: super::owner::stale_filters(
                 &config.prefix,
                 config.group.as_deref(),
                 config.no_edit,
             ),
             resumed: false,
-            uri,
             prefix: config.prefix.clone(),
             client_id,
             grouped: config.group.is_some(),
             identity,
-            lost,
-            connected_at: Mutex::new(Instant::now()),
-            closing: AtomicBool::new(false),
         };
-        let present = response
-            .connect_response()
-            .is_some_and(|c| c.session_present);
-        match link.go_online() {
+        let online =
+            mqtt::block_on(link.go_online(), 2 * ACK_WAIT).unwrap_or(Err(MqttError::timed_out()));
+        match online {
             Ok(()) => link.resumed = link.verified(present),
             // Connected, then lost or stalled while subscribing (another
-            // process with this id can knock us off right away): the keeper
-            // takes it from here, as after any later loss.
+            // process with this id can knock us off right away): the
+            // control loop takes it from here, as after any later loss.
             Err(MqttError::Client(e)) => {
                 tracing::warn!(error = %e, "could not go online yet; retrying");
-                let _ = lost_tx.send(());
+                let _ = events.send(Event::Lost);
             }
             Err(e) => return Err(e),
         }
@@ -166,77 +165,58 @@ impl Link {
         present
     }
 
+    /// The MQTT client id, for logs.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     /// The broker as the user wrote it, for logs.
     pub fn broker(&self) -> &str {
-        &self.uri.display
+        self.client.broker()
     }
 
     /// Subscribes (again: after a reconnect the session may be gone) to the
     /// requests and to this server's own status topic, and publishes the
     /// retained "online" status.
-    fn go_online(&self) -> Result<(), MqttError> {
-        let mut filters = self.filters.clone();
-        filters.push(self.identity.topic().to_string());
+    async fn go_online(&self) -> Result<(), MqttError> {
         // Retained statuses only for a new subscription: tells whether the
         // session still had it (module docs).
-        let mut options = vec![paho::SubscribeOptions::default(); self.filters.len()];
-        options.push(paho::SubscribeOptions::with_retain_handling(
-            paho::RetainHandling::SendRetainedOnNew,
-        ));
+        let mut subscriptions: Vec<Subscription> = self
+            .filters
+            .iter()
+            .map(|filter| Subscription {
+                filter: filter.clone(),
+                qos: mqtt::QOS,
+                retained_only_if_new: false,
+            })
+            .collect();
+        subscriptions.push(Subscription {
+            filter: self.identity.topic().to_string(),
+            qos: mqtt::QOS,
+            retained_only_if_new: true,
+        });
         self.identity.expect_subscription();
-        // Not awaited: paho sends it before the subscribe below.
-        drop(self.client.unsubscribe_many(&self.stale));
-        let subscribed = self.client.subscribe_many_with_options(
-            &filters,
-            &vec![mqtt::QOS; filters.len()],
-            &options,
-            None,
-        );
-        let response = mqtt::wait(subscribed, ACK_WAIT)
-            .map_err(|e| mqtt::classify_refusal(&self.filter, e))?;
-        let codes = response.subscribe_many_response().unwrap_or_default();
-        mqtt::check_granted(&filters, &codes)?;
+        // Not awaited: sent before the subscribe below.
+        for filter in &self.stale {
+            drop(self.client.unsubscribe(filter));
+        }
+        self.client.subscribe(&subscriptions).await?;
         crate::broker::ping::listen(&self.client, &self.prefix);
         // Bounded: with send_while_disconnected a publish made just as the
         // connection drops waits for the next connection.
-        let online = self.client.publish(self.identity.status(Status::ONLINE));
-        mqtt::wait(online, ACK_WAIT)
-            .map_err(|e| mqtt::classify_refusal(self.identity.topic(), e))?;
+        let online = self
+            .client
+            .try_publish(self.identity.status(Status::ONLINE))
+            .map_err(|e| e.into_mqtt())?;
+        online.await.map_err(|e| e.into_mqtt())?;
         Ok(())
     }
 
-    /// Reconnects whenever the connection is lost, until `stop` is set, and
-    /// answers foreign status messages with our own. Run it on its own
-    /// thread. Never gives up: see the module docs for another client
-    /// with this client id.
-    pub fn keep(&self, stop: &AtomicBool) {
-        let mut takeovers = Takeovers::default();
-        let mut reasserted: Option<Instant> = None;
-        while !stop.load(Ordering::SeqCst) {
-            if self.lost.recv_timeout(Duration::from_millis(100)).is_ok() {
-                let lived = self
-                    .connected_at
-                    .lock()
-                    .map_or(Duration::MAX, |at| at.elapsed());
-                let said_so = self.identity.take_taken_over();
-                if takeovers.lost(lived, said_so) {
-                    tracing::error!(client_id = %self.client_id, losses_in_a_row = takeovers.count(), lived = ?lived, broker_said_taken_over = said_so, "client id in use by another client: the broker keeps closing this server's connection soon after it connects, so requests meant for this server may reach that client; give every server its own --server-id, and bind client ids to users on the broker (docs/SECURITY.md). Reconnecting every few seconds meanwhile");
-                }
-                self.reconnect(stop, takeovers.in_conflict());
-            } else if reasserted.is_none_or(|at| at.elapsed() >= REASSERT_EVERY)
-                && self.identity.take_reassert()
-            {
-                reasserted = Some(Instant::now());
-                self.reassert();
-            }
-        }
-    }
-
     /// Publishes our retained "online" again, after something else was
-    /// published on our status topic. Not awaited: the keeper must not
-    /// block on it, and the next reconnect publishes it anyway.
-    fn reassert(&self) {
-        if self.closing.load(Ordering::SeqCst) || !self.client.is_connected() {
+    /// published on our status topic. Not awaited: the control loop must
+    /// not block on it, and the next reconnect publishes it anyway.
+    pub fn reassert(&self) {
+        if !self.client.is_connected() {
             return;
         }
         if let Err(e) = self
@@ -247,63 +227,19 @@ impl Link {
         }
     }
 
-    /// Reconnects with exponential backoff until online or `stop` is set.
-    /// `conflict`: another client uses this client id; start at the
-    /// longest backoff (module docs).
-    fn reconnect(&self, stop: &AtomicBool, conflict: bool) {
-        let mut backoff = if conflict {
-            MAX_BACKOFF
-        } else {
-            Duration::from_millis(100)
-        };
-        tracing::warn!(broker = %self.uri.display, "connection to the broker lost; reconnecting");
-        while !stop.load(Ordering::SeqCst) && !self.closing.load(Ordering::SeqCst) {
-            // Wait first, with jitter: when another client took this
-            // server's session, reconnecting at once would take it straight
-            // back before either side could notice.
-            if !pause(jittered(backoff), stop) {
-                return;
+    /// One reconnect and resubscribe, as a future the control loop polls
+    /// when its tokens complete (and drops when it takes too long).
+    pub fn attempt(&self) -> Attempt<'_> {
+        Box::pin(async move {
+            if self.client.is_connected() {
+                // Still (or again) connected: only the subscription is missing.
+                self.go_online().await?;
+                return Ok(true);
             }
-            match self.attempt(stop) {
-                Ok(resumed) => {
-                    tracing::info!(resumed, "reconnected");
-                    if let Ok(mut at) = self.connected_at.lock() {
-                        *at = Instant::now();
-                    }
-                    // A loss signalled while reconnecting is stale now.
-                    while self.lost.try_recv().is_ok() {}
-                    return;
-                }
-                Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "reconnect failed"),
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
-    }
-
-    /// One reconnect and resubscribe; gives up early when `stop` is set, so
-    /// a shutdown is not held up by a broker that does not answer.
-    fn attempt(&self, stop: &AtomicBool) -> Result<bool, MqttError> {
-        if self.client.is_connected() {
-            // Still (or again) connected: only the subscription is missing.
-            self.go_online()?;
-            return Ok(true);
-        }
-        let mut token = self.client.reconnect();
-        let deadline = Instant::now() + CONNECT_WAIT;
-        let response = loop {
-            if let Some(result) = token.try_wait() {
-                break result?;
-            }
-            if stop.load(Ordering::SeqCst) || Instant::now() >= deadline {
-                return Err(paho::Error::Timeout.into());
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
-        let present = response
-            .connect_response()
-            .is_some_and(|c| c.session_present);
-        self.go_online()?;
-        Ok(self.verified(present))
+            let present = self.client.reconnect().await?;
+            self.go_online().await?;
+            Ok(self.verified(present))
+        })
     }
 
     /// For group members: leave the shared subscription so the broker sends
@@ -314,76 +250,68 @@ impl Link {
         if !self.grouped {
             return;
         }
-        if let Err(e) = mqtt::wait(self.client.unsubscribe_many(&self.filters), ACK_WAIT) {
-            tracing::warn!(error = %e, "could not leave the group's shared subscription");
+        for filter in &self.filters {
+            let left = mqtt::block_on(self.client.unsubscribe(filter), ACK_WAIT)
+                .unwrap_or(Err(MqttError::timed_out()));
+            if let Err(e) = left {
+                tracing::warn!(error = %e, "could not leave the group's shared subscription");
+            }
         }
     }
 
     /// Publishes the retained "offline" status and disconnects normally,
     /// which keeps the session at the broker and discards the will.
     pub fn close(&self) {
-        self.closing.store(true, Ordering::SeqCst);
-        let token = self.client.publish(self.identity.status(Status::OFFLINE));
-        if let Err(e) = mqtt::wait(token, Duration::from_secs(2)) {
+        let offline = match self
+            .client
+            .try_publish(self.identity.status(Status::OFFLINE))
+        {
+            Ok(delivery) => delivery.wait(Duration::from_secs(2)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = offline {
             tracing::warn!(error = %e, "could not publish the offline status; the broker's will covers it");
         }
-        let disconnect = paho::DisconnectOptionsBuilder::new()
-            .timeout(Duration::from_secs(2))
-            .finalize();
-        let _ = mqtt::wait(self.client.disconnect(disconnect), Duration::from_secs(3));
+        self.client.disconnect(Duration::from_secs(2));
     }
 }
 
-/// Sleeps for `pause`, or less if `stop` is set meanwhile; false then.
-fn pause(pause: Duration, stop: &AtomicBool) -> bool {
-    let until = Instant::now() + pause;
-    while let Some(left) = until.checked_duration_since(Instant::now()) {
-        if stop.load(Ordering::SeqCst) {
-            return false;
-        }
-        thread::sleep(left.min(Duration::from_millis(20)));
-    }
-    !stop.load(Ordering::SeqCst)
-}
-
-/// `pause` plus up to half of it again, at random, so that two clients
-/// knocked off together do not come back in lockstep.
-fn jittered(pause: Duration) -> Duration {
-    let spread = pause.as_millis() as u64 / 2;
-    pause + Duration::from_millis(crate::ids::random_u64() % (spread + 1))
-}
-
-/// Forwards paho's callbacks: requests to `admission` (a lane, or a `busy`
-/// refusal when the lane's byte budget is spent: paho has already
-/// acknowledged these messages, so they must be answered, and this thread
-/// must never block, see `lanes.rs`), our own status to the identity
-/// check, losses to the link keeper.
+/// Forwards the client's arrivals: requests to `admission` (a lane, or a
+/// `busy` refusal when the lane's byte budget is spent: the transport has
+/// already acknowledged these messages, so they must be answered, and this
+/// thread must never block, see `lanes.rs`), our own status to the
+/// identity check, and connection events (and foreign statuses) to the
+/// control loop's channel.
 fn route_callbacks(
-    client: &paho::AsyncClient,
+    client: &Client,
     admission: Arc<Admission>,
-    lost: Sender<()>,
+    events: Sender<Event>,
     identity: Arc<Identity>,
     prefix: &str,
 ) {
-    client.set_connection_lost_callback(move |_| {
-        let _ = lost.send(());
-    });
-    let by_broker = identity.clone();
-    client.set_disconnected_callback(move |_, _, reason| {
-        tracing::warn!(%reason, "the broker closed the connection");
-        if reason == paho::ReasonCode::SessionTakenOver {
-            by_broker.mark_taken_over();
-        }
-    });
     let ping = crate::broker::ping::topic(prefix);
-    client.set_message_callback(move |_, msg| {
-        let Some(msg) = msg else { return };
-        if msg.topic() == identity.topic() {
-            identity.observe(msg.payload(), msg.retained());
-        } else if msg.topic() == ping {
-            identity.pinged();
-        } else {
-            admission.admit(msg);
+    client.set_handler(move |arrival| match arrival {
+        Arrival::Message(msg) => {
+            if msg.topic == identity.topic() {
+                if identity.observe(&msg.payload, msg.retained) {
+                    let _ = events.send(Event::ForeignStatus);
+                }
+            } else if msg.topic == ping {
+                // A client looks for live servers: our status again, as
+                // rate-limited as the answer to a foreign status.
+                let _ = events.send(Event::ForeignStatus);
+            } else {
+                admission.admit(msg);
+            }
+        }
+        Arrival::Lost => {
+            let _ = events.send(Event::Lost);
+        }
+        Arrival::Disconnected { taken_over, reason } => {
+            tracing::warn!(%reason, "the broker closed the connection");
+            if taken_over {
+                let _ = events.send(Event::TakenOver);
+            }
         }
     });
 }

@@ -2,16 +2,20 @@
 //! topics, answer every request exactly once, dead-letter what cannot be
 //! answered, reconnect when the broker goes away, and stop gracefully.
 //!
-//! `run` takes the shutdown flag as an argument so that tests (and
-//! `main.rs`'s signal handler) decide when it stops.
+//! `run` takes a [`Control`] whose [`Shutdown`] handle `main.rs`'s signal
+//! thread (or a test) uses to stop it.
 //!
 //! Threads: paho's receiving thread hands each request to admission
 //! (`lanes.rs`), which queues it in its lane within a byte budget or
 //! refuses it `busy` at once; the fast lane answers calc and echo, the
 //! edit lane answers edits in bursts with a group commit, so fsyncs never
-//! hold up a calc; a third thread publishes the refusals; a fourth keeps
-//! the link (`link.rs`). The calling thread waits for shutdown.
+//! hold up a calc; a third thread publishes the refusals. The calling
+//! thread runs the control loop: one channel of `Event`s (`events.rs`)
+//! (connection lost, taken over, foreign status, reconnect progress,
+//! shutdown, lanes done), waited on with the deadline the state machine
+//! (`supervisor.rs`) gives, whose actions it performs.
 
+mod events;
 mod handler;
 mod identity;
 mod lanes;
@@ -22,17 +26,21 @@ pub mod owner;
 mod queue;
 mod refusals;
 mod replies;
+mod supervisor;
+#[cfg(test)]
+mod tests;
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use paho_mqtt as paho;
+use crossbeam_channel::{unbounded, Sender};
 
 use crate::config::Config;
 use crate::deadletter::{DeadLetters, Reason};
-use crate::mqtt::{MessageMeta, MqttError};
+use crate::mqtt::{Client, Message, MqttError};
 use crate::operations::{edit::EditError, Operations};
 use crate::protocol::Topics;
 use handler::{handle, Incoming};
@@ -40,8 +48,11 @@ use lanes::{Admission, Lane, Queued};
 use letters::DeadLetterSink;
 use link::Link;
 use memory::Memory;
-use queue::{ByteQueue, Ticket};
+use queue::{ByteQueue, Next, Ticket};
 use replies::ReplySender;
+use supervisor::{Action, Input, Supervisor};
+
+pub use events::{Control, Shutdown};
 
 /// How long a graceful shutdown keeps answering what already arrived.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -58,12 +69,8 @@ const BURST: usize = 64;
 /// commit, on top of what waits in the queues.
 const BURST_BYTES: usize = 1024 * 1024;
 /// How long an idle lane (or the refusal thread) waits for a request before
-/// it checks its replies and its orders; short, because when another
-/// process took over this server's id, "offline" must be published before
-/// that process reconnects (100-150 ms later), or both would stop.
+/// it checks its replies' acknowledgements and gives memory back.
 const IDLE_WAIT: Duration = Duration::from_millis(40);
-/// How often the overload counts are logged (when they changed).
-const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// Stack of the lane threads: calc recursion is bounded for the size of a
 /// main thread's stack (`limits::MAX_CALC_DEPTH`).
 const LANE_STACK: usize = 8 * 1024 * 1024;
@@ -82,7 +89,7 @@ pub enum ServeError {
     Thread(std::io::Error),
 }
 
-/// Runs the server until `shutdown` becomes true.
+/// Runs the server until a shutdown is requested through `control`.
 ///
 /// # Errors
 /// [`ServeError`] when the first connection or subscription fails, the
@@ -90,7 +97,15 @@ pub enum ServeError {
 /// Later connection losses are retried, also when another client uses
 /// this server's client id (`link.rs`): nothing a client sends stops a
 /// server.
-pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
+pub fn run(config: &Config, control: &Control) -> Result<(), ServeError> {
+    let client = Client::create(&config.connection.broker, &Link::client_id_of(config), true)?;
+    run_on(config, control, client)
+}
+
+/// [`run`] over a given client (paho's, or the in-memory twin's in unit
+/// tests).
+fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), ServeError> {
+    control.discard_stale();
     let default_file = config
         .file
         .as_deref()
@@ -104,7 +119,7 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
         config.limits.max_payload,
         memory.clone(),
     ));
-    let link = Link::open(config, admission.clone())?;
+    let link = Link::open(config, client, admission.clone(), control.sender())?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, max_queue_bytes = config.limits.max_queue_bytes, "serving");
     let store = DeadLetters::new(&config.data_dir, &config.server_id)
         .with_max_payload(config.limits.max_payload);
@@ -122,113 +137,169 @@ pub fn run(config: &Config, shutdown: &AtomicBool) -> Result<(), ServeError> {
         max_payload: config.limits.max_payload,
     };
     let sender = || ReplySender::start(link.client.clone(), server.letters.clone());
-    let control = Control::default();
-    let stop_refusals = AtomicBool::new(false);
-    let stop_keeper = AtomicBool::new(false);
+    let (stop_refusals, refusal_orders) = unbounded::<()>();
     thread::scope(|scope| {
-        scope.spawn(|| link.keep(&stop_keeper));
         let refusing = {
             let replies = sender();
-            let (admission, server) = (&admission, &server);
-            let stop = &stop_refusals;
+            let (admission, server, done) = (&admission, &server, control.sender());
+            let orders = refusal_orders;
             scope.spawn(move || {
                 refusals::serve(
                     admission,
                     &server.letters,
                     replies,
                     &server.memory,
-                    stop,
+                    &orders,
                     IDLE_WAIT,
                     FINISH_LIMIT,
-                )
+                );
+                let _ = done.send(events::Event::RefusalsDone);
             })
         };
         let mut lanes = Vec::new();
+        let mut orders = Vec::new();
         let mut unstarted = None;
         for (lane, name) in [(Lane::Fast, "fast-lane"), (Lane::Edit, "edit-lane")] {
             let replies = sender();
-            let (queue, server, control) = (admission.queue(lane), &server, &control);
+            let (order, mode) = unbounded();
+            let (queue, server, done) = (admission.queue(lane), &server, control.sender());
             let spawned = thread::Builder::new()
                 .name(name.into())
                 .stack_size(LANE_STACK)
                 .spawn_scoped(scope, move || {
-                    server.serve_lane(lane, queue, replies, control)
+                    server.serve_lane(lane, queue, replies, &mode);
+                    let _ = done.send(events::Event::LaneDone);
                 });
             match spawned {
-                Ok(handle) => lanes.push(handle),
+                Ok(handle) => {
+                    lanes.push(handle);
+                    orders.push(order);
+                }
                 Err(e) => unstarted = Some(e),
             }
         }
         let outcome = match unstarted {
-            Some(e) => Err(ServeError::Thread(e)),
+            Some(e) => {
+                for order in &orders {
+                    let _ = order.send(Mode::Halt);
+                }
+                let _ = stop_refusals.send(());
+                Err(ServeError::Thread(e))
+            }
             None => {
-                wait_for_stop(shutdown, &admission.tally);
+                supervise(&link, control, &admission.tally, &orders, &stop_refusals);
                 Ok(())
             }
         };
-        if outcome.is_ok() {
-            tracing::info!("shutting down: answering what already arrived");
-            link.leave_group();
-            control.set(Mode::Drain);
-        } else {
-            control.set(Mode::Halt);
-            stop_refusals.store(true, Ordering::SeqCst);
-        }
         for lane in lanes {
             let _ = lane.join();
         }
-        stop_refusals.store(true, Ordering::SeqCst);
         let _ = refusing.join();
         link.close();
         server.keep_late_arrivals(&admission);
-        stop_keeper.store(true, Ordering::SeqCst);
         outcome
     })
 }
 
-/// Waits until shutdown (`Ok`) or until the session was taken over
-/// (`Err`), logging the overload counts now and then.
-fn wait_for_stop(shutdown: &AtomicBool, tally: &lanes::Tally) {
+/// The control loop: waits on the event channel until the state
+/// machine's next deadline, feeds what came (or the deadline) to the
+/// machine and performs its actions, until it says stop. The reconnect
+/// attempt is a future polled here whenever one of its tokens completes.
+fn supervise(
+    link: &Link,
+    control: &Control,
+    tally: &lanes::Tally,
+    lanes: &[Sender<Mode>],
+    stop_refusals: &Sender<()>,
+) {
+    use events::Event;
+    let mut machine = Supervisor::new(
+        Instant::now(),
+        lanes.len(),
+        supervisor::jittered,
+        supervisor::REPORT_EVERY,
+    );
+    let waker = control.waker();
+    let mut attempt: Option<link::Attempt<'_>> = None;
+    let poll = |attempt: &mut Option<link::Attempt<'_>>| {
+        let result = match attempt
+            .as_mut()?
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+        {
+            Poll::Ready(result) => result,
+            Poll::Pending => return None,
+        };
+        *attempt = None;
+        Some(Input::Attempted(result.map_err(|e| e.to_string())))
+    };
     let mut reported = [0; 4];
-    let mut next_report = Instant::now() + REPORT_EVERY;
-    while !shutdown.load(Ordering::SeqCst) {
-        thread::sleep(Duration::from_millis(10));
-        if Instant::now() >= next_report {
-            tally.report(&mut reported);
-            next_report = Instant::now() + REPORT_EVERY;
+    let mut inputs = VecDeque::new();
+    while !machine.stopped() {
+        let input = match inputs.pop_front() {
+            Some(input) => input,
+            None => match control.next(machine.deadline()) {
+                None => Input::Tick,
+                Some(Event::Lost) => Input::Lost,
+                Some(Event::TakenOver) => Input::TakenOver,
+                Some(Event::ForeignStatus) => Input::ForeignStatus,
+                Some(Event::Shutdown) => Input::Shutdown,
+                Some(Event::LaneDone) => Input::LaneDone,
+                Some(Event::RefusalsDone) => Input::RefusalsDone,
+                Some(Event::Progress) => match poll(&mut attempt) {
+                    Some(input) => input,
+                    None => continue,
+                },
+            },
+        };
+        for action in machine.on(input, Instant::now()) {
+            match action {
+                Action::WarnConflict {
+                    losses,
+                    lived,
+                    said_so,
+                } => {
+                    tracing::error!(client_id = %link.client_id(), losses_in_a_row = losses, lived = ?lived, broker_said_taken_over = said_so, "client id in use by another client: the broker keeps closing this server's connection soon after it connects, so requests meant for this server may reach that client; give every server its own --server-id, and bind client ids to users on the broker (docs/SECURITY.md). Reconnecting every few seconds meanwhile");
+                }
+                Action::WarnLost => {
+                    tracing::warn!(broker = %link.broker(), "connection to the broker lost; reconnecting");
+                }
+                Action::Attempt => {
+                    attempt = Some(link.attempt());
+                    inputs.extend(poll(&mut attempt));
+                }
+                Action::AbandonAttempt => attempt = None,
+                Action::WarnRetry { error, retry_in } => {
+                    tracing::warn!(%error, ?retry_in, "reconnect failed");
+                }
+                Action::Reconnected { resumed } => tracing::info!(resumed, "reconnected"),
+                Action::Reassert => link.reassert(),
+                Action::Report => tally.report(&mut reported),
+                Action::Drain => {
+                    tracing::info!("shutting down: answering what already arrived");
+                    link.leave_group();
+                    for lane in lanes {
+                        let _ = lane.send(Mode::Drain);
+                    }
+                }
+                Action::StopRefusals => {
+                    let _ = stop_refusals.send(());
+                }
+                Action::Stop => {}
+            }
         }
     }
     tally.report(&mut reported);
 }
 
-/// What the lanes should do, set by the thread that waits for shutdown.
+/// What a lane is told by the control loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Answer requests.
-    Run,
     /// Graceful shutdown: answer what already arrived, until quiet.
     Drain,
     /// Stop now (a lane's thread could not start): leftovers become dead
     /// letters.
     Halt,
-}
-
-/// The shared [`Mode`].
-#[derive(Debug, Default)]
-struct Control(AtomicU8);
-
-impl Control {
-    fn mode(&self) -> Mode {
-        match self.0.load(Ordering::SeqCst) {
-            0 => Mode::Run,
-            1 => Mode::Drain,
-            _ => Mode::Halt,
-        }
-    }
-
-    fn set(&self, mode: Mode) {
-        self.0.store(mode as u8, Ordering::SeqCst);
-    }
 }
 
 /// The state the lanes need to answer requests (shared by both).
@@ -248,31 +319,29 @@ impl Server {
         lane: Lane,
         queue: &ByteQueue<Queued>,
         replies: ReplySender,
-        control: &Control,
+        orders: &crossbeam_channel::Receiver<Mode>,
     ) {
-        let mut drain_until = None;
+        let mut drain_until: Option<Instant> = None;
         loop {
-            let wait = match control.mode() {
-                Mode::Run => IDLE_WAIT,
-                Mode::Drain => {
-                    let until = *drain_until.get_or_insert(Instant::now() + DRAIN_LIMIT);
-                    if Instant::now() >= until {
-                        break;
-                    }
-                    DRAIN_QUIET
-                }
-                Mode::Halt => break,
+            let wait = match drain_until {
+                None => IDLE_WAIT,
+                Some(until) if Instant::now() >= until => break,
+                Some(_) => DRAIN_QUIET,
             };
-            match queue.recv_timeout(wait) {
-                Some((first, ticket)) => match lane {
+            match queue.recv_or(orders, wait) {
+                Next::Item(first, ticket) => match lane {
                     Lane::Edit => self.answer_burst(first, ticket, queue, &replies),
                     Lane::Fast => self.answer_one(first, ticket, &replies),
                 },
+                Next::Order(Mode::Drain) => {
+                    drain_until.get_or_insert(Instant::now() + DRAIN_LIMIT);
+                }
+                Next::Order(Mode::Halt) | Next::Closed => break,
                 // Drained: nothing came for DRAIN_QUIET.
-                None if drain_until.is_some() => break,
+                Next::Idle if drain_until.is_some() => break,
                 // Idle: check the replies' acknowledgements that came in,
                 // and give a drained backlog's memory back.
-                None => {
+                Next::Idle => {
                     replies.check(usize::MAX);
                     self.memory.trim_if_drained();
                 }
@@ -343,8 +412,7 @@ impl Server {
         }
         if let Some(reply) = outcome.reply {
             tracing::debug!(topic = %crate::logging::shorten(&incoming.topic, 120), reply_to = %crate::logging::shorten(&reply.topic, 120), error = ?reply.error, "answered");
-            let msg = reply.meta.message(&reply.topic, reply.payload, false);
-            replies.send(msg);
+            replies.send(Message::new(&reply.topic, reply.payload, reply.meta, false));
         }
     }
 
@@ -376,16 +444,14 @@ impl Server {
     }
 }
 
-/// The request as the handler takes it; paho's message is freed here, so
-/// a request is held once, not twice, while it is answered.
+/// The request as the handler takes it (moved, not copied: a request is
+/// held once while it is answered).
 fn incoming_of(queued: Queued) -> Incoming {
     let Queued { msg, arrived } = queued;
-    let incoming = Incoming {
-        topic: msg.topic().to_string(),
-        meta: MessageMeta::of(&msg),
-        payload: msg.payload().to_vec(),
+    Incoming {
+        topic: msg.topic,
+        meta: msg.meta,
+        payload: msg.payload,
         arrived,
-    };
-    drop::<paho::Message>(msg);
-    incoming
+    }
 }

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
-use paho_mqtt as paho;
 
 use super::memory::Memory;
+use crate::mqtt::Message;
 
 /// What a received message holds besides its topic, properties and
 /// payload (paho's message and property structs, the channel slot, the
@@ -27,8 +27,8 @@ pub const OVERHEAD: usize = 512;
 /// The bytes a received message holds while it waits: topic, all its
 /// properties (as encoded: response topic, correlation data, content type,
 /// user properties...), payload, and [`OVERHEAD`].
-pub fn cost_of(msg: &paho::Message) -> usize {
-    msg.topic().len() + msg.properties().byte_len() + msg.payload().len() + OVERHEAD
+pub fn cost_of(msg: &Message) -> usize {
+    msg.size() + OVERHEAD
 }
 
 /// A FIFO of items, each with its cost in bytes, holding at most
@@ -46,6 +46,18 @@ pub struct ByteQueue<T> {
 pub struct Ticket<'q, T> {
     queue: &'q ByteQueue<T>,
     cost: usize,
+}
+
+/// What [`ByteQueue::recv_or`] got.
+pub enum Next<'q, T, O> {
+    /// An item and its share of the budget.
+    Item(T, Ticket<'q, T>),
+    /// An order.
+    Order(O),
+    /// The orders' sender is gone.
+    Closed,
+    /// Nothing within the wait.
+    Idle,
 }
 
 impl<T> Drop for Ticket<'_, T> {
@@ -108,9 +120,28 @@ impl<T> ByteQueue<T> {
     }
 
     /// The oldest item, waiting at most `wait` for one.
+    #[cfg(test)]
     pub fn recv_timeout(&self, wait: Duration) -> Option<(T, Ticket<'_, T>)> {
         let (item, cost) = self.rx.recv_timeout(wait).ok()?;
         Some((item, Ticket { queue: self, cost }))
+    }
+
+    /// The oldest item, or an order from `orders` (whichever comes first),
+    /// waiting at most `wait`: how a lane or the refusal thread is told to
+    /// drain or stop without polling a flag.
+    pub fn recv_or<O>(&self, orders: &Receiver<O>, wait: Duration) -> Next<'_, T, O> {
+        crossbeam_channel::select! {
+            recv(self.rx) -> got => match got {
+                Ok((item, cost)) => Next::Item(item, Ticket { queue: self, cost }),
+                Err(_) => Next::Idle,
+            },
+            recv(orders) -> order => match order {
+                Ok(order) => Next::Order(order),
+                // The order's sender is gone: the server is stopping.
+                Err(_) => Next::Closed,
+            },
+            default(wait) => Next::Idle,
+        }
     }
 
     /// The oldest item, if one is waiting.
@@ -173,8 +204,8 @@ mod tests {
             correlation: Some(vec![1; 7]),
             ..crate::mqtt::MessageMeta::default()
         };
-        let msg = meta.message("t/x", vec![0; 10], false);
-        let props = msg.properties().byte_len();
+        let msg = Message::new("t/x", vec![0; 10], meta, false);
+        let props = msg.props_len;
         assert!(props > 10, "{props}");
         assert_eq!(cost_of(&msg), 3 + props + 10 + OVERHEAD);
     }

@@ -3,43 +3,48 @@
 //! that refusing goes on at full speed while both lanes are busy, and
 //! neither paho's receiving thread nor a lane ever waits for it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
 
 use super::handler::reply_target;
 use super::lanes::{Admission, Refusal, Tally};
 use super::letters::DeadLetterSink;
 use super::memory::Memory;
+use super::queue::Next;
 use super::replies::ReplySender;
-use crate::mqtt::MessageMeta;
+use crate::mqtt::{Message, MessageMeta};
 use crate::protocol::{encode_reply, Reply, Topics};
 
-/// Publishes refusals until `stop` is set (checked at least every
-/// `idle_wait`), then waits (until `finish_by`
-/// after the stop) for their acknowledgements. What is still queued then
-/// is left for the caller to count.
+/// Publishes refusals until an order comes on `stop` (or its sender is
+/// dropped), checking the acknowledgements when idle for `idle_wait`, then
+/// waits (up to `finish_within` after the stop) for their
+/// acknowledgements. What is still queued then is left for the caller to
+/// count.
 pub fn serve(
     admission: &Admission,
     letters: &DeadLetterSink,
     replies: ReplySender,
     memory: &Memory,
-    stop: &AtomicBool,
+    stop: &Receiver<()>,
     idle_wait: Duration,
     finish_within: Duration,
 ) {
-    while !stop.load(Ordering::SeqCst) {
-        match admission.refusals.recv_timeout(idle_wait) {
-            Some((refusal, _ticket)) => send(
+    loop {
+        match admission.refusals.recv_or(stop, idle_wait) {
+            Next::Item(refusal, _ticket) => send(
                 refusal,
                 admission.topics(),
                 letters,
                 &replies,
                 &admission.tally,
             ),
-            None => {
+            Next::Idle => {
                 replies.check(usize::MAX);
                 memory.trim_if_drained();
             }
+            Next::Order(()) | Next::Closed => break,
         }
     }
     if !replies.finish(Instant::now() + finish_within) {
@@ -80,5 +85,5 @@ fn send(
         refusal.encoding,
     );
     tracing::debug!(topic = %crate::logging::shorten(&refusal.topic, 120), reply_to = %crate::logging::shorten(target, 120), code = %refusal.code, "refused");
-    replies.send(meta.message(target, payload, false));
+    replies.send(Message::new(target, payload, meta, false));
 }

@@ -25,17 +25,15 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use paho_mqtt as paho;
-
 use super::letters::DeadLetterSink;
 use crate::deadletter::{Original, Reason};
-use crate::mqtt;
+use crate::mqtt::{Client, Delivery, DeliveryError, Message};
 
 /// Replies published but not yet acknowledged, at most. Small on purpose:
 /// paho C scans every pending publish when it assigns a message id or
 /// matches a PUBACK, so a long queue costs CPU on every reply, while a few
 /// hundred in flight already saturate a loopback or LAN link.
-const MAX_UNACKED: usize = 256;
+pub(super) const MAX_UNACKED: usize = 256;
 /// Bytes of replies (topic, properties, payload) published but not yet
 /// acknowledged, at most, per sender: part of the server's memory bound
 /// (docs/RELIABILITY.md), whatever the size of the requests' properties.
@@ -48,16 +46,16 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(300);
 /// Publishes replies and checks every result. Used from one thread only
 /// (the queue is a `RefCell`).
 pub struct ReplySender {
-    client: paho::AsyncClient,
+    client: Client,
     letters: Arc<DeadLetterSink>,
-    unacked: RefCell<VecDeque<(paho::DeliveryToken, Instant, usize)>>,
+    unacked: RefCell<VecDeque<(Delivery, Instant, usize)>>,
     /// The sum of the sizes in `unacked`.
     unacked_bytes: Cell<usize>,
 }
 
 impl ReplySender {
     /// A sender publishing through `client`; failures go to `letters`.
-    pub fn start(client: paho::AsyncClient, letters: Arc<DeadLetterSink>) -> ReplySender {
+    pub fn start(client: Client, letters: Arc<DeadLetterSink>) -> ReplySender {
         ReplySender {
             client,
             letters,
@@ -68,9 +66,9 @@ impl ReplySender {
 
     /// Publishes `msg`, waiting while paho's window or buffer is full.
     /// A publish paho refuses outright becomes a dead letter.
-    pub fn send(&self, msg: paho::Message) {
-        let size = msg.topic().len() + msg.properties().byte_len() + msg.payload().len();
-        match crate::mqtt::publish_waiting(&self.client, msg) {
+    pub fn send(&self, msg: Message) {
+        let size = msg.size();
+        match self.client.publish(msg) {
             Ok(token) => {
                 self.unacked
                     .borrow_mut()
@@ -78,11 +76,9 @@ impl ReplySender {
                 self.unacked_bytes.set(self.unacked_bytes.get() + size);
                 self.check(MAX_UNACKED);
             }
-            Err(e) => {
-                let original = match &e {
-                    paho::Error::Publish(_, m) => original_of(m),
-                    _ => Original::default(),
-                };
+            Err(refused) => {
+                let (e, msg) = *refused;
+                let original = original_of(&msg);
                 tracing::error!(error = %e, topic = %crate::logging::shorten(&original.topic, 120), "reply publish refused");
                 self.letters
                     .record(Reason::ReplyFailed, &e.to_string(), &original);
@@ -106,14 +102,14 @@ impl ReplySender {
             } else {
                 Duration::ZERO
             };
-            let result = match mqtt::completed(token) {
+            let result = match token.completed() {
                 Some(result) => result,
                 None if wait.is_zero() && Instant::now() < deadline => return,
                 // Over the window (or past the deadline): wait for the oldest.
-                None => mqtt::wait(token.clone(), wait.max(Duration::from_millis(1))),
+                None => token.wait(wait.max(Duration::from_millis(1))),
             };
             let expired = Instant::now() >= deadline;
-            if matches!(result, Err(paho::Error::Timeout)) && !expired {
+            if matches!(result, Err(DeliveryError::Timeout)) && !expired {
                 return;
             }
             let Some((token, _, size)) = unacked.pop_front() else {
@@ -136,9 +132,9 @@ impl ReplySender {
                 return true;
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            match mqtt::wait(token.clone(), left) {
+            match token.wait(left) {
                 Ok(()) => {}
-                Err(paho::Error::Timeout) => return false,
+                Err(DeliveryError::Timeout) => return false,
                 Err(e) => self.failed(&token, &e),
             }
         }
@@ -146,8 +142,8 @@ impl ReplySender {
 
     /// A reply that was not delivered becomes a dead letter holding it (so
     /// `mqttapp dlq replay` can send it again).
-    fn failed(&self, token: &paho::DeliveryToken, e: &paho::Error) {
-        let original = original_of(token.message());
+    fn failed(&self, token: &Delivery, e: &DeliveryError) {
+        let original = original_of(&token.message());
         tracing::error!(topic = %crate::logging::shorten(&original.topic, 120), error = %e, "reply was not delivered");
         self.letters
             .record(Reason::ReplyFailed, &e.to_string(), &original);
@@ -155,14 +151,13 @@ impl ReplySender {
 }
 
 /// A reply, kept as the dead letter's "original" when it cannot be delivered.
-fn original_of(msg: &paho::Message) -> Original {
-    let meta = crate::mqtt::MessageMeta::of(msg);
+fn original_of(msg: &Message) -> Original {
     Original {
-        topic: msg.topic().to_string(),
+        topic: msg.topic.clone(),
         response_topic: None,
-        correlation: meta.correlation,
-        content_type: meta.content_type,
-        payload: msg.payload().to_vec(),
+        correlation: msg.meta.correlation.clone(),
+        content_type: msg.meta.content_type.clone(),
+        payload: msg.payload.clone(),
         payload_cut: None,
     }
 }
