@@ -77,11 +77,12 @@
 //! The client is only answered after step 2, so a reply is never given for a
 //! change that a crash can roll back.
 //!
-//! A server handling a burst of requests commits all changes to one file
-//! together ([`Store::begin_group`], [`Store::commit_group`]): the same two
-//! steps once for the group, with `prev_*` = the state before the group, so
-//! the rollback above takes back the whole group (group.rs). A single edit
-//! is committed the same way, as a group of one.
+//! A server handling a burst of requests hands them to one [`Batch`]
+//! ([`Store::batch`]), which commits all consecutive changes to one file
+//! together: the same two steps once for them, with `prev_*` = the state
+//! before the batch, so the rollback above takes back all of them
+//! (batch.rs). [`Batch::commit`] gives the final answers, only after the
+//! commit. A single edit ([`Store::apply`]) is a batch of one.
 //!
 //! # Reply memory bounds
 //!
@@ -103,9 +104,9 @@
 //! Different files proceed in parallel.
 
 mod atomic;
+mod batch;
 mod error;
 mod fsread;
-mod group;
 mod index;
 mod journal;
 mod meta;
@@ -117,8 +118,8 @@ mod text;
 #[cfg(test)]
 mod tests;
 
+pub use self::batch::Batch;
 pub use self::error::EditError;
-pub use self::group::GroupFailure;
 pub use self::store::Store;
 
 /// Bounds that protect the server from requests (or hand-placed files) that

@@ -1,12 +1,11 @@
-//! The [`Store`]: one data directory, its locks, and the apply pipeline
-//! (validate, lock, read, reconcile, replay, check, commit).
+//! The [`Store`]: one data directory, its locks, and the steps every
+//! request shares (validate, lock, read, reconcile); batch.rs stages and
+//! commits changes with them.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use super::error::io_err;
-use super::group::Staging;
 use super::index::Memory;
 use super::meta::{self, Meta, Reconciled};
 use super::replay::{self, Keyed, ReplayPolicy};
@@ -23,9 +22,9 @@ const CREATE_LOCK: &str = ".create.lock";
 pub(super) const MAX_REPLAY_KEY_BYTES: usize = 256;
 
 /// A data directory of line-edited text files. Cheap to share: it holds
-/// paths and limits (and, while a group is open, the staged changes; see
-/// group.rs, and a cache of recently used reply memories, checked against
-/// the disk before each use; see replay.rs); all state lives on disk under
+/// paths and limits (and a cache of recently used reply memories, checked
+/// against the disk before each use; see replay.rs); changes are staged
+/// in a [`super::Batch`], not here; all state lives on disk under
 /// per-file locks, so it is `Send + Sync` and several `Store`s (in one or
 /// many processes) may use the same directory at once.
 #[derive(Debug)]
@@ -34,8 +33,6 @@ pub struct Store {
     meta_dir: PathBuf,
     default_file: String,
     limits: EditLimits,
-    /// Changes held for one commit while a group is open (group.rs).
-    pub(super) staging: Mutex<Option<Staging>>,
     /// Cached reply-memory indexes (replay.rs).
     pub(super) replay: Memory,
     /// Bounds and clock of the reply memory.
@@ -72,7 +69,6 @@ impl Store {
             meta_dir,
             default_file: default_file.to_string(),
             limits,
-            staging: Mutex::new(None),
             replay: Memory::default(),
             policy: ReplayPolicy::default(),
         };
@@ -91,37 +87,39 @@ impl Store {
         &self.dir
     }
 
-    /// Carries out one request atomically with respect to every other
-    /// request on the same file (in this or any other process). On error
-    /// nothing was changed, except that the metadata may have been brought
-    /// in line with what is on disk (see the module docs).
-    pub fn apply(&self, req: &EditRequest) -> Result<Outcome, EditError> {
+    /// The checks of a request that need no lock: the file it acts on
+    /// (validated) and its replay identity.
+    pub(super) fn check<'a>(
+        &'a self,
+        req: &'a EditRequest,
+    ) -> Result<(&'a str, Option<Keyed>), EditError> {
         let name = req.file.as_deref().unwrap_or(&self.default_file);
         names::validate(name)?;
         text::check_request(&req.action, &self.limits)?;
         let key = self.replay_key(req, name)?;
-        self.apply_checked(name, req, key)
+        Ok((name, key))
     }
 
-    /// Applies a checked request now: a show reads under the lock; a change
-    /// is staged and committed on its own (a group of one, group.rs).
-    pub(super) fn apply_now(
-        &self,
-        name: &str,
-        req: &EditRequest,
-        key: Option<Keyed>,
-    ) -> Result<Outcome, EditError> {
-        if req.action == Action::Show {
-            self.precheck(name, &req.action)?;
-            let _lock = self.lock_file(name)?;
-            return self.show_locked(name, req);
-        }
-        let mut staged = self.stage_file(name, &req.action)?;
-        let result = self.change_staged(name, &mut staged, req, key);
-        // Also after an error: nothing is staged then, and the reply
-        // memory goes back to the cache.
-        self.commit_staged(name, staged)?;
-        result
+    /// A show: reads under the file's lock, reconciles, answers.
+    pub(super) fn show(&self, name: &str, req: &EditRequest) -> Result<Outcome, EditError> {
+        self.precheck(name, &req.action)?;
+        let _lock = self.lock_file(name)?;
+        let (bytes, meta) = self.read_reconciled(name)?;
+        let Some(bytes) = bytes else {
+            return Err(not_found(name));
+        };
+        check_rev(req.expect_rev, meta.rev)?;
+        let content = text::decode(bytes)?;
+        let lines = text::split(&content).len() as u64;
+        Ok(outcome(name, meta.rev, lines, Some(content), false))
+    }
+
+    /// Reads data file `name` (`None` when missing) and its reconciled
+    /// metadata. The caller holds the file's lock.
+    pub(super) fn read_reconciled(&self, name: &str) -> Result<(Option<Vec<u8>>, Meta), EditError> {
+        let bytes = fsread::read(&self.file_path(name), name, self.limits.max_file_bytes)?;
+        let meta = self.reconcile(name, bytes.as_deref())?;
+        Ok((bytes, meta))
     }
 
     /// Replaces the bounds and clock of the reply memory (tests).
@@ -148,19 +146,6 @@ impl Store {
     /// The limits the store enforces.
     pub(super) fn limits(&self) -> &EditLimits {
         &self.limits
-    }
-
-    /// A show, under the file's lock: reads, reconciles, answers.
-    fn show_locked(&self, name: &str, req: &EditRequest) -> Result<Outcome, EditError> {
-        let bytes = fsread::read(&self.dir.join(name), name, self.limits.max_file_bytes)?;
-        let meta = self.reconcile(name, bytes.as_deref())?;
-        let Some(bytes) = bytes else {
-            return Err(not_found(name));
-        };
-        check_rev(req.expect_rev, meta.rev)?;
-        let content = text::decode(bytes)?;
-        let lines = text::split(&content).len() as u64;
-        Ok(outcome(name, meta.rev, lines, Some(content), false))
     }
 
     /// Loads the metadata of `name`, reconciles it with `content`, moves
@@ -266,6 +251,11 @@ impl Store {
             atomic::write(&path, b"")?;
         }
         Ok(())
+    }
+
+    /// Where data file `name` lives.
+    pub(super) fn file_path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
     }
 
     pub(super) fn meta_path(&self, name: &str) -> PathBuf {

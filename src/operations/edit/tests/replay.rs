@@ -95,12 +95,12 @@ fn young_keys_are_never_evicted_a_full_memory_answers_busy_and_applies_nothing()
     // Busy inside a group too; the rest of the group commits.
     let dir = tempfile::tempdir().unwrap();
     let (store, _clock) = open_clocked(dir.path(), 2);
-    store.begin_group();
-    ok(&store, &keyed(append("a"), b"a"));
-    ok(&store, &keyed(append("b"), b"b"));
-    assert_eq!(err(&store, &keyed(append("c"), b"c")).code(), "busy");
-    assert!(ok(&store, &keyed(append("a"), b"a")).replayed);
-    assert_eq!(store.commit_group(), []);
+    let mut b = store.batch();
+    staged(&mut b, &keyed(append("a"), b"a"));
+    staged(&mut b, &keyed(append("b"), b"b"));
+    assert_eq!(refused(&mut b, &keyed(append("c"), b"c")).code(), "busy");
+    assert!(staged(&mut b, &keyed(append("a"), b"a")).replayed);
+    commit_but(b, &["busy"]);
 }
 
 #[test]
@@ -130,10 +130,13 @@ fn a_key_reused_for_a_different_request_is_a_conflict() {
     }
     assert_eq!(content(dir.path(), DEFAULT), "a\n");
     // Inside a group as well.
-    store.begin_group();
-    ok(&store, &keyed(append("c"), b"g"));
-    assert_eq!(err(&store, &keyed(append("d"), b"g")).code(), "conflict");
-    assert_eq!(store.commit_group(), []);
+    let mut b = store.batch();
+    staged(&mut b, &keyed(append("c"), b"g"));
+    assert_eq!(
+        refused(&mut b, &keyed(append("d"), b"g")).code(),
+        "conflict"
+    );
+    commit_but(b, &["conflict"]);
     assert_eq!(content(dir.path(), DEFAULT), "a\nc\n");
 }
 
@@ -141,22 +144,22 @@ fn a_key_reused_for_a_different_request_is_a_conflict() {
 fn copies_of_a_change_in_one_group_and_across_groups_are_applied_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.begin_group();
+    let mut b = store.batch();
     let revs: Vec<(u64, bool)> = (0..50)
         .map(|_| {
-            let o = ok(&store, &keyed(append("once"), b"copy"));
+            let o = staged(&mut b, &keyed(append("once"), b"copy"));
             (o.rev, o.replayed)
         })
         .collect();
-    assert_eq!(store.commit_group(), []);
+    commit_all(b);
     assert_eq!(revs[0], (1, false));
     assert!(revs[1..].iter().all(|r| *r == (1, true)), "{revs:?}");
     for _ in 0..3 {
-        store.begin_group();
-        ok(&store, &req(append("other")));
-        let o = ok(&store, &keyed(append("once"), b"copy"));
+        let mut b = store.batch();
+        staged(&mut b, &req(append("other")));
+        let o = staged(&mut b, &keyed(append("once"), b"copy"));
         assert_eq!((o.rev, o.replayed), (1, true));
-        assert_eq!(store.commit_group(), []);
+        commit_all(b);
     }
     assert_eq!(content(dir.path(), DEFAULT).matches("once").count(), 1);
 }
@@ -192,11 +195,11 @@ fn another_store_on_the_directory_sees_the_memory() {
 fn the_journal_is_compacted_and_a_rollback_after_compaction_keeps_older_keys() {
     let dir = tempfile::tempdir().unwrap();
     let (store, clock) = open_clocked(dir.path(), 20_000);
-    store.begin_group();
+    let mut b = store.batch();
     for i in 0..9_000u32 {
-        ok(&store, &expiring(replace(1, "x"), &i.to_le_bytes(), 1));
+        staged(&mut b, &expiring(replace(1, "x"), &i.to_le_bytes(), 1));
     }
-    assert_eq!(store.commit_group(), []);
+    commit_all(b);
     ok(&store, &keyed(append("kept"), b"kept"));
     assert_eq!(read_meta(dir.path(), DEFAULT).journal.len, 9_001);
     // All but one expired: the next keyed change compacts.
