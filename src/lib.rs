@@ -26,6 +26,7 @@ pub mod ask;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod datadir;
 pub mod deadletter;
 pub mod dlq;
 pub mod exit;

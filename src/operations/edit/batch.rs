@@ -232,7 +232,7 @@ fn stage_file(store: &Store, name: &str, action: &Action) -> Result<Staged, Edit
     let index = Index::sync(
         store.replay.take(name),
         start.journal,
-        store.meta_dir(),
+        store.dirs(),
         name,
         &store.policy,
     )?;
@@ -324,7 +324,7 @@ fn commit_staged(store: &Store, staged: Staged) -> Result<(), EditError> {
     let now = store.policy.now();
     let hash = meta::content_hash(Some(content.as_bytes()));
     let written = (|| {
-        let (journal, stale) = index.write(&pending, store.meta_dir(), &name, now)?;
+        let (journal, stale) = index.write(&pending, store.dirs(), &name, now)?;
         let done = start.after(changes, hash, journal);
         meta::save(&store.meta_path(&name), &done)?;
         if let Some(stale) = stale {

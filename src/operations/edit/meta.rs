@@ -1,7 +1,7 @@
 //! Per-file metadata: revision, content hash, the previous revision (for
 //! crash recovery) and where the replay journal ends (journal.rs).
 //!
-//! Stored as JSON in `<dir>/.mqttapp/<name>.meta` and replaced atomically.
+//! Stored as JSON in the bookkeeping directory (`DataDir::meta`) and replaced atomically.
 //! A missing metadata file means revision 0 with no history. The metadata
 //! describes the content whose SHA-256 is `hash`; `prev_rev`/`prev_hash`
 //! describe the content before the last change the store started, and

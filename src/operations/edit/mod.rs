@@ -13,22 +13,17 @@
 //!
 //! # On-disk layout
 //!
-//! ```text
-//! <dir>/                     mode 0700 when created by Store::open
-//!   notes.txt                data files: names match [A-Za-z0-9._-]{1,128},
-//!   other.txt                never start with '.'; written with mode 0600
-//!   .tmpXXXXXX               in-flight temporary files (leading dot, so never
-//!                            taken for data files; a crash may leave one)
-//!   .mqttapp/                the store's bookkeeping (mode 0700)
-//!     notes.txt.lock         lock file: `File::lock()` serializes every apply
-//!     notes.txt.meta         JSON metadata: rev, hash, prev_rev, prev_hash,
-//!                            journal {gen, len, prev_len}
-//!     notes.txt.replay-<gen> replay journal: 64-byte records (SHA-256/128 of
-//!                            the key, of the request's content, rev, lines,
-//!                            expires-at, commit tag); only the first `len`
-//!                            are valid (journal.rs)
-//!     .create.lock           held while a new data file is created (max_files)
-//! ```
+//! [`crate::datadir`] owns the layout (the one place that names a path):
+//! data files at the top of the data directory, each with a lock file,
+//! JSON metadata (rev, hash, prev_rev, prev_hash, journal {gen, len,
+//! prev_len}) and a replay journal of 64-byte records (SHA-256/128 of the
+//! key and of the request's content, rev, lines, expires-at, commit tag;
+//! only the first `len` are valid, journal.rs) in the bookkeeping
+//! directory, plus the creation lock held while a new data file is
+//! created (max_files). Data files are written with mode 0600, the
+//! directories created with mode 0700; in-flight temporary files start
+//! with '.', so they are never taken for data files (a crash may leave
+//! one).
 //!
 //! Metadata written by earlier versions kept the reply memory in the JSON
 //! (`applied`, hex keys); it still loads, and its entries are moved into

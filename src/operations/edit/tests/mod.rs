@@ -12,6 +12,8 @@ mod text;
 
 use std::path::Path;
 
+use crate::datadir::{DataDir, META_DIR};
+
 use super::{Action, Batch, EditError, EditLimits, EditRequest, Outcome, Store};
 
 const DEFAULT: &str = "notes.txt";
@@ -123,7 +125,7 @@ fn keyed(action: Action, key: &[u8]) -> EditRequest {
 }
 
 fn meta_path(dir: &Path, name: &str) -> std::path::PathBuf {
-    dir.join(".mqttapp").join(format!("{name}.meta"))
+    DataDir::new(dir).meta(name)
 }
 
 fn read_meta(dir: &Path, name: &str) -> super::meta::Meta {

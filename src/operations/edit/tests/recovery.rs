@@ -172,7 +172,7 @@ fn removed_bookkeeping_dir_is_recreated() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     ok(&store, &req(append("a")));
-    std::fs::remove_dir_all(dir.path().join(".mqttapp")).unwrap();
+    std::fs::remove_dir_all(DataDir::new(dir.path()).meta_dir()).unwrap();
     // Without metadata the file counts as never changed by the store.
     assert_eq!(ok(&store, &req(Action::Show)).rev, 0);
     assert_eq!(ok(&store, &req(append("b"))).rev, 1);

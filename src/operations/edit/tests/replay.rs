@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::super::journal;
 use super::super::meta;
 use super::super::replay::{
     commit_tag, migrate, retention_secs, Keyed, ReplayPolicy, MAX_RETENTION_SECS,
@@ -210,9 +209,8 @@ fn the_journal_is_compacted_and_a_rollback_after_compaction_keeps_older_keys() {
         (m.journal.gen, m.journal.len, m.journal.prev_len),
         (1, 2, 1)
     );
-    let meta_dir = dir.path().join(".mqttapp");
     assert!(
-        !journal::path(&meta_dir, DEFAULT, 0).exists(),
+        !DataDir::new(dir.path()).journal(DEFAULT, 0).exists(),
         "old generation removed"
     );
     // Crash between the steps of that change: its entry goes, the carried
@@ -273,8 +271,7 @@ fn a_journal_shorter_than_its_metadata_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     ok(&store, &keyed(append("a"), b"k"));
-    let meta_dir = dir.path().join(".mqttapp");
-    std::fs::write(journal::path(&meta_dir, DEFAULT, 0), b"short").unwrap();
+    std::fs::write(DataDir::new(dir.path()).journal(DEFAULT, 0), b"short").unwrap();
     let fresh = open(dir.path());
     assert_eq!(err(&fresh, &keyed(append("a"), b"k")).code(), "io");
     assert_eq!(content(dir.path(), DEFAULT), "a\n");
