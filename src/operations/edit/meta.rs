@@ -167,20 +167,9 @@ pub(super) fn save(path: &Path, meta: &Meta) -> Result<(), EditError> {
 /// The hash recorded for content: SHA-256 hex, or [`ABSENT`] for no file.
 pub(super) fn content_hash(content: Option<&[u8]>) -> String {
     match content {
-        Some(bytes) => hex(&Sha256::digest(bytes)),
+        Some(bytes) => hex::encode(Sha256::digest(bytes)),
         None => ABSENT.to_string(),
     }
-}
-
-/// Lowercase hex of `bytes`.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

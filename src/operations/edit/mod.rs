@@ -116,36 +116,7 @@ mod tests;
 pub use self::batch::Batch;
 pub use self::error::EditError;
 pub use self::store::Store;
-
-/// Bounds that protect the server from requests (or hand-placed files) that
-/// would make it allocate or write without limit. Every limit is checked
-/// before the corresponding memory is allocated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EditLimits {
-    /// Largest file, in bytes, the store will read or write (default 1 MiB).
-    pub max_file_bytes: u64,
-    /// Largest line number a request may name and largest line count a
-    /// change may produce (default 100 000).
-    pub max_lines: u64,
-    /// Longest text, in bytes, a single line in a request may carry
-    /// (default 64 KiB).
-    pub max_line_bytes: usize,
-    /// Most data files the directory may hold before creating another one is
-    /// refused (default 1000).
-    pub max_files: usize,
-}
-
-impl Default for EditLimits {
-    /// Limits suited to small configuration/notes files edited over MQTT.
-    fn default() -> Self {
-        EditLimits {
-            max_file_bytes: 1024 * 1024,
-            max_lines: 100_000,
-            max_line_bytes: 64 * 1024,
-            max_files: 1000,
-        }
-    }
-}
+pub use crate::limits::EditLimits;
 
 /// What a request does to its file. Line numbers are 1-based, as a person
 /// reading the file would count them.

@@ -235,8 +235,8 @@ fn meta_of_an_earlier_version_is_honoured_and_moved_into_the_journal() {
         r#"{{"rev":2,"hash":"{}","prev_rev":1,"prev_hash":"{}","applied":[{{"key":"{}","rev":1,"lines":1,"at":{now}}},{{"key":"{}","rev":2,"lines":2,"at":{now}}}]}}"#,
         meta::content_hash(Some(b"a\nb\n")),
         meta::content_hash(Some(b"a\n")),
-        meta::hex(b"old1"),
-        meta::hex(b"old2"),
+        hex::encode(b"old1"),
+        hex::encode(b"old2"),
     );
     std::fs::write(meta_path(dir.path(), DEFAULT), old).unwrap();
     let r = ok(&store, &keyed(append("whatever"), b"old2"));
