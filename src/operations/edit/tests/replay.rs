@@ -267,6 +267,19 @@ fn meta_that_cannot_be_opened_is_an_error_not_an_empty_history() {
 }
 
 #[test]
+fn meta_that_is_a_directory_is_an_error_not_an_empty_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    ok(&store, &keyed(append("a"), b"k"));
+    let path = meta_path(dir.path(), DEFAULT);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    assert_eq!(meta::load(&path).expect_err("a directory").code(), "io");
+    assert_eq!(err(&store, &keyed(append("a"), b"k")).code(), "io");
+    assert_eq!(content(dir.path(), DEFAULT), "a\n", "nothing applied twice");
+}
+
+#[test]
 fn a_journal_shorter_than_its_metadata_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
