@@ -201,7 +201,7 @@ impl Batch<'_> {
             Request::Echo(r) => Answer::Ready(Reply::Ok(OkValue::Text(echo::echo(&r.text)))),
             Request::Edit(r) => match Operations::edit_request(r, replay) {
                 Ok((req, from)) => {
-                    let index = self.edits.len();
+                    let index = self.edits.taken();
                     // Staged; the final answer comes from the commit.
                     let _staged = self.edits.apply(&req);
                     Answer::Edit { index, from }

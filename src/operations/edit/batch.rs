@@ -137,14 +137,10 @@ impl Batch<'_> {
         }
     }
 
-    /// How many requests the batch has taken.
-    pub fn len(&self) -> usize {
+    /// How many requests the batch has taken: the position the next
+    /// one's answer will have in [`Batch::commit`]'s list.
+    pub fn taken(&self) -> usize {
         self.answers.len()
-    }
-
-    /// True before the first request.
-    pub fn is_empty(&self) -> bool {
-        self.answers.is_empty()
     }
 
     /// Commits what is staged (metadata, then content; see the module
@@ -207,19 +203,17 @@ impl Batch<'_> {
         let Some(staged) = self.current.take() else {
             return;
         };
-        let name = staged.name.clone();
+        let (name, changes) = (staged.name.clone(), staged.changes);
         let Err(e) = commit_staged(self.store, staged) else {
             return;
         };
+        tracing::error!(file = %name, error = %e, changes, "batch commit failed");
         let file = self.files;
-        let mut failed = 0;
         for answer in &mut self.answers {
             if matches!(answer, Answer::Staged { file: f, .. } if *f == file) {
                 *answer = Answer::Final(Err(e.duplicate()));
-                failed += 1;
             }
         }
-        tracing::error!(file = %name, error = %e, changes = failed, "batch commit failed");
     }
 }
 

@@ -155,3 +155,54 @@ fn a_failed_commit_fails_every_change_of_its_group_and_is_rolled_back() {
     let again = ok(&store, &on("new", append("a")));
     assert_eq!((again.rev, again.replayed), (1, false));
 }
+
+#[test]
+fn a_replay_of_a_committed_change_stays_answered_when_the_batch_commit_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    ok(&store, &keyed(append("a"), b"k1"));
+    ok(&store, &keyed(append("b"), b"k2"));
+    let mut b = store.batch();
+    // Copies of changes committed before the batch (the file is at rev 2).
+    let old = staged(&mut b, &keyed(append("a"), b"k1"));
+    let last = staged(&mut b, &keyed(append("b"), b"k2"));
+    assert_eq!((old.rev, last.rev, last.replayed), (1, 2, true));
+    staged(&mut b, &keyed(append("c"), b"k3"));
+    let copy = staged(&mut b, &keyed(append("c"), b"k3"));
+    assert_eq!((copy.rev, copy.replayed), (3, true));
+    // The content cannot be renamed into place: a directory is in the way.
+    std::fs::remove_file(dir.path().join(DEFAULT)).unwrap();
+    std::fs::create_dir(dir.path().join(DEFAULT)).unwrap();
+    std::fs::write(dir.path().join(DEFAULT).join("x"), "").unwrap();
+    let answers = b.commit();
+    let summary: Vec<Result<(u64, bool), &str>> = answers
+        .iter()
+        .map(|a| {
+            a.as_ref()
+                .map(|o| (o.rev, o.replayed))
+                .map_err(|e| e.code())
+        })
+        .collect();
+    // The change of the failed commit and its copy fail; the replays of
+    // what was committed before stay true.
+    assert_eq!(
+        summary,
+        [Ok((1, true)), Ok((2, true)), Err("io"), Err("io")]
+    );
+}
+
+#[test]
+fn a_change_to_an_existing_file_needs_no_room_for_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = EditLimits {
+        max_files: 1,
+        ..EditLimits::default()
+    };
+    let store = open_with(dir.path(), limits);
+    let mut b = store.batch();
+    staged(&mut b, &req(append("a")));
+    staged(&mut b, &req(append("b")));
+    assert_eq!(refused(&mut b, &on("other", append("c"))).code(), "limit");
+    commit_but(b, &["limit"]);
+    assert_eq!(content(dir.path(), DEFAULT), "a\nb\n");
+}
