@@ -2,7 +2,8 @@
 //! the reason and the original message so nothing disappears without a
 //! trace.
 //!
-//! Records are JSON lines in `<data-dir>/.mqttapp/deadletters.jsonl`,
+//! Records are JSON lines in the data directory's dead-letter file
+//! (`crate::datadir::DataDir::dead_letters`),
 //! appended and fsynced one at a time under an exclusive file lock (several
 //! servers may share a data directory). `mqttapp dlq` reads, replays and
 //! purges them.

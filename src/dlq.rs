@@ -1,5 +1,5 @@
 //! `mqttapp dlq`: list, replay and purge the dead letters kept in a
-//! server's data directory (`<data-dir>/.mqttapp/deadletters.jsonl`).
+//! server's data directory (`crate::datadir::DataDir::dead_letters`).
 //!
 //! These commands work on the local store, so they run on the server's
 //! host (or wherever its data directory is mounted). Replay publishes each

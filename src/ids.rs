@@ -1,5 +1,7 @@
 //! Random identifiers from the OS CSPRNG (`getrandom`): client ids, server
-//! instance ids, and the correlation data of requests.
+//! instance ids, jitter, the edit journal's commit tags, and the
+//! correlation data of requests. Nothing else in the crate makes random
+//! values.
 //!
 //! Correlation data is also a request's replay key on the server (Response
 //! Topic + Correlation Data, docs/PROTOCOL.md "Re-sending"): a client that
@@ -7,8 +9,10 @@
 //! claim it first. So every request gets [`CORRELATION_LEN`] fresh random
 //! bytes — no counter, nothing derived from an earlier request.
 
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
+
+use sha2::{Digest, Sha256};
 
 /// Bytes of correlation data per request: 128 random bits.
 pub const CORRELATION_LEN: usize = 16;
@@ -29,21 +33,35 @@ pub fn random_u64() -> u64 {
 /// Fills `buf` from the OS CSPRNG.
 ///
 /// Should the OS refuse (it does not on any supported platform once booted),
-/// the bytes come from std's SipHash keyed with its own OS-seeded random
-/// keys, a keyed PRF that is still unpredictable to other clients; a
-/// warning is logged once. A client that cannot make ids must not panic.
+/// the bytes are SHA-256 of the clock, the process id and a counter:
+/// distinct, but guessable by someone who knows when the program ran, so
+/// an error is logged once. A client that cannot make ids must not panic
+/// (and std's own `RandomState` would, drawing from the same OS source).
 pub fn fill(buf: &mut [u8]) {
     if let Err(e) = getrandom::fill(buf) {
         static WARN: Once = Once::new();
-        WARN.call_once(
-            || tracing::warn!(error = %e, "the OS random source failed; using a keyed hash"),
-        );
-        for chunk in buf.chunks_mut(8) {
-            let mut h = RandomState::new().build_hasher();
-            h.write_u64(0x6d71_7474);
-            let word = h.finish().to_be_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
+        WARN.call_once(|| {
+            tracing::error!(error = %e, "the OS random source failed; ids and correlation data are now guessable")
+        });
+        fill_without_os(buf);
+    }
+}
+
+/// The fallback of [`fill`]: distinct values without the OS random source.
+fn fill_without_os(buf: &mut [u8]) {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    for chunk in buf.chunks_mut(32) {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let digest = Sha256::new()
+            .chain_update(nanos.to_le_bytes())
+            .chain_update(std::process::id().to_le_bytes())
+            .chain_update(n.to_le_bytes())
+            .finalize();
+        chunk.copy_from_slice(&digest[..chunk.len()]);
     }
 }
 
@@ -123,6 +141,18 @@ mod tests {
         // than 1500 ones (mean 2048, sd 32).
         let ones: u32 = (0..32).flat_map(|_| s.fresh()).map(u8::count_ones).sum();
         assert!((1500..2600).contains(&ones), "{ones} one bits of 4096");
+    }
+
+    #[test]
+    fn the_fallback_without_the_os_source_gives_distinct_values() {
+        let draw = || {
+            let mut b = [0u8; 40];
+            fill_without_os(&mut b);
+            b
+        };
+        let v: HashSet<[u8; 40]> = (0..64).map(|_| draw()).collect();
+        assert_eq!(v.len(), 64);
+        assert!(v.iter().all(|b| b[32..] != [0; 8]));
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod datadir;
 pub mod deadletter;
 pub mod dlq;
 pub mod doctor;

@@ -3,11 +3,11 @@
 //! Every limit has a documented default (`config/mqttapp.toml`,
 //! `docs/SECURITY.md`) and can be changed in the `[limits]` table of the
 //! config file. A violation is answered with error code `limit`.
+//!
+//! A leaf: the operations (calc, edit) take their limits from here, and
+//! this module imports none of them.
 
 use serde::Deserialize;
-
-use crate::operations::calc::CalcLimits;
-use crate::operations::edit::EditLimits;
 
 /// Deepest calc nesting a config file may ask for: each level costs stack
 /// (up to ~2 KiB), and the server's main thread has 8 MiB.
@@ -105,6 +105,61 @@ impl Limits {
                 max_line_bytes: file.max_line_bytes.unwrap_or(d.edit.max_line_bytes),
                 max_files: file.max_files.unwrap_or(d.edit.max_files),
             },
+        }
+    }
+}
+
+/// Limits checked before (length) and during (depth) evaluation, so that a
+/// hostile request costs bounded time, memory and stack.
+///
+/// Each level of `max_depth` costs a few stack frames (roughly 0.5-2 KiB,
+/// more in debug builds), so the depth limit is what keeps the stack safe:
+/// on a 2 MiB thread stack keep `max_depth` well below 1000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CalcLimits {
+    /// Longest accepted expression, in bytes (default 4096).
+    pub max_len: usize,
+    /// Deepest accepted nesting of parentheses, unary signs, function calls
+    /// and `^` chains (default 64).
+    pub max_depth: usize,
+}
+
+impl Default for CalcLimits {
+    /// Limits suited to interactive requests: 4096 bytes, depth 64.
+    fn default() -> Self {
+        CalcLimits {
+            max_len: 4096,
+            max_depth: 64,
+        }
+    }
+}
+
+/// Bounds that protect the server from requests (or hand-placed files) that
+/// would make it allocate or write without limit. Every limit is checked
+/// before the corresponding memory is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EditLimits {
+    /// Largest file, in bytes, the store will read or write (default 1 MiB).
+    pub max_file_bytes: u64,
+    /// Largest line number a request may name and largest line count a
+    /// change may produce (default 100 000).
+    pub max_lines: u64,
+    /// Longest text, in bytes, a single line in a request may carry
+    /// (default 64 KiB).
+    pub max_line_bytes: usize,
+    /// Most data files the directory may hold before creating another one is
+    /// refused (default 1000).
+    pub max_files: usize,
+}
+
+impl Default for EditLimits {
+    /// Limits suited to small configuration/notes files edited over MQTT.
+    fn default() -> Self {
+        EditLimits {
+            max_file_bytes: 1024 * 1024,
+            max_lines: 100_000,
+            max_line_bytes: 64 * 1024,
+            max_files: 1000,
         }
     }
 }

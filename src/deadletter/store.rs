@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::bound::{bounded, without_payload, Header};
 use super::dropped;
 use super::{DeadLetter, DeadLetterError, Original, Reason};
+use crate::datadir::DataDir;
 use crate::limits::DEFAULT_MAX_PAYLOAD;
 
 /// A line buffer that grew past this is released after use, so one old
@@ -38,7 +39,12 @@ pub enum Recorded {
 /// Appends and reads dead letters in a data directory.
 #[derive(Debug)]
 pub struct DeadLetters {
+    /// The store file.
     path: PathBuf,
+    /// Its lock file.
+    lock: PathBuf,
+    /// The count of dropped letters.
+    dropped: PathBuf,
     server_id: String,
     seq: AtomicU64,
     max_payload: usize,
@@ -50,8 +56,11 @@ impl DeadLetters {
     /// The store of `data_dir` (the file is created on first use), with no
     /// budget and the default payload cap.
     pub fn new(data_dir: &Path, server_id: &str) -> DeadLetters {
+        let dirs = DataDir::new(data_dir);
         DeadLetters {
-            path: data_dir.join(".mqttapp").join("deadletters.jsonl"),
+            path: dirs.dead_letters(),
+            lock: dirs.dead_letters_lock(),
+            dropped: dirs.dead_letters_dropped(),
             server_id: server_id.to_string(),
             seq: AtomicU64::new(0),
             max_payload: DEFAULT_MAX_PAYLOAD,
@@ -128,7 +137,7 @@ impl DeadLetters {
                 let slim = without_payload(&letter);
                 let line = json_line(&slim);
                 if !fits(size, &line, self.max_bytes) {
-                    let total = dropped::count_one(&self.path)?;
+                    let total = dropped::count_one(&self.dropped)?;
                     return Ok(Recorded::Dropped { total });
                 }
                 (slim, line)
@@ -144,7 +153,7 @@ impl DeadLetters {
     /// # Errors
     /// [`DeadLetterError::Io`] when the count cannot be read.
     pub fn dropped(&self) -> Result<u64, DeadLetterError> {
-        dropped::read(&self.path).map_err(|e| self.io(e))
+        dropped::read(&self.dropped).map_err(|e| self.io(e))
     }
 
     fn open_append(&self) -> std::io::Result<File> {
@@ -256,7 +265,7 @@ impl DeadLetters {
             tmp.persist(&self.path).map_err(|e| e.error)?;
             File::open(dir)?.sync_all()?;
             if ids.is_none() {
-                dropped::reset(&self.path)?;
+                dropped::reset(&self.dropped)?;
             }
             Ok(gone)
         })
@@ -273,7 +282,7 @@ impl DeadLetters {
                     .create(dir)?;
             }
             let lock = private_file(OpenOptions::new().create(true).truncate(false).write(true))
-                .open(self.path.with_extension("lock"))?;
+                .open(&self.lock)?;
             lock.lock()?;
             f()
         };

@@ -56,41 +56,44 @@ impl Operations {
         })
     }
 
-    /// Starts a group: edits are applied in memory until
-    /// [`Operations::commit_group`], so a burst of edits to one file costs
-    /// one commit (see `edit::Store::begin_group`). Replies to edits must
-    /// wait for the commit.
-    pub fn begin_group(&self) {
-        self.store.begin_group();
+    /// Starts a batch: the requests of a burst, answered together, so a
+    /// burst of edits to one file costs one commit (see `edit::Batch`).
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            ops: self,
+            edits: self.store.batch(),
+            answers: Vec::new(),
+        }
     }
 
-    /// Commits the group's edits; the failures say which answered edits
-    /// (file and revision) must be answered with an error instead.
-    pub fn commit_group(&self) -> Vec<edit::GroupFailure> {
-        self.store.commit_group()
-    }
-
-    /// Answers one request.
+    /// Answers one request (a batch of one).
     ///
     /// `replay` identifies the request across re-sends (response topic
     /// and correlation data); an edit with a key it has already applied is
     /// answered from memory instead of being applied twice.
     pub fn apply(&self, request: &Request, replay: Option<Replay>) -> Reply {
-        match request {
-            Request::Calc(r) => match calc::evaluate(&r.expr, &self.limits.calc) {
-                Ok(calc::Number::Int(n)) => Reply::Ok(OkValue::Int(n)),
-                Ok(calc::Number::Float(x)) => Reply::Ok(OkValue::Float(x)),
-                Err(e) => Reply::Err(calc_error(e)),
-            },
-            Request::Echo(r) => Reply::Ok(OkValue::Text(echo::echo(&r.text))),
-            Request::Edit(r) => match self.edit(r, replay) {
-                Ok(result) => Reply::Ok(OkValue::Edit(result)),
-                Err(body) => Reply::Err(body),
-            },
+        let mut batch = self.batch();
+        batch.apply(request, replay);
+        batch
+            .commit()
+            .pop()
+            .unwrap_or_else(|| Reply::error(ErrorCode::Internal, "a batch of one gave no reply"))
+    }
+
+    fn calc(&self, expr: &str) -> Reply {
+        match calc::evaluate(expr, &self.limits.calc) {
+            Ok(calc::Number::Int(n)) => Reply::Ok(OkValue::Int(n)),
+            Ok(calc::Number::Float(x)) => Reply::Ok(OkValue::Float(x)),
+            Err(e) => Reply::Err(calc_error(e)),
         }
     }
 
-    fn edit(&self, r: &EditRequest, replay: Option<Replay>) -> Result<EditResult, ErrorBody> {
+    /// The store's request for a wire edit request, and the line its
+    /// `show` page starts at.
+    fn edit_request(
+        r: &EditRequest,
+        replay: Option<Replay>,
+    ) -> Result<(edit::EditRequest, u64), ErrorBody> {
         let (replay_key, expiry_secs) = match replay {
             Some(Replay { key, expiry_secs }) => (Some(key), expiry_secs),
             None => (None, None),
@@ -112,7 +115,23 @@ impl Operations {
             replay_key,
             expiry_secs,
         };
-        let outcome = self.store.apply(&request).map_err(|e| {
+        Ok((request, from))
+    }
+
+    /// The reply to an edit, from the store's final answer.
+    fn edit_reply(&self, answer: Result<edit::Outcome, edit::EditError>, from: u64) -> Reply {
+        match self.edit_result(answer, from) {
+            Ok(result) => Reply::Ok(OkValue::Edit(result)),
+            Err(body) => Reply::Err(body),
+        }
+    }
+
+    fn edit_result(
+        &self,
+        answer: Result<edit::Outcome, edit::EditError>,
+        from: u64,
+    ) -> Result<EditResult, ErrorBody> {
+        let outcome = answer.map_err(|e| {
             if matches!(
                 e,
                 edit::EditError::Busy(_) | edit::EditError::KeyReused { .. }
@@ -146,6 +165,69 @@ impl Operations {
             content,
             next,
         })
+    }
+}
+
+/// The requests of one burst: calc and echo are answered at once, edits
+/// are handed to one `edit::Batch`, and [`Batch::commit`] gives every
+/// final reply, in order, only after the edits were committed. The server
+/// publishes nothing before that, so no reply reports a change that a
+/// crash can still take back.
+pub struct Batch<'o> {
+    ops: &'o Operations,
+    edits: edit::Batch<'o>,
+    /// One per [`Batch::apply`], in order.
+    answers: Vec<Answer>,
+}
+
+/// The answer to one request of a [`Batch`].
+enum Answer {
+    Ready(Reply),
+    /// The edit batch's answer number `index`; a show's page starts at
+    /// line `from`.
+    Edit {
+        index: usize,
+        from: u64,
+    },
+}
+
+impl Batch<'_> {
+    /// Takes one request; its reply is the one at the same position in
+    /// [`Batch::commit`]'s list. Returns that position. If this panics
+    /// (a bug), nothing was taken, and the batch can go on.
+    pub fn apply(&mut self, request: &Request, replay: Option<Replay>) -> usize {
+        let answer = match request {
+            Request::Calc(r) => Answer::Ready(self.ops.calc(&r.expr)),
+            Request::Echo(r) => Answer::Ready(Reply::Ok(OkValue::Text(echo::echo(&r.text)))),
+            Request::Edit(r) => match Operations::edit_request(r, replay) {
+                Ok((req, from)) => {
+                    let index = self.edits.taken();
+                    // Staged; the final answer comes from the commit.
+                    let _staged = self.edits.apply(&req);
+                    Answer::Edit { index, from }
+                }
+                Err(body) => Answer::Ready(Reply::Err(body)),
+            },
+        };
+        self.answers.push(answer);
+        self.answers.len() - 1
+    }
+
+    /// Commits the edits and returns every request's final reply, in the
+    /// order they were applied.
+    pub fn commit(self) -> Vec<Reply> {
+        let ops = self.ops;
+        let mut edits: Vec<Option<_>> = self.edits.commit().into_iter().map(Some).collect();
+        self.answers
+            .into_iter()
+            .map(|answer| match answer {
+                Answer::Ready(reply) => reply,
+                Answer::Edit { index, from } => match edits.get_mut(index).and_then(Option::take) {
+                    Some(result) => ops.edit_reply(result, from),
+                    None => Reply::error(ErrorCode::Internal, "an edit gave no answer"),
+                },
+            })
+            .collect()
     }
 }
 

@@ -1,6 +1,8 @@
-//! One request message in, one outcome out: a reply to publish, a dead
-//! letter, or both. Pure with respect to MQTT: the loop in `mod.rs` does
-//! the publishing.
+//! Request messages in, one outcome each out: a reply to publish, a dead
+//! letter, or both. A burst is answered by one [`Batch`] of the
+//! operations, so its edits are committed together; every outcome
+//! returned is final (an edit's reply is only made after its commit).
+//! Pure with respect to MQTT: the loop in `mod.rs` does the publishing.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -12,11 +14,9 @@ use std::time::Instant;
 use crate::deadletter::{Original, Reason};
 use crate::logging::shorten;
 use crate::mqtt::MessageMeta;
-use crate::operations::edit::GroupFailure;
-use crate::operations::{Operations, Replay};
+use crate::operations::{Batch, Operations, Replay};
 use crate::protocol::{
-    decode_request, encode_reply, Encoding, ErrorCode, OkValue, Op, ProtocolError, Reply, Request,
-    Topics,
+    decode_request, encode_reply, Encoding, ErrorCode, Op, ProtocolError, Reply, Request, Topics,
 };
 
 /// A request as it arrived, with the moment it arrived (for expiry).
@@ -55,35 +55,6 @@ pub struct Outgoing {
     pub payload: Vec<u8>,
     /// The error code, for logs and counters.
     pub error: Option<String>,
-    /// The file and revision of an edit this reply reports as applied
-    /// (not for `show`): inside a group, a promise the commit must keep.
-    pub edit: Option<(String, u64)>,
-    /// The reply's encoding, to encode a replacement.
-    pub encoding: Encoding,
-}
-
-impl Outgoing {
-    /// True while the reply reports an edit that a group commit must still
-    /// keep (see [`Outgoing::settle`]).
-    pub fn awaits_commit(&self) -> bool {
-        self.edit.is_some()
-    }
-
-    /// After the group commit: a reply whose edit was in a failed group
-    /// becomes that failure's error (the edit did not happen after all).
-    pub fn settle(&mut self, failures: &[GroupFailure]) {
-        let broken = self.edit.as_ref().and_then(|(file, rev)| {
-            failures
-                .iter()
-                .find(|f| f.file == *file && f.revs.contains(rev))
-        });
-        if let Some(f) = broken {
-            let code = ErrorCode::parse(f.code).unwrap_or(ErrorCode::Internal);
-            self.payload = encode_reply(&Reply::error(code, f.message.clone()), self.encoding);
-            self.error = Some(code.as_str().to_string());
-        }
-        self.edit = None;
-    }
 }
 
 /// What to do with a request.
@@ -94,79 +65,226 @@ pub struct Outcome {
     pub dead_letter: Option<(Reason, String)>,
 }
 
-/// What answers a decoded request: [`Operations::apply`] in the server.
+/// What answers the decoded requests of a burst: a [`Batch`] of the
+/// operations in the server. A trait so the panic guard can be tested
+/// with an operation that panics.
+pub trait Answers {
+    /// Takes one request; returns the position of its reply in
+    /// [`Answers::commit`]'s list.
+    fn apply(&mut self, request: &Request, replay: Option<Replay>) -> usize;
+    /// The final replies to every request taken, in order.
+    fn commit(self) -> Vec<Reply>;
+}
+
+impl Answers for Batch<'_> {
+    fn apply(&mut self, request: &Request, replay: Option<Replay>) -> usize {
+        Batch::apply(self, request, replay)
+    }
+
+    fn commit(self) -> Vec<Reply> {
+        Batch::commit(self)
+    }
+}
+
+/// A function answering each request at once, as [`Answers`].
+#[cfg(test)]
 pub type Apply<'a> = dyn Fn(&Request, Option<Replay>) -> Reply + 'a;
+
+/// [`Answers`] by a function: replies are final when given.
+#[cfg(test)]
+struct Each<'a, 'f> {
+    apply: &'a Apply<'f>,
+    replies: Vec<Reply>,
+}
+
+#[cfg(test)]
+impl Answers for Each<'_, '_> {
+    fn apply(&mut self, request: &Request, replay: Option<Replay>) -> usize {
+        self.replies.push((self.apply)(request, replay));
+        self.replies.len() - 1
+    }
+
+    fn commit(self) -> Vec<Reply> {
+        self.replies
+    }
+}
 
 /// Decodes, dispatches and encodes one request.
 pub fn handle(ops: &Operations, topics: &Topics, max_payload: usize, msg: &Incoming) -> Outcome {
-    handle_with(&|r, key| ops.apply(r, key), topics, max_payload, msg)
+    only(handle_all(
+        ops.batch(),
+        topics,
+        max_payload,
+        std::slice::from_ref(msg),
+    ))
+}
+
+/// Decodes, dispatches and encodes a burst of requests with one batch of
+/// the operations (one commit per edited file); the outcomes, one per
+/// message and in order, are final.
+pub fn handle_burst(
+    ops: &Operations,
+    topics: &Topics,
+    max_payload: usize,
+    msgs: &[Incoming],
+) -> Vec<Outcome> {
+    handle_all(ops.batch(), topics, max_payload, msgs)
 }
 
 /// [`handle`] with the operations passed as a function, so the panic
 /// guard can be tested with an operation that panics.
+#[cfg(test)]
 pub fn handle_with(
     apply: &Apply<'_>,
     topics: &Topics,
     max_payload: usize,
     msg: &Incoming,
 ) -> Outcome {
+    let each = Each {
+        apply,
+        replies: Vec::new(),
+    };
+    only(handle_all(
+        each,
+        topics,
+        max_payload,
+        std::slice::from_ref(msg),
+    ))
+}
+
+/// A message handled up to its reply: refused already, or answered (at
+/// once, or at position `n` of the batch's replies).
+enum Step {
+    Done(Outcome),
+    Answered {
+        topic: String,
+        correlation: Option<Vec<u8>>,
+        encoding: Encoding,
+        reply: Given,
+        dead_letter: Option<(Reason, String)>,
+    },
+}
+
+/// A reply known before the commit, or the position of one it gives.
+enum Given {
+    Now(Reply),
+    AtCommit(usize),
+}
+
+/// The only outcome of a burst of one.
+fn only(mut outcomes: Vec<Outcome>) -> Outcome {
+    outcomes.pop().unwrap_or(Outcome {
+        reply: None,
+        dead_letter: Some((Reason::HandlerFailure, "no outcome was made".to_string())),
+    })
+}
+
+fn handle_all(
+    mut answers: impl Answers,
+    topics: &Topics,
+    max_payload: usize,
+    msgs: &[Incoming],
+) -> Vec<Outcome> {
+    let steps: Vec<Step> = msgs
+        .iter()
+        .map(|msg| {
+            prepare_with(msg, topics, |encoding| {
+                answer(&mut answers, topics, max_payload, msg, encoding)
+            })
+        })
+        .collect();
+    let mut replies: Vec<Option<Reply>> = answers.commit().into_iter().map(Some).collect();
+    steps
+        .into_iter()
+        .map(|step| finish(step, &mut replies))
+        .collect()
+}
+
+/// The checks before a request is answered (reply target, expiry), then
+/// `answer` with the request's encoding.
+fn prepare_with(
+    msg: &Incoming,
+    topics: &Topics,
+    answer: impl FnOnce(Encoding) -> (Given, Option<(Reason, String)>),
+) -> Step {
     let response_topic = match reply_target(topics, msg.meta.response_topic.as_deref()) {
         Ok(topic) => topic,
         Err((reason, detail)) => {
-            return Outcome {
+            return Step::Done(Outcome {
                 reply: None,
                 dead_letter: Some((reason, detail)),
-            }
+            })
         }
     };
     if let Some(secs) = msg.meta.expiry_secs {
         if msg.arrived.elapsed().as_secs_f64() >= f64::from(secs) {
             let detail = format!("expired after {secs} s before it was handled");
-            return Outcome {
+            return Step::Done(Outcome {
                 reply: None,
                 dead_letter: Some((Reason::Expired, detail)),
-            };
+            });
         }
     }
     let encoding = Encoding::detect(msg.meta.content_type.as_deref(), &msg.payload);
-    let (reply, dead_letter) = answer(apply, topics, max_payload, msg, encoding);
+    let (reply, dead_letter) = answer(encoding);
+    Step::Answered {
+        topic: response_topic.to_string(),
+        correlation: msg.meta.correlation.clone(),
+        encoding,
+        reply,
+        dead_letter,
+    }
+}
+
+/// The outcome of a step, with its final reply taken from `replies`.
+fn finish(step: Step, replies: &mut [Option<Reply>]) -> Outcome {
+    let (topic, correlation, encoding, reply, dead_letter) = match step {
+        Step::Done(outcome) => return outcome,
+        Step::Answered {
+            topic,
+            correlation,
+            encoding,
+            reply,
+            dead_letter,
+        } => (topic, correlation, encoding, reply, dead_letter),
+    };
+    let reply = match reply {
+        Given::Now(reply) => reply,
+        Given::AtCommit(n) => replies
+            .get_mut(n)
+            .and_then(Option::take)
+            .unwrap_or_else(|| {
+                Reply::error(ErrorCode::Internal, "internal error: no reply was made")
+            }),
+    };
     let error = match &reply {
         Reply::Err(e) => Some(e.code.clone()),
         Reply::Ok(_) => None,
     };
-    let edit = match &reply {
-        Reply::Ok(OkValue::Edit(result)) if result.content.is_none() => {
-            Some((result.file.clone(), result.rev))
-        }
-        _ => None,
-    };
     let meta = MessageMeta {
         response_topic: None,
-        correlation: msg.meta.correlation.clone(),
+        correlation,
         content_type: Some(encoding.content_type().to_string()),
         expiry_secs: None,
     };
-    let payload = encode_reply(&reply, encoding);
     Outcome {
         reply: Some(Outgoing {
-            topic: response_topic.to_string(),
+            topic,
             meta,
-            payload,
+            payload: encode_reply(&reply, encoding),
             error,
-            edit,
-            encoding,
         }),
         dead_letter,
     }
 }
 
 fn answer(
-    apply: &Apply<'_>,
+    answers: &mut impl Answers,
     topics: &Topics,
     max_payload: usize,
     msg: &Incoming,
     encoding: Encoding,
-) -> (Reply, Option<(Reason, String)>) {
+) -> (Given, Option<(Reason, String)>) {
     let name = topics.op_name(&msg.topic).unwrap_or("");
     let Some(op) = Op::parse(name) else {
         let text = format!(
@@ -174,7 +292,7 @@ fn answer(
             shorten(name, 60)
         );
         return (
-            Reply::error(ErrorCode::UnknownOp, text.clone()),
+            Given::Now(Reply::error(ErrorCode::UnknownOp, text.clone())),
             Some((Reason::UnknownOp, text)),
         );
     };
@@ -183,29 +301,30 @@ fn answer(
             size: msg.payload.len(),
             limit: max_payload,
         };
-        return (Reply::error(e.code(), e.to_string()), None);
+        return (Given::Now(Reply::error(e.code(), e.to_string())), None);
     }
     let request = match decode_request(op, encoding, &msg.payload) {
         Ok(r) => r,
         Err(e) => {
             let text = e.to_string();
             return (
-                Reply::error(e.code(), text.clone()),
+                Given::Now(Reply::error(e.code(), text.clone())),
                 Some((Reason::Undecodable, text)),
             );
         }
     };
-    guarded(op, || apply(&request, replay_key(&msg.meta)))
+    guarded(op, || answers.apply(&request, replay_key(&msg.meta)))
 }
 
 /// The last-resort guard: a panic in an operation (a bug) becomes an
 /// `internal` reply and a dead letter instead of killing the server. The
 /// operations hold no state that a panic could leave half-changed in
-/// memory (the edit store's state is on disk, written atomically, its locks
-/// released on unwind), so serving on is safe.
-fn guarded(op: Op, apply: impl FnOnce() -> Reply) -> (Reply, Option<(Reason, String)>) {
+/// memory (the edit store's state is on disk, written atomically; a batch
+/// changes its staged state only after every check, and takes a request
+/// only when its answer is complete), so serving on is safe.
+fn guarded(op: Op, apply: impl FnOnce() -> usize) -> (Given, Option<(Reason, String)>) {
     match catch_unwind(AssertUnwindSafe(apply)) {
-        Ok(reply) => (reply, None),
+        Ok(n) => (Given::AtCommit(n), None),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
@@ -215,7 +334,7 @@ fn guarded(op: Op, apply: impl FnOnce() -> Reply) -> (Reply, Option<(Reason, Str
             let text = format!("internal error in {op}: {what}");
             tracing::error!(%op, panic = %shorten(&what, 200), "operation panicked; answered internal and kept serving");
             (
-                Reply::error(ErrorCode::Internal, text.clone()),
+                Given::Now(Reply::error(ErrorCode::Internal, text.clone())),
                 Some((Reason::HandlerFailure, text)),
             )
         }

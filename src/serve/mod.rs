@@ -361,9 +361,8 @@ impl Server {
     }
 
     /// Answers `first` and whatever else is already waiting (up to BURST
-    /// requests or BURST_BYTES) as one group: edit replies are published
-    /// once the group's commit has kept their promise, or as errors if it
-    /// failed; other replies go out at once.
+    /// requests or BURST_BYTES) as one batch: the replies, final (edits
+    /// committed), are published after the batch.
     fn answer_burst<'q>(
         &self,
         first: Queued,
@@ -382,25 +381,13 @@ impl Server {
                 None => break,
             }
         }
-        self.ops.begin_group();
-        let mut held = Vec::new();
-        let mut tickets = Vec::with_capacity(burst.len());
-        for (queued, ticket) in burst {
-            tickets.push(ticket);
-            let incoming = incoming_of(queued);
-            let outcome = handle(&self.ops, &self.topics, self.max_payload, &incoming);
-            if outcome.reply.as_ref().is_some_and(|r| r.awaits_commit()) {
-                held.push((incoming, outcome));
-            } else {
-                self.deliver(&incoming, outcome, replies);
-            }
-        }
-        let failures = self.ops.commit_group();
-        for (incoming, mut outcome) in held {
-            if let Some(reply) = outcome.reply.as_mut() {
-                reply.settle(&failures);
-            }
-            self.deliver(&incoming, outcome, replies);
+        let (incoming, tickets): (Vec<Incoming>, Vec<_>) = burst
+            .into_iter()
+            .map(|(queued, ticket)| (incoming_of(queued), ticket))
+            .unzip();
+        let outcomes = handler::handle_burst(&self.ops, &self.topics, self.max_payload, &incoming);
+        for (incoming, outcome) in incoming.iter().zip(outcomes) {
+            self.deliver(incoming, outcome, replies);
         }
         drop(tickets);
     }

@@ -47,30 +47,7 @@ mod parser;
 #[cfg(test)]
 mod tests;
 
-/// Limits checked before (length) and during (depth) evaluation, so that a
-/// hostile request costs bounded time, memory and stack.
-///
-/// Each level of `max_depth` costs a few stack frames (roughly 0.5-2 KiB,
-/// more in debug builds), so the depth limit is what keeps the stack safe:
-/// on a 2 MiB thread stack keep `max_depth` well below 1000.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CalcLimits {
-    /// Longest accepted expression, in bytes (default 4096).
-    pub max_len: usize,
-    /// Deepest accepted nesting of parentheses, unary signs, function calls
-    /// and `^` chains (default 64).
-    pub max_depth: usize,
-}
-
-impl Default for CalcLimits {
-    /// Limits suited to interactive requests: 4096 bytes, depth 64.
-    fn default() -> Self {
-        CalcLimits {
-            max_len: 4096,
-            max_depth: 64,
-        }
-    }
-}
+pub use crate::limits::CalcLimits;
 
 /// A calculation result: exact integers stay exact, everything else is a
 /// finite `f64`.

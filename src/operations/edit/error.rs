@@ -71,6 +71,32 @@ impl EditError {
     }
 }
 
+impl EditError {
+    /// A copy with the same code and message, for the answers of every
+    /// change a failed commit carried (`std::io::Error` is not `Clone`).
+    pub(super) fn duplicate(&self) -> EditError {
+        match self {
+            EditError::BadName { name, reason } => EditError::BadName {
+                name: name.clone(),
+                reason,
+            },
+            EditError::BadRequest(m) => EditError::BadRequest(m.clone()),
+            EditError::NotFound(m) => EditError::NotFound(m.clone()),
+            EditError::Conflict { expected, actual } => EditError::Conflict {
+                expected: *expected,
+                actual: *actual,
+            },
+            EditError::KeyReused { file } => EditError::KeyReused { file: file.clone() },
+            EditError::Busy(m) => EditError::Busy(m.clone()),
+            EditError::Limit(m) => EditError::Limit(m.clone()),
+            EditError::Io { path, source } => EditError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+        }
+    }
+}
+
 /// Builds a `map_err` adapter that attaches `path` to an `io::Error`.
 pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EditError + '_ {
     move |source| EditError::Io {

@@ -10,7 +10,7 @@
 //! directory see each other's entries, and a rollback is never missed.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::error::io_other;
@@ -18,6 +18,7 @@ use super::journal::{self, Record};
 use super::meta::JournalState;
 use super::replay::{Keyed, ReplayPolicy};
 use super::EditError;
+use crate::datadir::DataDir;
 
 /// Journals shorter than this are never compacted (not worth a rewrite).
 pub(super) const MIN_COMPACT_RECORDS: u64 = 8_192;
@@ -74,11 +75,11 @@ impl Index {
     pub(super) fn sync(
         cached: Option<Index>,
         state: JournalState,
-        meta_dir: &Path,
+        dirs: &DataDir,
         name: &str,
         policy: &ReplayPolicy,
     ) -> Result<Index, EditError> {
-        let path = journal::path(meta_dir, name, state.gen);
+        let path = dirs.journal(name, state.gen);
         let max = 4 * policy.capacity as u64 + MIN_COMPACT_RECORDS;
         if state.len > max {
             return Err(io_other(
@@ -196,7 +197,7 @@ impl Index {
     pub(super) fn write(
         &mut self,
         new: &[Record],
-        meta_dir: &Path,
+        dirs: &DataDir,
         name: &str,
         now: u64,
     ) -> Result<(JournalState, Option<PathBuf>), EditError> {
@@ -229,16 +230,16 @@ impl Index {
                 let carried = kept.len() as u64;
                 kept.extend_from_slice(new);
                 let gen = old.gen + 1;
-                journal::append(&journal::path(meta_dir, name, gen), 0, &kept)?;
+                journal::append(&dirs.journal(name, gen), 0, &kept)?;
                 let state = JournalState {
                     gen,
                     len: kept.len() as u64,
                     prev_len: carried,
                 };
-                return Ok((state, Some(journal::path(meta_dir, name, old.gen))));
+                return Ok((state, Some(dirs.journal(name, old.gen))));
             }
         }
-        journal::append(&journal::path(meta_dir, name, old.gen), old.len, new)?;
+        journal::append(&dirs.journal(name, old.gen), old.len, new)?;
         let state = JournalState {
             gen: old.gen,
             len: grown,
@@ -320,6 +321,13 @@ mod tests {
         }
     }
 
+    /// The layout of a data directory in `dir`, its bookkeeping created.
+    fn dirs(dir: &tempfile::TempDir) -> DataDir {
+        let dirs = DataDir::new(dir.path());
+        std::fs::create_dir(dirs.meta_dir()).unwrap();
+        dirs
+    }
+
     fn policy(capacity: usize, now: u64) -> ReplayPolicy {
         ReplayPolicy {
             capacity,
@@ -380,20 +388,22 @@ mod tests {
         let policy = policy(2, 0);
         let max = 4 * 2 + MIN_COMPACT_RECORDS;
         let records: Vec<Record> = (0..max + 1).map(|i| rec(i.into(), 1, 10, 0)).collect();
-        journal::append(&journal::path(dir.path(), "f", 0), 0, &records).unwrap();
-        let ix = Index::sync(None, state(0, max), dir.path(), "f", &policy).unwrap();
+        let dirs = dirs(&dir);
+        journal::append(&dirs.journal("f", 0), 0, &records).unwrap();
+        let ix = Index::sync(None, state(0, max), &dirs, "f", &policy).unwrap();
         assert_eq!(ix.entries.len() as u64, max);
         assert_eq!(ix.compact_at, 2 * max);
-        let err = Index::sync(None, state(0, max + 1), dir.path(), "f", &policy).unwrap_err();
+        let err = Index::sync(None, state(0, max + 1), &dirs, "f", &policy).unwrap_err();
         assert!(err.to_string().contains("longer than the store"), "{err}");
     }
 
     #[test]
     fn a_cached_index_reads_what_was_appended_and_sees_a_rewrite() {
         let dir = tempfile::tempdir().unwrap();
-        let p = journal::path(dir.path(), "f", 0);
+        let dirs = dirs(&dir);
+        let p = dirs.journal("f", 0);
         let policy = policy(100, 0);
-        let sync = |cached, len| Index::sync(cached, state(0, len), dir.path(), "f", &policy);
+        let sync = |cached, len| Index::sync(cached, state(0, len), &dirs, "f", &policy);
         journal::append(&p, 0, &[rec(1, 1, 10, 1), rec(2, 1, 10, 1)]).unwrap();
         let ix = sync(None, 2).unwrap();
         assert_eq!((ix.state, ix.last), (state(0, 2), Some(rec(2, 1, 10, 1))));

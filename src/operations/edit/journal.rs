@@ -1,7 +1,7 @@
 //! The replay journal of one data file: fixed-size binary records, one per
 //! change made with a replay key, appended at each commit.
 //!
-//! `<dir>/.mqttapp/<name>.replay-<gen>` holds records of [`RECORD_BYTES`];
+//! The journal file of generation `gen` (`DataDir::journal`) holds records of [`RECORD_BYTES`];
 //! only the first `len` are valid, where `gen` and `len` come from the
 //! file's metadata (meta.rs `JournalState`). Records past `len` (left by a
 //! commit that failed or was rolled back) are garbage and are overwritten
@@ -15,7 +15,7 @@
 //! removed), so the journal stays within a few times the live entries.
 
 use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::atomic;
 use super::error::{io_err, io_other};
@@ -80,11 +80,6 @@ impl Record {
             commit: u64_at(56),
         }
     }
-}
-
-/// The journal file of generation `gen` for data file `name`.
-pub(super) fn path(meta_dir: &Path, name: &str, gen: u64) -> PathBuf {
-    meta_dir.join(format!("{name}.replay-{gen}"))
 }
 
 /// Reads records `from..to` of `path`. Fewer bytes than the metadata
@@ -206,8 +201,7 @@ mod tests {
     #[test]
     fn records_appended_in_several_chunks_read_back_at_any_position() {
         let dir = tempfile::tempdir().unwrap();
-        let p = path(dir.path(), "f", 7);
-        assert!(p.ends_with("f.replay-7"));
+        let p = dir.path().join("f.replay-7");
         let all: Vec<Record> = (0..WRITE_CHUNK as u64 + 300).map(record).collect();
         append(&p, 0, &all[..2]).unwrap();
         append(&p, 2, &all[2..]).unwrap();
@@ -227,7 +221,7 @@ mod tests {
     #[test]
     fn an_empty_range_reads_nothing_even_without_a_file() {
         let dir = tempfile::tempdir().unwrap();
-        let p = path(dir.path(), "f", 0);
+        let p = dir.path().join("f.replay-0");
         assert_eq!(read(&p, 0, 0).unwrap(), Vec::new());
         assert_eq!(read(&p, 5, 5).unwrap(), Vec::new());
         append(&p, 0, &[]).unwrap();
@@ -237,7 +231,7 @@ mod tests {
     #[test]
     fn a_journal_shorter_than_promised_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        let p = path(dir.path(), "f", 0);
+        let p = dir.path().join("f.replay-0");
         append(&p, 0, &[record(0), record(1)]).unwrap();
         let err = read(&p, 0, 3).unwrap_err().to_string();
         assert!(err.contains("shorter than its metadata says"), "{err}");
@@ -246,7 +240,7 @@ mod tests {
     #[test]
     fn a_stale_journal_is_removed_and_a_missing_one_is_fine() {
         let dir = tempfile::tempdir().unwrap();
-        let p = path(dir.path(), "f", 0);
+        let p = dir.path().join("f.replay-0");
         append(&p, 0, &[record(0)]).unwrap();
         remove_stale(&p);
         assert!(!p.exists());

@@ -1,7 +1,7 @@
 //! Per-file metadata: revision, content hash, the previous revision (for
 //! crash recovery) and where the replay journal ends (journal.rs).
 //!
-//! Stored as JSON in `<dir>/.mqttapp/<name>.meta` and replaced atomically.
+//! Stored as JSON in the bookkeeping directory (`DataDir::meta`) and replaced atomically.
 //! A missing metadata file means revision 0 with no history. The metadata
 //! describes the content whose SHA-256 is `hash`; `prev_rev`/`prev_hash`
 //! describe the content before the last change the store started, and
@@ -167,20 +167,9 @@ pub(super) fn save(path: &Path, meta: &Meta) -> Result<(), EditError> {
 /// The hash recorded for content: SHA-256 hex, or [`ABSENT`] for no file.
 pub(super) fn content_hash(content: Option<&[u8]>) -> String {
     match content {
-        Some(bytes) => hex(&Sha256::digest(bytes)),
+        Some(bytes) => hex::encode(Sha256::digest(bytes)),
         None => ABSENT.to_string(),
     }
-}
-
-/// Lowercase hex of `bytes`.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

@@ -13,22 +13,17 @@
 //!
 //! # On-disk layout
 //!
-//! ```text
-//! <dir>/                     mode 0700 when created by Store::open
-//!   notes.txt                data files: names match [A-Za-z0-9._-]{1,128},
-//!   other.txt                never start with '.'; written with mode 0600
-//!   .tmpXXXXXX               in-flight temporary files (leading dot, so never
-//!                            taken for data files; a crash may leave one)
-//!   .mqttapp/                the store's bookkeeping (mode 0700)
-//!     notes.txt.lock         lock file: `File::lock()` serializes every apply
-//!     notes.txt.meta         JSON metadata: rev, hash, prev_rev, prev_hash,
-//!                            journal {gen, len, prev_len}
-//!     notes.txt.replay-<gen> replay journal: 64-byte records (SHA-256/128 of
-//!                            the key, of the request's content, rev, lines,
-//!                            expires-at, commit tag); only the first `len`
-//!                            are valid (journal.rs)
-//!     .create.lock           held while a new data file is created (max_files)
-//! ```
+//! [`crate::datadir`] owns the layout (the one place that names a path):
+//! data files at the top of the data directory, each with a lock file,
+//! JSON metadata (rev, hash, prev_rev, prev_hash, journal {gen, len,
+//! prev_len}) and a replay journal of 64-byte records (SHA-256/128 of the
+//! key and of the request's content, rev, lines, expires-at, commit tag;
+//! only the first `len` are valid, journal.rs) in the bookkeeping
+//! directory, plus the creation lock held while a new data file is
+//! created (max_files). Data files are written with mode 0600, the
+//! directories created with mode 0700; in-flight temporary files start
+//! with '.', so they are never taken for data files (a crash may leave
+//! one).
 //!
 //! Metadata written by earlier versions kept the reply memory in the JSON
 //! (`applied`, hex keys); it still loads, and its entries are moved into
@@ -77,11 +72,12 @@
 //! The client is only answered after step 2, so a reply is never given for a
 //! change that a crash can roll back.
 //!
-//! A server handling a burst of requests commits all changes to one file
-//! together ([`Store::begin_group`], [`Store::commit_group`]): the same two
-//! steps once for the group, with `prev_*` = the state before the group, so
-//! the rollback above takes back the whole group (group.rs). A single edit
-//! is committed the same way, as a group of one.
+//! A server handling a burst of requests hands them to one [`Batch`]
+//! ([`Store::batch`]), which commits all consecutive changes to one file
+//! together: the same two steps once for them, with `prev_*` = the state
+//! before the batch, so the rollback above takes back all of them
+//! (batch.rs). [`Batch::commit`] gives the final answers, only after the
+//! commit. A single edit ([`Store::apply`]) is a batch of one.
 //!
 //! # Reply memory bounds
 //!
@@ -103,9 +99,9 @@
 //! Different files proceed in parallel.
 
 mod atomic;
+mod batch;
 mod error;
 mod fsread;
-mod group;
 mod index;
 mod journal;
 mod meta;
@@ -117,39 +113,10 @@ mod text;
 #[cfg(test)]
 mod tests;
 
+pub use self::batch::Batch;
 pub use self::error::EditError;
-pub use self::group::GroupFailure;
 pub use self::store::Store;
-
-/// Bounds that protect the server from requests (or hand-placed files) that
-/// would make it allocate or write without limit. Every limit is checked
-/// before the corresponding memory is allocated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EditLimits {
-    /// Largest file, in bytes, the store will read or write (default 1 MiB).
-    pub max_file_bytes: u64,
-    /// Largest line number a request may name and largest line count a
-    /// change may produce (default 100 000).
-    pub max_lines: u64,
-    /// Longest text, in bytes, a single line in a request may carry
-    /// (default 64 KiB).
-    pub max_line_bytes: usize,
-    /// Most data files the directory may hold before creating another one is
-    /// refused (default 1000).
-    pub max_files: usize,
-}
-
-impl Default for EditLimits {
-    /// Limits suited to small configuration/notes files edited over MQTT.
-    fn default() -> Self {
-        EditLimits {
-            max_file_bytes: 1024 * 1024,
-            max_lines: 100_000,
-            max_line_bytes: 64 * 1024,
-            max_files: 1000,
-        }
-    }
-}
+pub use crate::limits::EditLimits;
 
 /// What a request does to its file. Line numbers are 1-based, as a person
 /// reading the file would count them.

@@ -81,7 +81,10 @@ mod tests {
             ("..\\..\\x", "contains a path separator"),
             ("x/", "contains a path separator"),
             (".hidden", "starts with '.' (reserved for the store)"),
-            (".mqttapp", "starts with '.' (reserved for the store)"),
+            (
+                crate::datadir::META_DIR,
+                "starts with '.' (reserved for the store)",
+            ),
             ("...", "starts with '.' (reserved for the store)"),
             ("a\0b", "contains a NUL byte"),
             (&long, "is longer than 128 bytes"),

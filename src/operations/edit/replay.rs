@@ -165,15 +165,9 @@ fn hash128(parts: &[&[u8]]) -> u128 {
     u128::from_le_bytes(b)
 }
 
-/// A random tag for the records of one commit.
+/// A random tag for the records of one commit (crate::ids: the OS
+/// CSPRNG), so a record rewritten at the same journal position by another
+/// commit is told apart.
 pub(super) fn commit_tag() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
+    crate::ids::random_u64()
 }

@@ -1,41 +1,34 @@
-//! The [`Store`]: one data directory, its locks, and the apply pipeline
-//! (validate, lock, read, reconcile, replay, check, commit).
+//! The [`Store`]: one data directory, its locks, and the steps every
+//! request shares (validate, lock, read, reconcile); batch.rs stages and
+//! commits changes with them.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use super::error::io_err;
-use super::group::Staging;
 use super::index::Memory;
 use super::meta::{self, Meta, Reconciled};
 use super::replay::{self, Keyed, ReplayPolicy};
 use super::{atomic, fsread, journal, names, text};
 use super::{Action, EditError, EditLimits, EditRequest, Outcome};
+use crate::datadir::DataDir;
 
-/// Name of the bookkeeping directory inside the data directory.
-pub(super) const META_DIR: &str = ".mqttapp";
-/// Lock file held while a new data file is created, so `max_files` holds
-/// even when several processes create different files at once.
-const CREATE_LOCK: &str = ".create.lock";
 /// Longest accepted replay key, in bytes (response topic and correlation
 /// data). Keys are stored hashed, but a bound keeps hostile ones cheap.
 pub(super) const MAX_REPLAY_KEY_BYTES: usize = 256;
 
 /// A data directory of line-edited text files. Cheap to share: it holds
-/// paths and limits (and, while a group is open, the staged changes; see
-/// group.rs, and a cache of recently used reply memories, checked against
-/// the disk before each use; see replay.rs); all state lives on disk under
+/// paths and limits (and a cache of recently used reply memories, checked
+/// against the disk before each use; see replay.rs); changes are staged
+/// in a [`super::Batch`], not here; all state lives on disk under
 /// per-file locks, so it is `Send + Sync` and several `Store`s (in one or
 /// many processes) may use the same directory at once.
 #[derive(Debug)]
 pub struct Store {
-    dir: PathBuf,
-    meta_dir: PathBuf,
+    /// Where every file is (crate::datadir).
+    dirs: DataDir,
     default_file: String,
     limits: EditLimits,
-    /// Changes held for one commit while a group is open (group.rs).
-    pub(super) staging: Mutex<Option<Staging>>,
     /// Cached reply-memory indexes (replay.rs).
     pub(super) replay: Memory,
     /// Bounds and clock of the reply memory.
@@ -54,25 +47,23 @@ impl Store {
         limits: EditLimits,
     ) -> Result<Store, EditError> {
         names::validate(default_file)?;
-        let dir = dir.into();
-        atomic::create_private_dir(&dir)?;
-        let meta_dir = dir.join(META_DIR);
-        atomic::create_private_dir(&meta_dir)?;
+        let dirs = DataDir::new(dir);
+        atomic::create_private_dir(dirs.root())?;
+        let meta_dir = dirs.meta_dir();
+        atomic::create_private_dir(meta_dir)?;
         // Locks, metadata and dead letters live here: a planted symlink
         // would move them (and what the store writes) out of the directory.
-        let md = std::fs::symlink_metadata(&meta_dir).map_err(io_err(&meta_dir))?;
+        let md = std::fs::symlink_metadata(meta_dir).map_err(io_err(meta_dir))?;
         if md.file_type().is_symlink() {
             return Err(super::error::io_other(
-                &meta_dir,
+                meta_dir,
                 "is a symlink; it must be a directory",
             ));
         }
         let store = Store {
-            dir,
-            meta_dir,
+            dirs,
             default_file: default_file.to_string(),
             limits,
-            staging: Mutex::new(None),
             replay: Memory::default(),
             policy: ReplayPolicy::default(),
         };
@@ -88,40 +79,42 @@ impl Store {
 
     /// The data directory, for logging and diagnostics.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dirs.root()
     }
 
-    /// Carries out one request atomically with respect to every other
-    /// request on the same file (in this or any other process). On error
-    /// nothing was changed, except that the metadata may have been brought
-    /// in line with what is on disk (see the module docs).
-    pub fn apply(&self, req: &EditRequest) -> Result<Outcome, EditError> {
+    /// The checks of a request that need no lock: the file it acts on
+    /// (validated) and its replay identity.
+    pub(super) fn check<'a>(
+        &'a self,
+        req: &'a EditRequest,
+    ) -> Result<(&'a str, Option<Keyed>), EditError> {
         let name = req.file.as_deref().unwrap_or(&self.default_file);
         names::validate(name)?;
         text::check_request(&req.action, &self.limits)?;
         let key = self.replay_key(req, name)?;
-        self.apply_checked(name, req, key)
+        Ok((name, key))
     }
 
-    /// Applies a checked request now: a show reads under the lock; a change
-    /// is staged and committed on its own (a group of one, group.rs).
-    pub(super) fn apply_now(
-        &self,
-        name: &str,
-        req: &EditRequest,
-        key: Option<Keyed>,
-    ) -> Result<Outcome, EditError> {
-        if req.action == Action::Show {
-            self.precheck(name, &req.action)?;
-            let _lock = self.lock_file(name)?;
-            return self.show_locked(name, req);
-        }
-        let mut staged = self.stage_file(name, &req.action)?;
-        let result = self.change_staged(name, &mut staged, req, key);
-        // Also after an error: nothing is staged then, and the reply
-        // memory goes back to the cache.
-        self.commit_staged(name, staged)?;
-        result
+    /// A show: reads under the file's lock, reconciles, answers.
+    pub(super) fn show(&self, name: &str, req: &EditRequest) -> Result<Outcome, EditError> {
+        self.precheck(name, &req.action)?;
+        let _lock = self.lock_file(name)?;
+        let (bytes, meta) = self.read_reconciled(name)?;
+        let Some(bytes) = bytes else {
+            return Err(not_found(name));
+        };
+        check_rev(req.expect_rev, meta.rev)?;
+        let content = text::decode(bytes)?;
+        let lines = text::split(&content).len() as u64;
+        Ok(outcome(name, meta.rev, lines, Some(content), false))
+    }
+
+    /// Reads data file `name` (`None` when missing) and its reconciled
+    /// metadata. The caller holds the file's lock.
+    pub(super) fn read_reconciled(&self, name: &str) -> Result<(Option<Vec<u8>>, Meta), EditError> {
+        let bytes = fsread::read(&self.file_path(name), name, self.limits.max_file_bytes)?;
+        let meta = self.reconcile(name, bytes.as_deref())?;
+        Ok((bytes, meta))
     }
 
     /// Replaces the bounds and clock of the reply memory (tests).
@@ -130,9 +123,9 @@ impl Store {
         self.policy = policy;
     }
 
-    /// The bookkeeping directory.
-    pub(super) fn meta_dir(&self) -> &Path {
-        &self.meta_dir
+    /// Where every file of the store is.
+    pub(super) fn dirs(&self) -> &DataDir {
+        &self.dirs
     }
 
     /// The request's replay identity; `None` for Show, which ignores keys.
@@ -142,25 +135,12 @@ impl Store {
 
     /// Takes the exclusive lock of data file `name`.
     pub(super) fn lock_file(&self, name: &str) -> Result<File, EditError> {
-        self.lock(&format!("{name}.lock"))
+        self.lock(&self.dirs.lock(name))
     }
 
     /// The limits the store enforces.
     pub(super) fn limits(&self) -> &EditLimits {
         &self.limits
-    }
-
-    /// A show, under the file's lock: reads, reconciles, answers.
-    fn show_locked(&self, name: &str, req: &EditRequest) -> Result<Outcome, EditError> {
-        let bytes = fsread::read(&self.dir.join(name), name, self.limits.max_file_bytes)?;
-        let meta = self.reconcile(name, bytes.as_deref())?;
-        let Some(bytes) = bytes else {
-            return Err(not_found(name));
-        };
-        check_rev(req.expect_rev, meta.rev)?;
-        let content = text::decode(bytes)?;
-        let lines = text::split(&content).len() as u64;
-        Ok(outcome(name, meta.rev, lines, Some(content), false))
     }
 
     /// Loads the metadata of `name`, reconciles it with `content`, moves
@@ -196,7 +176,7 @@ impl Store {
         let last = replay::migrate(&last, now, max, tag);
         let at = meta.journal.len;
         let records: Vec<_> = kept.iter().chain(&last).copied().collect();
-        let path = journal::path(&self.meta_dir, name, meta.journal.gen);
+        let path = self.dirs.journal(name, meta.journal.gen);
         journal::append(&path, at, &records)?;
         meta.journal.prev_len = at + kept.len() as u64;
         meta.journal.len = meta.journal.prev_len + last.len() as u64;
@@ -207,7 +187,7 @@ impl Store {
     /// Cheap checks done without the lock so that requests for files that
     /// do not exist (and cannot be created) leave no lock file behind.
     pub(super) fn precheck(&self, name: &str, action: &Action) -> Result<(), EditError> {
-        if fsread::exists(&self.dir.join(name), name)? {
+        if fsread::exists(&self.dirs.file(name), name)? {
             return Ok(());
         }
         if !creates(action) {
@@ -222,54 +202,59 @@ impl Store {
     /// Takes the creation lock and checks `max_files`; the returned lock must
     /// be held until the new file is written.
     pub(super) fn reserve_new_file(&self) -> Result<File, EditError> {
-        let lock = self.lock(CREATE_LOCK)?;
+        let lock = self.lock(&self.dirs.create_lock())?;
         self.check_room()?;
         Ok(lock)
     }
 
     fn check_room(&self) -> Result<(), EditError> {
         let max = self.limits.max_files;
-        if fsread::count_data_files(&self.dir, max)? >= max {
+        if fsread::count_data_files(self.dirs.root(), max)? >= max {
             return Err(EditError::Limit(format!("too many files (limit {max})")));
         }
         Ok(())
     }
 
-    /// Opens `.mqttapp/<lock_name>` and locks it exclusively. The lock is
-    /// released when the returned handle is dropped (closing the file
-    /// releases it, also when the process dies).
-    fn lock(&self, lock_name: &str) -> Result<File, EditError> {
-        let path = self.meta_dir.join(lock_name);
+    /// Opens lock file `path` (in the bookkeeping directory) and locks it
+    /// exclusively. The lock is released when the returned handle is
+    /// dropped (closing the file releases it, also when the process dies).
+    fn lock(&self, path: &Path) -> Result<File, EditError> {
         let mut opts = std::fs::OpenOptions::new();
         opts.append(true).create(true);
-        let file = match opts.open(&path) {
+        let file = match opts.open(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // The bookkeeping directory was removed; recreate it.
-                atomic::create_private_dir(&self.meta_dir)?;
-                opts.open(&path)
+                atomic::create_private_dir(self.dirs.meta_dir())?;
+                opts.open(path)
             }
             other => other,
         }
-        .map_err(io_err(&path))?;
-        file.lock().map_err(io_err(&path))?;
+        .map_err(io_err(path))?;
+        file.lock().map_err(io_err(path))?;
         Ok(file)
     }
 
     fn create_default_file(&self) -> Result<(), EditError> {
         let name = self.default_file.as_str();
-        let path = self.dir.join(name);
+        let path = self.dirs.file(name);
         if fsread::exists(&path, name)? {
             return Ok(());
         }
-        let _lock = self.lock(&format!("{name}.lock"))?;
+        let _lock = self.lock_file(name)?;
         if !fsread::exists(&path, name)? {
             atomic::write(&path, b"")?;
         }
         Ok(())
     }
 
+    /// Where data file `name` lives.
+    pub(super) fn file_path(&self, name: &str) -> PathBuf {
+        self.dirs.file(name)
+    }
+
+    /// Where the metadata of data file `name` lives.
     pub(super) fn meta_path(&self, name: &str) -> PathBuf {
-        self.meta_dir.join(format!("{name}.meta"))
+        self.dirs.meta(name)
     }
 }
 

@@ -140,60 +140,105 @@ fn expired_request_is_dead_lettered_unanswered() {
     assert_eq!(dead, Some(Reason::Expired));
 }
 
-#[test]
-fn an_edit_reply_is_held_for_its_commit_and_becomes_the_error_if_its_group_failed() {
-    use crate::operations::edit::GroupFailure;
-    use crate::protocol::EditResult;
-    let edited = |file: &'static str, rev: u64| {
-        move |_: &Request, _: Option<crate::operations::Replay>| {
-            Reply::Ok(OkValue::Edit(EditResult {
-                file: file.to_string(),
-                rev,
-                lines: 1,
-                content: None,
-                next: None,
-            }))
+/// Answers calc requests with numbered replies that only the commit
+/// makes (as an edit batch does), and panics on "boom".
+#[derive(Default)]
+struct Committing {
+    taken: usize,
+}
+
+impl Answers for Committing {
+    fn apply(&mut self, request: &Request, _replay: Option<crate::operations::Replay>) -> usize {
+        if matches!(request, Request::Calc(c) if c.expr == "boom") {
+            panic!("simulated bug in a batch");
         }
-    };
-    let topics = Topics::new(PREFIX);
-    let mut msg = incoming(
-        "edit",
-        br#"{"action":"append","text":"x"}"#,
-        Some("p/v1/resp/1"),
-    );
-    msg.meta.content_type = Some("application/json".into());
-    let failures = [GroupFailure {
-        file: "f".into(),
-        revs: vec![1, 2],
-        code: "io",
-        message: "cannot write f: disk full".into(),
-    }];
-    for (rev, broken) in [(2, true), (3, false)] {
-        let mut reply = handle_with(&edited("f", rev), &topics, 1024, &msg)
-            .reply
-            .expect("a reply");
-        assert!(reply.awaits_commit());
-        reply.settle(&failures);
-        assert!(!reply.awaits_commit());
-        let decoded = decode_reply(Encoding::Json, &reply.payload).expect("json reply");
-        match decoded {
-            Reply::Err(e) => {
-                assert!(broken, "rev {rev} was committed");
-                assert_eq!(
-                    (e.code.as_str(), reply.error.as_deref()),
-                    ("io", Some("io"))
-                );
-                assert!(e.message.contains("disk full"), "{}", e.message);
-            }
-            Reply::Ok(_) => assert!(!broken, "rev {rev} was in the failed group"),
-        }
+        self.taken += 1;
+        self.taken - 1
     }
-    // Replies that report no change (calc, show) never wait for a commit.
-    let calc = handle_with(
-        &calc_or_panic,
-        &topics,
-        1024,
-        &incoming("calc", b"1", Some("p/v1/resp/1")),
+
+    fn commit(self) -> Vec<Reply> {
+        (0..self.taken)
+            .map(|n| Reply::Ok(OkValue::Text(format!("final {n}"))))
+            .collect()
+    }
+}
+
+#[test]
+fn a_burst_gets_the_final_replies_in_order_around_refusals_and_panics() {
+    let rt = Some("p/v1/resp/c");
+    let msgs = [
+        incoming("calc", b"1", rt),
+        incoming("calc", b"boom", rt),
+        incoming("calc", b"2", None),
+        incoming("nope", b"2", rt),
+        incoming("calc", b"3", rt),
+    ];
+    let outcomes = handle_all(Committing::default(), &Topics::new(PREFIX), 1024, &msgs);
+    let replies: Vec<Option<String>> = outcomes
+        .iter()
+        .map(|o| {
+            o.reply.as_ref().map(|r| {
+                match decode_reply(Encoding::Text, &r.payload).expect("text reply") {
+                    Reply::Ok(OkValue::Text(t)) => t,
+                    Reply::Ok(other) => format!("{other:?}"),
+                    Reply::Err(e) => e.code,
+                }
+            })
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        [
+            Some("final 0".to_string()),
+            Some("internal".to_string()),
+            None,
+            Some("unknown_op".to_string()),
+            Some("final 1".to_string()),
+        ]
     );
-    assert!(!calc.reply.expect("a reply").awaits_commit());
+    let dead: Vec<_> = outcomes
+        .iter()
+        .map(|o| o.dead_letter.as_ref().map(|d| d.0))
+        .collect();
+    assert_eq!(
+        dead,
+        [
+            None,
+            Some(Reason::HandlerFailure),
+            Some(Reason::NoResponseTopic),
+            Some(Reason::UnknownOp),
+            None
+        ]
+    );
+}
+
+#[test]
+fn a_burst_of_edits_to_one_file_is_answered_with_committed_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = Operations::open(dir.path(), "notes.txt", crate::limits::Limits::default()).unwrap();
+    let edit = |text: u8, correlation: u8| {
+        let body = format!(r#"{{"action":"append","text":"{text}"}}"#);
+        let mut m = incoming("edit", body.as_bytes(), Some("p/v1/resp/e"));
+        m.meta.content_type = Some("application/json".into());
+        m.meta.correlation = Some(vec![correlation]);
+        m
+    };
+    // A copy of the first request in the same burst is applied once.
+    let msgs = [edit(0, 0), edit(1, 1), edit(2, 2), edit(0, 0)];
+    let outcomes = handle_burst(&ops, &Topics::new(PREFIX), 1024, &msgs);
+    let revs: Vec<(u64, Option<String>)> = outcomes
+        .iter()
+        .map(|o| {
+            let r = o.reply.as_ref().expect("a reply");
+            match decode_reply(Encoding::Json, &r.payload).expect("json reply") {
+                Reply::Ok(OkValue::Edit(e)) => (e.rev, r.error.clone()),
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(revs, [(1, None), (2, None), (3, None), (1, None)]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        "0\n1\n2\n"
+    );
 }

@@ -131,7 +131,7 @@ fn missing_file_show_and_delete_are_not_found_and_leave_nothing() {
         assert_eq!(e.to_string(), "file \"x.txt\" does not exist");
     }
     assert!(!dir.path().join("x.txt").exists());
-    assert!(!dir.path().join(".mqttapp/x.txt.lock").exists());
+    assert!(!DataDir::new(dir.path()).lock("x.txt").exists());
 }
 
 #[test]

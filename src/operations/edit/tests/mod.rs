@@ -2,8 +2,8 @@
 //! pure parts (line model, reconciliation).
 
 mod actions;
+mod batch;
 mod concurrency;
-mod group;
 mod model;
 mod recovery;
 mod replay;
@@ -12,7 +12,9 @@ mod text;
 
 use std::path::Path;
 
-use super::{Action, EditError, EditLimits, EditRequest, Outcome, Store};
+use crate::datadir::{DataDir, META_DIR};
+
+use super::{Action, Batch, EditError, EditLimits, EditRequest, Outcome, Store};
 
 const DEFAULT: &str = "notes.txt";
 
@@ -68,6 +70,45 @@ fn ok(store: &Store, r: &EditRequest) -> Outcome {
     }
 }
 
+/// A change staged in `batch` (its answer is not final before the commit).
+fn staged(batch: &mut Batch<'_>, r: &EditRequest) -> Outcome {
+    match batch.apply(r) {
+        Ok(o) => o.clone(),
+        Err(e) => panic!("{r:?} failed: {e}"),
+    }
+}
+
+/// A request `batch` refused at once.
+fn refused(batch: &mut Batch<'_>, r: &EditRequest) -> EditError {
+    match batch.apply(r) {
+        Ok(o) => panic!("{r:?} succeeded: {o:?}"),
+        Err(e) => e.duplicate(),
+    }
+}
+
+/// Commits `batch`, whose answers must all be final and successful but
+/// for the `refusals` given at once (their codes, in order).
+fn commit_but(batch: Batch<'_>, refusals: &[&str]) -> Vec<Outcome> {
+    let (mut ok, mut codes) = (Vec::new(), Vec::new());
+    for answer in batch.commit() {
+        match answer {
+            Ok(o) => ok.push(o),
+            Err(e) => codes.push(e.code()),
+        }
+    }
+    assert_eq!(codes, refusals);
+    ok
+}
+
+/// Commits `batch`; every answer must be final and successful.
+fn commit_all(batch: Batch<'_>) -> Vec<Outcome> {
+    batch
+        .commit()
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|e| panic!("commit failed: {e}")))
+        .collect()
+}
+
 fn err(store: &Store, r: &EditRequest) -> EditError {
     match store.apply(r) {
         Ok(o) => panic!("{r:?} succeeded: {o:?}"),
@@ -84,7 +125,7 @@ fn keyed(action: Action, key: &[u8]) -> EditRequest {
 }
 
 fn meta_path(dir: &Path, name: &str) -> std::path::PathBuf {
-    dir.join(".mqttapp").join(format!("{name}.meta"))
+    DataDir::new(dir).meta(name)
 }
 
 fn read_meta(dir: &Path, name: &str) -> super::meta::Meta {

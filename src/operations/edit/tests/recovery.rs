@@ -47,9 +47,9 @@ fn crash_between_meta_and_content_is_rolled_back() {
     ok(&store, &req(append("a")));
     let before = read_meta(dir.path(), DEFAULT);
     // Step (1) of a keyed change to "a\nb\n": journal record and metadata.
-    store.begin_group();
-    ok(&store, &keyed(append("b"), b"lost"));
-    assert_eq!(store.commit_group(), []);
+    let mut b = store.batch();
+    staged(&mut b, &keyed(append("b"), b"lost"));
+    commit_all(b);
     std::fs::write(dir.path().join(DEFAULT), "a\n").unwrap();
     let crashed = read_meta(dir.path(), DEFAULT);
     assert_eq!((crashed.rev, crashed.journal.len), (2, 1));
@@ -172,7 +172,7 @@ fn removed_bookkeeping_dir_is_recreated() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     ok(&store, &req(append("a")));
-    std::fs::remove_dir_all(dir.path().join(".mqttapp")).unwrap();
+    std::fs::remove_dir_all(DataDir::new(dir.path()).meta_dir()).unwrap();
     // Without metadata the file counts as never changed by the store.
     assert_eq!(ok(&store, &req(Action::Show)).rev, 0);
     assert_eq!(ok(&store, &req(append("b"))).rev, 1);

@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::super::journal;
 use super::super::meta;
 use super::super::replay::{
     commit_tag, migrate, retention_secs, Keyed, ReplayPolicy, MAX_RETENTION_SECS,
@@ -95,12 +94,12 @@ fn young_keys_are_never_evicted_a_full_memory_answers_busy_and_applies_nothing()
     // Busy inside a group too; the rest of the group commits.
     let dir = tempfile::tempdir().unwrap();
     let (store, _clock) = open_clocked(dir.path(), 2);
-    store.begin_group();
-    ok(&store, &keyed(append("a"), b"a"));
-    ok(&store, &keyed(append("b"), b"b"));
-    assert_eq!(err(&store, &keyed(append("c"), b"c")).code(), "busy");
-    assert!(ok(&store, &keyed(append("a"), b"a")).replayed);
-    assert_eq!(store.commit_group(), []);
+    let mut b = store.batch();
+    staged(&mut b, &keyed(append("a"), b"a"));
+    staged(&mut b, &keyed(append("b"), b"b"));
+    assert_eq!(refused(&mut b, &keyed(append("c"), b"c")).code(), "busy");
+    assert!(staged(&mut b, &keyed(append("a"), b"a")).replayed);
+    commit_but(b, &["busy"]);
 }
 
 #[test]
@@ -130,10 +129,13 @@ fn a_key_reused_for_a_different_request_is_a_conflict() {
     }
     assert_eq!(content(dir.path(), DEFAULT), "a\n");
     // Inside a group as well.
-    store.begin_group();
-    ok(&store, &keyed(append("c"), b"g"));
-    assert_eq!(err(&store, &keyed(append("d"), b"g")).code(), "conflict");
-    assert_eq!(store.commit_group(), []);
+    let mut b = store.batch();
+    staged(&mut b, &keyed(append("c"), b"g"));
+    assert_eq!(
+        refused(&mut b, &keyed(append("d"), b"g")).code(),
+        "conflict"
+    );
+    commit_but(b, &["conflict"]);
     assert_eq!(content(dir.path(), DEFAULT), "a\nc\n");
 }
 
@@ -141,22 +143,22 @@ fn a_key_reused_for_a_different_request_is_a_conflict() {
 fn copies_of_a_change_in_one_group_and_across_groups_are_applied_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store.begin_group();
+    let mut b = store.batch();
     let revs: Vec<(u64, bool)> = (0..50)
         .map(|_| {
-            let o = ok(&store, &keyed(append("once"), b"copy"));
+            let o = staged(&mut b, &keyed(append("once"), b"copy"));
             (o.rev, o.replayed)
         })
         .collect();
-    assert_eq!(store.commit_group(), []);
+    commit_all(b);
     assert_eq!(revs[0], (1, false));
     assert!(revs[1..].iter().all(|r| *r == (1, true)), "{revs:?}");
     for _ in 0..3 {
-        store.begin_group();
-        ok(&store, &req(append("other")));
-        let o = ok(&store, &keyed(append("once"), b"copy"));
+        let mut b = store.batch();
+        staged(&mut b, &req(append("other")));
+        let o = staged(&mut b, &keyed(append("once"), b"copy"));
         assert_eq!((o.rev, o.replayed), (1, true));
-        assert_eq!(store.commit_group(), []);
+        commit_all(b);
     }
     assert_eq!(content(dir.path(), DEFAULT).matches("once").count(), 1);
 }
@@ -192,11 +194,11 @@ fn another_store_on_the_directory_sees_the_memory() {
 fn the_journal_is_compacted_and_a_rollback_after_compaction_keeps_older_keys() {
     let dir = tempfile::tempdir().unwrap();
     let (store, clock) = open_clocked(dir.path(), 20_000);
-    store.begin_group();
+    let mut b = store.batch();
     for i in 0..9_000u32 {
-        ok(&store, &expiring(replace(1, "x"), &i.to_le_bytes(), 1));
+        staged(&mut b, &expiring(replace(1, "x"), &i.to_le_bytes(), 1));
     }
-    assert_eq!(store.commit_group(), []);
+    commit_all(b);
     ok(&store, &keyed(append("kept"), b"kept"));
     assert_eq!(read_meta(dir.path(), DEFAULT).journal.len, 9_001);
     // All but one expired: the next keyed change compacts.
@@ -207,9 +209,8 @@ fn the_journal_is_compacted_and_a_rollback_after_compaction_keeps_older_keys() {
         (m.journal.gen, m.journal.len, m.journal.prev_len),
         (1, 2, 1)
     );
-    let meta_dir = dir.path().join(".mqttapp");
     assert!(
-        !journal::path(&meta_dir, DEFAULT, 0).exists(),
+        !DataDir::new(dir.path()).journal(DEFAULT, 0).exists(),
         "old generation removed"
     );
     // Crash between the steps of that change: its entry goes, the carried
@@ -234,8 +235,8 @@ fn meta_of_an_earlier_version_is_honoured_and_moved_into_the_journal() {
         r#"{{"rev":2,"hash":"{}","prev_rev":1,"prev_hash":"{}","applied":[{{"key":"{}","rev":1,"lines":1,"at":{now}}},{{"key":"{}","rev":2,"lines":2,"at":{now}}}]}}"#,
         meta::content_hash(Some(b"a\nb\n")),
         meta::content_hash(Some(b"a\n")),
-        meta::hex(b"old1"),
-        meta::hex(b"old2"),
+        hex::encode(b"old1"),
+        hex::encode(b"old2"),
     );
     std::fs::write(meta_path(dir.path(), DEFAULT), old).unwrap();
     let r = ok(&store, &keyed(append("whatever"), b"old2"));
@@ -266,12 +267,24 @@ fn meta_that_cannot_be_opened_is_an_error_not_an_empty_history() {
 }
 
 #[test]
+fn meta_that_is_a_directory_is_an_error_not_an_empty_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    ok(&store, &keyed(append("a"), b"k"));
+    let path = meta_path(dir.path(), DEFAULT);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    assert_eq!(meta::load(&path).expect_err("a directory").code(), "io");
+    assert_eq!(err(&store, &keyed(append("a"), b"k")).code(), "io");
+    assert_eq!(content(dir.path(), DEFAULT), "a\n", "nothing applied twice");
+}
+
+#[test]
 fn a_journal_shorter_than_its_metadata_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     ok(&store, &keyed(append("a"), b"k"));
-    let meta_dir = dir.path().join(".mqttapp");
-    std::fs::write(journal::path(&meta_dir, DEFAULT, 0), b"short").unwrap();
+    std::fs::write(DataDir::new(dir.path()).journal(DEFAULT, 0), b"short").unwrap();
     let fresh = open(dir.path());
     assert_eq!(err(&fresh, &keyed(append("a"), b"k")).code(), "io");
     assert_eq!(content(dir.path(), DEFAULT), "a\n");

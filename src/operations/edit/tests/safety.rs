@@ -15,7 +15,7 @@ const BAD_NAMES: [&str; 16] = [
     ".",
     "..",
     ".hidden",
-    ".mqttapp",
+    META_DIR,
     "a\0b",
     "../../etc/shadow",
     "sub/../x",
@@ -46,7 +46,7 @@ fn bad_names_are_refused_by_apply_and_touch_nothing() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     entries.sort();
-    assert_eq!(entries, [".mqttapp", DEFAULT]);
+    assert_eq!(entries, [META_DIR, DEFAULT]);
 }
 
 #[test]
@@ -215,7 +215,7 @@ fn data_dir_is_created_with_mode_0700() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("new").join("data");
     let store = open(&dir);
-    for p in [parent.path().join("new"), dir.clone(), dir.join(".mqttapp")] {
+    for p in [parent.path().join("new"), dir.clone(), dir.join(META_DIR)] {
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "{}", p.display());
     }
