@@ -367,7 +367,8 @@ pub struct ServeArgs {
     pub group: Option<String>,
 
     /// How long the broker keeps this server's session (and queues requests)
-    /// while it is stopped: 24h, 30m, 90 [env: MQTTAPP_SESSION_EXPIRY] [default: 24h]
+    /// while it is stopped: 24h, 30m, 90 [env: MQTTAPP_SESSION_EXPIRY] [default: 24h; 1s
+    /// with --group, so a crashed member's share goes back to the group]
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub session_expiry: Option<String>,
 

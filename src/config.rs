@@ -27,6 +27,11 @@ pub const DEFAULT_FILE: &str = "notes.txt";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the broker keeps a stopped server's session (and queues its requests).
 pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+/// The same for a group member: a crashed member's session would keep
+/// taking its share of the requests (Mosquitto hands them to sessions, not
+/// connections) until it expires, while the other members could answer
+/// them; a re-send after that second lands on a live member.
+pub const DEFAULT_GROUP_SESSION_EXPIRY: Duration = Duration::from_secs(1);
 /// The config file used when none is named and it exists (in a checkout).
 pub const DEFAULT_CONFIG_FILE: &str = "config/mqttapp.toml";
 
@@ -406,6 +411,15 @@ impl Config {
                 reason,
             });
         }
+        let session_expiry = parse_duration(
+            "session_expiry",
+            s.session_expiry.as_deref(),
+            if s.group.is_some() {
+                DEFAULT_GROUP_SESSION_EXPIRY
+            } else {
+                DEFAULT_SESSION_EXPIRY
+            },
+        )?;
         let reply_topics = s.reply_topics.unwrap_or_default();
         for filter in &reply_topics {
             crate::protocol::validate_filter(filter).map_err(|reason| ConfigError::Invalid {
@@ -432,11 +446,7 @@ impl Config {
             timeout: parse_duration("timeout", s.timeout.as_deref(), DEFAULT_TIMEOUT)?,
             server_id,
             group: s.group,
-            session_expiry: parse_duration(
-                "session_expiry",
-                s.session_expiry.as_deref(),
-                DEFAULT_SESSION_EXPIRY,
-            )?,
+            session_expiry,
             reply_topics,
             limits: Limits {
                 max_queue_bytes: parse_bytes(
