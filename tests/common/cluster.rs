@@ -47,7 +47,10 @@ pub fn rmqttd_or_skip(test: &str) -> Option<PathBuf> {
         "MQTTAPP_REQUIRE_CLUSTER is set but rmqttd is not installed: run `make cluster-install` \
          (or set RMQTTD=/path/to/rmqttd)"
     );
-    eprintln!(
+    // Written to the stderr handle, not with eprintln!, which the test
+    // harness captures and hides for a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n*** SKIPPED {test}: rmqttd is not installed (make cluster-install, or RMQTTD=path); \
          set MQTTAPP_REQUIRE_CLUSTER=1 to make this a failure ***\n"
     );
