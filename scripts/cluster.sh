@@ -60,7 +60,7 @@ fill() { # template node
 
 running_nodes() { # http port -> number of nodes it reports running
 	curl -fsS --max-time 2 "http://127.0.0.1:$1/api/v1/brokers" 2>/dev/null \
-		| python3 -c 'import json,sys; print(sum(1 for n in json.load(sys.stdin) if n.get("running", True) is not False and str(n.get("node_status","Running")).lower()=="running"))' 2>/dev/null \
+		| python3 -c 'import json,sys; print(sum(1 for n in json.load(sys.stdin) if isinstance(n, dict) and n.get("running") is True))' 2>/dev/null \
 		|| echo 0
 }
 

@@ -266,15 +266,11 @@ fn running_nodes(port: u16) -> usize {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(&body) else {
         return 0;
     };
+    // A node the asked one cannot reach is listed as an error string.
     value.as_array().map_or(0, |nodes| {
         nodes
             .iter()
-            .filter(|n| n.get("running").and_then(|r| r.as_bool()) != Some(false))
-            .filter(|n| {
-                n.get("node_status")
-                    .and_then(|s| s.as_str())
-                    .is_none_or(|s| s.eq_ignore_ascii_case("running"))
-            })
+            .filter(|n| n.get("running").and_then(|r| r.as_bool()) == Some(true))
             .count()
     })
 }
@@ -283,7 +279,11 @@ fn running_nodes(port: u16) -> usize {
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
