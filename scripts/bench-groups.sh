@@ -6,7 +6,7 @@
 # duplicate replies, and edits applied (the file's revision count against
 # the edits sent: more means an edit applied twice).
 #
-# Needs target/release/mqttapp, mosquitto and rmqttd (scripts/cluster.sh
+# Needs target/release/mqttapp (or MQTTAPP_BIN), mosquitto and rmqttd (scripts/cluster.sh
 # path). COUNT (default 20000) requests per run, CONNECTIONS (4), WINDOW (64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ COUNT=${COUNT:-20000}
 CONNECTIONS=${CONNECTIONS:-4}
 WINDOW=${WINDOW:-64}
 OPS="calc=8,edit=2"
-BIN=$PWD/target/release/mqttapp
+BIN=${MQTTAPP_BIN:-$PWD/target/release/mqttapp}
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 WORK=$(mktemp -d /tmp/mqttapp-bench-groups.XXXXXX)
 MEMBERS=()
@@ -46,19 +46,20 @@ log_dest file $WORK/mosquitto.log
 log_type error
 user $(id -un)
 EOF
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" & MOSQ_PID=$!
+"$MOSQUITTO" -c "$WORK/mosquitto.conf" 2>/dev/null & MOSQ_PID=$!
 wait_port "$port"
 MOSQ_URL=mqtt://127.0.0.1:$port
 
+CLUSTER=1
 if ! scripts/cluster.sh path >/dev/null 2>&1; then
-	echo "rmqttd not found: make cluster-install (or RMQTTD=path)" >&2; exit 1
-fi
-if ! (exec 3<>/dev/tcp/127.0.0.1/18841) 2>/dev/null; then
+	echo "rmqttd not found (make cluster-install, or RMQTTD=path): Mosquitto only" >&2; CLUSTER=0
+elif ! (exec 3<>/dev/tcp/127.0.0.1/18841) 2>/dev/null; then
 	NODES=2 scripts/cluster.sh start >/dev/null; CLUSTER_STARTED=1
 fi
 NODE_URLS=(mqtt://127.0.0.1:18841 mqtt://127.0.0.1:18842)
 
 run=0
+LAST_RPS=1000
 # measure BROKER-NAME MEMBERS KILL URL... : one bench run; prints a table row.
 measure() {
 	local name=$1 n=$2 kill=$3; shift 3
@@ -72,14 +73,15 @@ measure() {
 		MQTTAPP_BROKER=$url MQTTAPP_PREFIX=$prefix "$BIN" serve --data-dir "$data" \
 			--server-id "$prefix-m$i" --group g >"$log" 2>&1 &
 		MEMBERS+=($!)
-		for _ in $(seq 200); do grep -q serving "$log" && break; sleep 0.05; done
+		for _ in $(seq 200); do grep -qs serving "$log" && break; sleep 0.05; done
 	done
 	local bench_url=${urls[$(( ${#urls[@]} - 1 ))]}
 	MQTTAPP_BROKER=$bench_url MQTTAPP_PREFIX=$prefix MQTTAPP_TIMEOUT=10 "$BIN" bench --json \
 		--ops "$OPS" --connections "$CONNECTIONS" --window "$WINDOW" --count "$COUNT" \
 		>"$WORK/bench-$run.json" 2>"$WORK/bench-$run.err" & local bench=$!
 	if [ "$kill" = 1 ]; then
-		sleep 2
+		# A third into the run, judged by the previous run's rate.
+		sleep "$(python3 -c "print(max(0.5, $COUNT / max($LAST_RPS, 1) / 3))")"
 		kill -9 "${MEMBERS[1]}" 2>/dev/null || true
 	fi
 	wait "$bench" || true
@@ -89,6 +91,7 @@ measure() {
 	for pid in "${MEMBERS[@]}"; do kill "$pid" 2>/dev/null || true; done
 	for pid in "${MEMBERS[@]}"; do wait "$pid" 2>/dev/null || true; done
 	MEMBERS=()
+	LAST_RPS=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["throughput_rps"]))' "$WORK/bench-$run.json" 2>/dev/null || echo 1000)
 	python3 - "$WORK/bench-$run.json" "$name" "$n" "$kill" "$rev" "$COUNT" <<'PY'
 import json, sys
 path, name, n, kill, rev, count = sys.argv[1:]
@@ -109,5 +112,6 @@ echo "| broker | members | crash | requests/s | lost | duplicate replies | re-se
 echo "|---|---|---|---|---|---|---|---|"
 for n in 1 2 4; do measure "Mosquitto" "$n" 0 "$MOSQ_URL"; done
 measure "Mosquitto" 3 1 "$MOSQ_URL"
+[ "$CLUSTER" = 1 ] || exit 0
 for n in 1 2 4; do measure "rmqtt, 2 nodes" "$n" 0 "${NODE_URLS[@]}"; done
 measure "rmqtt, 2 nodes" 3 1 "${NODE_URLS[@]}"
