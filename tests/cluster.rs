@@ -10,12 +10,21 @@
 mod common;
 
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::cluster::{
     bench_report, count, edit_rev, mqttapp_at, rmqttd_or_skip, spawn_bench, Cluster, Member,
 };
 use common::{unique_prefix, wait_until};
+
+/// One cluster at a time: two rmqttd nodes, their members and a bench
+/// already fill the 2 cores CI has.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 const NODE_A: usize = 0;
 const NODE_B: usize = 1;
@@ -39,6 +48,7 @@ fn a_server_on_node_a_answers_ask_on_node_b_and_its_status_crosses_nodes() {
     let Some(rmqttd) = rmqttd_or_skip("cluster ask across nodes") else {
         return;
     };
+    let _serial = serial();
     let started = Instant::now();
     let cluster = Cluster::start(&rmqttd, 2);
     let prefix = unique_prefix("xnode");
@@ -139,6 +149,7 @@ fn a_group_member_killed_on_one_node_loses_nothing() {
     let Some(rmqttd) = rmqttd_or_skip("cluster member kill") else {
         return;
     };
+    let _serial = serial();
     let started = Instant::now();
     let mut cluster = Cluster::start(&rmqttd, 2);
     let prefix = unique_prefix("xkill");
@@ -156,6 +167,7 @@ fn a_node_killed_under_load_leaves_the_member_on_the_other_node_serving_and_lose
     let Some(rmqttd) = rmqttd_or_skip("cluster node kill") else {
         return;
     };
+    let _serial = serial();
     let started = Instant::now();
     let mut cluster = Cluster::start(&rmqttd, 2);
     let prefix = unique_prefix("xnodekill");
