@@ -8,8 +8,8 @@
 #
 # rmqttd is taken from $RMQTTD, then PATH, then .tools/rmqtt/bin/rmqttd.
 # Node N: MQTT 127.0.0.1:1884N, node gRPC 1536N, HTTP API 1606N; state and
-# logs in run/cluster/nodeN (sessions and retained messages in sled there,
-# so a restarted node keeps them).
+# logs in run/cluster/nodeN; PERSIST=1 keeps sessions and retained messages
+# there in sled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,10 @@ NODES=${NODES:-2}
 RMQTT_VERSION=0.24.0
 TOOLS=$PWD/.tools/rmqtt
 STATE=$PWD/run/cluster
-PLUGINS="rmqtt-acl rmqtt-cluster-broadcast rmqtt-http-api rmqtt-retainer rmqtt-session-storage"
+PLUGINS="rmqtt-acl rmqtt-cluster-broadcast rmqtt-http-api rmqtt-retainer"
+# PERSIST=1: sessions and retained messages in sled under run/cluster/nodeN
+# (rmqtt-session-storage, rmqtt-retainer-sled.toml.in), to survive a restart.
+PERSIST=${PERSIST:-0}
 
 find_rmqttd() {
 	if [ -n "${RMQTTD:-}" ]; then
@@ -77,6 +80,11 @@ start() {
 		mkdir -p "$dir/plugins" "$dir/log"
 		fill "$n" <config/rmqtt/node.toml.in >"$dir/rmqtt.toml"
 		for p in $PLUGINS; do fill "$n" <"config/rmqtt/$p.toml.in" >"$dir/plugins/$p.toml"; done
+		if [ "$PERSIST" = 1 ]; then
+			sed -i 's|"rmqtt-shared-subscription"\]|"rmqtt-shared-subscription", "rmqtt-session-storage"]|' "$dir/rmqtt.toml"
+			fill "$n" <config/rmqtt/rmqtt-retainer-sled.toml.in >"$dir/plugins/rmqtt-retainer.toml"
+			fill "$n" <config/rmqtt/rmqtt-session-storage.toml.in >"$dir/plugins/rmqtt-session-storage.toml"
+		fi
 		(cd "$dir" && exec "$bin" -f "$dir/rmqtt.toml" </dev/null >"$dir/log/stdout.log" 2>&1) &
 		echo $! >"$dir/pid"
 	done

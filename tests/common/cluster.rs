@@ -254,7 +254,6 @@ pub const PLUGINS: &[&str] = &[
     "rmqtt-cluster-broadcast",
     "rmqtt-http-api",
     "rmqtt-retainer",
-    "rmqtt-session-storage",
 ];
 
 /// How many nodes the HTTP API on `port` reports as running (0 when it
