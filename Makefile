@@ -8,7 +8,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MOSQUITTO = $(shell command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
 DATA_DIR ?= run/data
 
-.PHONY: help setup build broker broker-stop run test check demo bench install clean man examples fuzz
+.PHONY: help setup build broker broker-stop run test check demo bench install clean man examples fuzz \
+	cluster-install cluster cluster-stop bench-cluster
 
 help:
 	@echo "make run     install what is missing, build, start a local broker, run the server"
@@ -16,6 +17,9 @@ help:
 	@echo "make demo    broker + server in the background, four example requests, stop both"
 	@echo "make check   cargo fmt --check, clippy -D warnings, all tests"
 	@echo "make broker / broker-stop   the local Mosquitto (config/mosquitto.conf, state in run/)"
+	@echo "make cluster / cluster-stop   a 2-node rmqtt cluster on loopback (config/rmqtt, NODES=3 for three; RMQTTD=path)"
+	@echo "make cluster-install   rmqttd into .tools/rmqtt unless found (cargo install, about 20 min)"
+	@echo "make bench-cluster   requests/s, lost and duplicated for 1/2/4 group members on Mosquitto and the cluster"
 	@echo "make bench   speed figures as ratios against references measured in the same run (docs/BENCHMARKS.md)"
 	@echo "make install put mqttapp on PATH (cargo install --path .)"
 	@echo "make man     man pages into target/man (man -l target/man/mqttapp.1)"
@@ -25,7 +29,8 @@ help:
 # Debian packages: cmake builds the bundled Paho C; perl and make build the
 # OpenSSL compiled into the binary (openssl-src: no libssl to load at each
 # start); mosquitto is the broker, mosquitto-clients has mosquitto_rr for
-# interop tests, openssl makes the test certificates.
+# interop tests, openssl makes the test certificates; protobuf-compiler
+# builds rmqttd (the cluster tests, when MQTTAPP_REQUIRE_CLUSTER is set).
 setup:
 	@missing=""; \
 	command -v cmake >/dev/null || missing="$$missing cmake"; \
@@ -37,6 +42,7 @@ setup:
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1 || missing="$$missing python3-pip"; \
+	[ -z "$$MQTTAPP_REQUIRE_CLUSTER" ] || command -v protoc >/dev/null || missing="$$missing protobuf-compiler"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
@@ -70,7 +76,10 @@ broker-stop:
 run: build broker
 	$(BIN) serve --data-dir $(DATA_DIR)
 
+# With MQTTAPP_REQUIRE_CLUSTER set (CI), rmqttd is installed first and the
+# cluster tests (tests/cluster.rs) fail instead of skipping without it.
 test: setup
+	@if [ -n "$$MQTTAPP_REQUIRE_CLUSTER" ]; then scripts/cluster.sh install; fi
 	$(CARGO) test --locked
 
 check: setup
@@ -119,9 +128,26 @@ fuzz:
 			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
 	done
 
+# rmqttd (an MQTT 5 broker that clusters) from crates.io into .tools/rmqtt,
+# unless $$RMQTTD, PATH or .tools has one; its build needs protoc.
+cluster-install: setup
+	@scripts/cluster.sh install
+
+# NODES nodes (default 2): MQTT on 127.0.0.1:1884N, state in run/cluster.
+cluster: cluster-install
+	@scripts/cluster.sh start
+
+cluster-stop:
+	@scripts/cluster.sh stop
+
+# Release build; its own Mosquitto and cluster on free ports; a few minutes.
+bench-cluster: cluster-install
+	$(CARGO) build --release --locked
+	scripts/bench-groups.sh
+
 install: build
 	$(CARGO) install --locked --path .
 
-clean: broker-stop
+clean: broker-stop cluster-stop
 	$(CARGO) clean
 	rm -rf run

@@ -31,6 +31,11 @@ pub const DEFAULT_FILE: &str = "notes.txt";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the broker keeps a stopped server's session (and queues its requests).
 pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+/// The same for a group member: a crashed member's session would keep
+/// taking its share of the requests (Mosquitto hands them to sessions, not
+/// connections) until it expires, while the other members could answer
+/// them; a re-send after that second lands on a live member.
+pub const DEFAULT_GROUP_SESSION_EXPIRY: Duration = Duration::from_secs(1);
 /// The config file used when none is named and it exists (in a checkout).
 pub const DEFAULT_CONFIG_FILE: &str = "config/mqttapp.toml";
 
@@ -474,6 +479,15 @@ impl Config {
                 reason,
             });
         }
+        // A group member's session outlives a crash by a second only, so
+        // the broker stops handing it the group's share (docs/SCALING.md).
+        let session_expiry = src
+            .get(&d::SESSION_EXPIRY, flags.session_expiry)?
+            .unwrap_or(if group.is_some() {
+                DEFAULT_GROUP_SESSION_EXPIRY
+            } else {
+                DEFAULT_SESSION_EXPIRY
+            });
         let reply_topics = src
             .get(&d::REPLY_TOPICS, flags.reply_topics)?
             .unwrap_or_default();
@@ -511,9 +525,7 @@ impl Config {
                 .unwrap_or(DEFAULT_TIMEOUT),
             server_id,
             group,
-            session_expiry: src
-                .get(&d::SESSION_EXPIRY, flags.session_expiry)?
-                .unwrap_or(DEFAULT_SESSION_EXPIRY),
+            session_expiry,
             no_edit: src.get(&d::NO_EDIT, flags.no_edit)?.unwrap_or(false),
             reply_topics,
             limits: Limits {

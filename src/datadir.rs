@@ -18,6 +18,8 @@
 //!     deadletters.jsonl        dead letters, one JSON record a line
 //!     deadletters.lock         held while the dead-letter store is changed
 //!     deadletters.dropped      how many dead letters the budget turned away
+//!     data-dir-id              this directory's random id, advertised by
+//!                              servers that take edits here (serve/owner.rs)
 //! ```
 //!
 //! Data file names may not start with '.', so nothing the stores keep can
@@ -92,7 +94,13 @@ impl DataDir {
         self.meta.join("deadletters.lock")
     }
 
-    /// The count of dead letters the budget turned away.
+    /// The directory's random id (`serve/owner.rs`: which servers may
+    /// take a group's edits).
+    pub fn id_file(&self) -> PathBuf {
+        self.meta.join("data-dir-id")
+    }
+
+    /// How many dead letters the budget turned away.
     pub fn dead_letters_dropped(&self) -> PathBuf {
         self.meta.join("deadletters.dropped")
     }

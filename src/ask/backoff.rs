@@ -1,9 +1,13 @@
-//! When to send a request again: after silence, on a doubling schedule
-//! (1, 2, 4 s ... apart, so a 30 s timeout re-sends at 1, 3, 7 and 15 s),
-//! and after a `busy` reply, after a short jittered back-off that also
-//! doubles. A fixed interval would multiply an overloaded server's queue
-//! by the number of re-sends; synchronized re-sends of many clients would
-//! arrive as one burst, hence the jitter.
+//! When to send a request again: after silence, on a schedule of its own
+//! (1, 2, 4 s apart, then every 4 s: a 30 s timeout re-sends at 1, 3, 7,
+//! 11, 15 ... 27 s), and after a `busy` reply, after a short jittered
+//! back-off that also doubles. A fixed short interval would multiply an
+//! overloaded server's queue by the number of re-sends; synchronized
+//! re-sends of many clients would arrive as one burst, hence the jitter.
+//! The cap keeps re-sending within a long timeout: a request the broker
+//! handed to a crashed group member's session is lost, and only a re-send
+//! that comes after that session expired (or goes to another member) gets
+//! it answered, however long the client is willing to wait.
 //!
 //! Pure time arithmetic, no I/O: the one-shot exchange and the pipeline
 //! both keep one [`Attempts`] per request.
@@ -17,9 +21,12 @@ use crate::protocol::{ErrorBody, ErrorCode, Reply};
 const BUSY_FIRST: Duration = Duration::from_millis(100);
 /// Longest back-off after a `busy` reply.
 const BUSY_MAX: Duration = Duration::from_secs(2);
-/// Doublings after which the silence interval stops growing (2^16 s is
-/// far beyond any sane timeout; bounds the shift).
+/// Doublings after which the busy back-off stops growing (bounds the
+/// shift).
 const MAX_DOUBLINGS: u32 = 16;
+/// Longest silence between two sends of a request (unless the first
+/// interval is longer).
+pub const MAX_SILENCE: Duration = Duration::from_secs(4);
 
 /// The interval before the first re-send: 1 s, or a third of a timeout
 /// shorter than 3 s (so a short timeout still gets two re-sends).
@@ -28,9 +35,12 @@ pub fn first_resend(timeout: Duration) -> Duration {
 }
 
 /// How long to wait after the `sends`-th send (1-based) before sending
-/// again when no reply came: `first`, then twice that, and so on.
+/// again when no reply came: `first`, then twice that, and so on up to
+/// [`MAX_SILENCE`] (or `first`, if longer).
 pub fn silence_interval(first: Duration, sends: u32) -> Duration {
-    first.saturating_mul(1 << sends.saturating_sub(1).min(MAX_DOUBLINGS))
+    first
+        .saturating_mul(1 << sends.saturating_sub(1).min(MAX_DOUBLINGS))
+        .min(MAX_SILENCE.max(first))
 }
 
 /// The back-off before sending again after the `busy`-th `busy` reply
@@ -136,7 +146,7 @@ mod tests {
     #[test]
     fn silent_resends_double_whatever_the_timeout() {
         let table: &[(u64, &[f64])] = &[
-            (30, &[1.0, 3.0, 7.0, 15.0]),
+            (30, &[1.0, 3.0, 7.0, 11.0, 15.0, 19.0, 23.0, 27.0]),
             (10, &[1.0, 3.0, 7.0]),
             (5, &[1.0, 3.0]),
             (3, &[1.0]),
@@ -159,10 +169,24 @@ mod tests {
     }
 
     #[test]
-    fn the_silence_interval_saturates_instead_of_overflowing() {
+    fn the_silence_interval_stops_growing_at_its_cap() {
         assert_eq!(silence_interval(secs(1), 1), secs(1));
-        assert_eq!(silence_interval(secs(1), 4), secs(8));
-        assert_eq!(silence_interval(secs(1), u32::MAX), secs(1 << 16));
+        assert_eq!(silence_interval(secs(1), 3), secs(4));
+        assert_eq!(silence_interval(secs(1), 4), MAX_SILENCE);
+        assert_eq!(silence_interval(secs(1), u32::MAX), MAX_SILENCE);
+        // A first interval longer than the cap is kept, never shortened.
+        assert_eq!(silence_interval(secs(6), 3), secs(6));
+    }
+
+    #[test]
+    fn a_long_timeout_keeps_resending_at_most_max_silence_apart() {
+        let t = resend_times(secs(120));
+        assert!(t.len() > 25, "{t:?}");
+        assert!(
+            t.windows(2)
+                .all(|w| w[1] - w[0] <= MAX_SILENCE.as_secs_f64()),
+            "{t:?}"
+        );
     }
 
     #[test]

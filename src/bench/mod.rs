@@ -158,10 +158,12 @@ pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError>
                     stop_sending,
                     mix: mix.clone(),
                     qos: args.qos,
-                    // The first re-send after 2 s, then backing off (2, 6,
-                    // 14 s ...) within the timeout: with the retry as long
-                    // as the timeout, a window lost with a dead broker was
-                    // never re-sent.
+                    // The first re-send after 2 s, then at 6, 10, 14 s ...
+                    // (backing off to every 4 s, whatever the timeout): with
+                    // the retry as long as the timeout, a window lost with a
+                    // dead broker was never re-sent; with a doubling without
+                    // a cap, a request handed to a crashed group member's
+                    // session was re-sent too rarely to reach a live one.
                     retry: crate::ask::retry_interval(config.timeout).max(Duration::from_secs(2)),
                     timeout: config.timeout.max(Duration::from_secs(10)),
                 };

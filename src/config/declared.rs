@@ -304,7 +304,7 @@ pub const SESSION_EXPIRY: Typed<Duration> = Typed {
         "session_expiry",
         "session-expiry",
         "MQTTAPP_SESSION_EXPIRY",
-        "24h",
+        "24h; 1s with --group, so a crashed member's share goes back to the group",
         SERVE,
     ),
     parse: parse::duration,

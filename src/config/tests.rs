@@ -297,3 +297,20 @@ fn a_bad_value_below_a_good_one_is_not_read() {
         Duration::from_secs(2)
     );
 }
+
+#[test]
+fn a_group_member_defaults_to_a_short_session_expiry_unless_one_is_set() {
+    let member = |expiry: Option<&str>| {
+        Config::from_settings(Settings {
+            group: Some("workers".into()),
+            session_expiry: expiry.map(|e| humantime::parse_duration(e).unwrap()),
+            ..Default::default()
+        })
+        .unwrap()
+        .session_expiry
+    };
+    assert_eq!(member(None), DEFAULT_GROUP_SESSION_EXPIRY);
+    assert_eq!(member(Some("1h")), Duration::from_secs(3600));
+    let lone = Config::from_settings(Settings::default()).unwrap();
+    assert_eq!(lone.session_expiry, DEFAULT_SESSION_EXPIRY);
+}

@@ -23,9 +23,6 @@ use crate::config::Config;
 use crate::protocol::{Op, Topics};
 use crate::status::ServerRow;
 
-/// Where the id is kept, under the data directory.
-const ID_FILE: &str = ".mqttapp/data-dir-id";
-
 /// Why this server must not take edits.
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -46,7 +43,7 @@ pub enum DataDirError {
 }
 
 fn id_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(ID_FILE)
+    crate::datadir::DataDir::new(data_dir).id_file()
 }
 
 /// The id of `data_dir`, created on first use (in the metadata directory
@@ -173,12 +170,12 @@ mod tests {
             None,
             "the store creates the metadata dir"
         );
-        std::fs::create_dir(dir.path().join(".mqttapp")).unwrap();
+        std::fs::create_dir(dir.path().join(crate::datadir::META_DIR)).unwrap();
         let a = id_of(dir.path()).unwrap();
         assert_eq!(id_of(dir.path()).unwrap(), a);
         assert_eq!(read(dir.path()).unwrap(), a);
         let other = tempfile::tempdir().unwrap();
-        std::fs::create_dir(other.path().join(".mqttapp")).unwrap();
+        std::fs::create_dir(other.path().join(crate::datadir::META_DIR)).unwrap();
         assert_ne!(id_of(other.path()).unwrap(), a);
     }
 

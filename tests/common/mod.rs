@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod broker;
+pub mod cluster;
 pub mod load;
 pub mod pki;
 pub mod raw;
