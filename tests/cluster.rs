@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    bench_report, count, edit_rev, mqttapp_at, rmqttd_or_skip, spawn_bench, Cluster, Member,
+    bench_report, count, edit_rev, mqttapp_at, rmqttd_or_skip, spawn_patient_bench, Cluster, Member,
 };
 use common::{unique_prefix, wait_until};
 
@@ -125,7 +125,7 @@ fn bench_with_crash(
     let dir = cluster.dir().to_path_buf();
     let total_arg = total.to_string();
     let args: Vec<&str> = BENCH.iter().copied().chain([total_arg.as_str()]).collect();
-    let bench = spawn_bench(&b, prefix, &dir, &args);
+    let bench = spawn_patient_bench(&b, prefix, &dir, &args);
     wait_until("answers before the crash", Duration::from_secs(120), || {
         members.iter().map(Member::answered).sum::<usize>() >= after
     });

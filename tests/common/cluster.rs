@@ -380,8 +380,22 @@ pub fn mqttapp_at(url: &str, prefix: &str, dir: &Path) -> Command {
 
 /// Starts `mqttapp bench --json` with `args` against `url`.
 pub fn spawn_bench(url: &str, prefix: &str, dir: &Path, args: &[&str]) -> Child {
-    mqttapp_at(url, prefix, dir)
-        .arg("bench")
+    bench_at(url, prefix, dir, args, None)
+}
+
+/// [`spawn_bench`] with a request timeout of 60 s: long enough for the
+/// re-sends (every 4 s at most) to outlast an rmqtt cluster's stall of
+/// up to ~45 s after a node dies (docs/SCALING.md).
+pub fn spawn_patient_bench(url: &str, prefix: &str, dir: &Path, args: &[&str]) -> Child {
+    bench_at(url, prefix, dir, args, Some("60s"))
+}
+
+fn bench_at(url: &str, prefix: &str, dir: &Path, args: &[&str], timeout: Option<&str>) -> Child {
+    let mut cmd = mqttapp_at(url, prefix, dir);
+    if let Some(timeout) = timeout {
+        cmd.env("MQTTAPP_TIMEOUT", timeout);
+    }
+    cmd.arg("bench")
         .args(args)
         .arg("--json")
         .stdout(Stdio::piped())
