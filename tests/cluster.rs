@@ -187,3 +187,52 @@ fn a_node_killed_under_load_leaves_the_member_on_the_other_node_serving_and_lose
         started.elapsed()
     );
 }
+
+#[test]
+fn a_server_with_a_broker_list_moves_to_the_surviving_node() {
+    let Some(rmqttd) = rmqttd_or_skip("cluster broker-list failover") else {
+        return;
+    };
+    let _serial = serial();
+    let started = Instant::now();
+    let mut cluster = Cluster::start(&rmqttd, 2);
+    let prefix = unique_prefix("xfail");
+    let (a, b) = (cluster.url(NODE_A), cluster.url(NODE_B));
+    let dir = cluster.dir().to_path_buf();
+    // The server knows both nodes and connects to A, the first.
+    let list = format!("{a},{b}");
+    let server = Member::start(
+        &list,
+        &prefix,
+        &dir.join("data"),
+        &["--server-id", &format!("{prefix}-s"), "-v"],
+    );
+    let before = ask(&b, &prefix, &dir, &["edit", "--append", "before"]);
+    assert_eq!(before.0, 0, "{before:?}");
+    cluster.kill(NODE_A);
+    // Node B stalls for a while after A dies (it refuses even new
+    // connections, docs/SCALING.md); the server reconnects to B, the next
+    // broker of its list, and answers there.
+    wait_until("the server answering on node B", Duration::from_secs(120), || {
+        ask(&b, &prefix, &dir, &["--timeout", "5", "calc", "1+1"]).0 == 0
+    });
+    let after = ask(
+        &b,
+        &prefix,
+        &dir,
+        &["--timeout", "60", "edit", "--append", "after"],
+    );
+    assert_eq!(after.0, 0, "answered after failover: {after:?}");
+    let show = ask(&b, &prefix, &dir, &["edit", "--show"]);
+    assert!(
+        show.0 == 0 && show.1.ends_with("before\nafter"),
+        "each edit once, in order: {show:?}"
+    );
+    assert_eq!(edit_rev(&b, &prefix, &dir, "notes.txt"), 2);
+    assert!(
+        server.log().contains(&b.replace("mqtt://", "")) || server.log().contains("reconnected"),
+        "the server says where it went:\n{}",
+        server.log()
+    );
+    eprintln!("cluster test took {:?}", started.elapsed());
+}
