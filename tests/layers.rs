@@ -5,6 +5,9 @@
 //!
 //! The table is the one place the layers are written down; a module
 //! missing from it fails the check too.
+//!
+//! A second check keeps the transport seam: outside `src/mqtt.rs` and
+//! `src/mqtt/`, no line of code names paho (`paho_mqtt`, `paho::`).
 
 use std::path::{Path, PathBuf};
 
