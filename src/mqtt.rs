@@ -4,11 +4,12 @@
 //! (global init without OpenSSL, the never-destroyed anchor client, the
 //! trace level, leaking the client on exit).
 //!
-//! The server, the client pipeline and `dlq replay` see only the crate's
-//! own types ([`Client`], [`Message`], [`Delivery`], [`Arrival`]); in unit
-//! tests [`Client`] can be the in-memory broker twin (`twin.rs`). Still
-//! on paho directly: `status` (through [`connect_oneshot`]) and the `TZ`
-//! setting in `main.rs`.
+//! Every other module sees only the crate's own types ([`Client`],
+//! [`Message`], [`Delivery`], [`Arrival`]); in unit tests [`Client`] can
+//! be the in-memory broker twin (`twin.rs`). No other module names paho
+//! in code (`tests/layers.rs` checks it). One paho C workaround lives
+//! elsewhere: the `TZ` setting in `main.rs`, which must run before any
+//! thread exists.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::config::Connection;
 mod client;
 mod connack;
 mod meta;
+mod oneshot;
 mod refusal;
 mod tls;
 mod token;
@@ -27,11 +29,16 @@ mod transport;
 #[cfg(test)]
 pub mod twin;
 mod uri;
-pub use client::{create_client, init_library, publish_waiting, MAX_BUFFERED};
+/// A raw paho client with the project's options, for integration tests
+/// that act as a foreign client on the broker; the crate itself uses
+/// [`Client`].
+pub use client::create_client;
+use client::publish_waiting;
 pub use meta::MessageMeta;
-pub use refusal::{check_granted, classify_refusal};
-pub use tls::explain;
-pub use token::{block_on, completed, wait};
+use refusal::{check_granted, classify_refusal};
+use tls::explain;
+pub use token::block_on;
+use token::wait;
 pub use transport::{
     Arrival, Client, Connect, Delivery, DeliveryError, Message, Pending, Subscription,
 };
@@ -169,7 +176,7 @@ pub struct SessionSpec {
 ///
 /// # Errors
 /// [`MqttError::TlsFile`] when a TLS file does not exist.
-pub fn connect_options(
+fn connect_options(
     conn: &Connection,
     uri: &BrokerUri,
     session: &SessionSpec,
@@ -215,7 +222,7 @@ fn session_properties(expiry: Duration) -> paho::Properties {
 ///
 /// # Errors
 /// The classified [`MqttError`].
-pub fn connect(
+fn connect(
     client: &paho::AsyncClient,
     uri: &BrokerUri,
     opts: paho::ConnectOptions,
@@ -224,37 +231,6 @@ pub fn connect(
         .connect(opts)
         .wait()
         .map_err(|e| classify_connect_error(uri, e))
-}
-
-/// Publishes an empty QoS 0 message on `topic` from a [`connect_oneshot`]
-/// client without waiting (the status ping of `status`).
-pub fn publish_empty(client: &paho::AsyncClient, topic: &str) {
-    let msg = paho::MessageBuilder::new().topic(topic).qos(0).finalize();
-    if let Err(e) = client.try_publish(msg) {
-        tracing::debug!(error = %e, "could not publish to {topic}");
-    }
-}
-
-/// Creates and connects a short-lived client (`status`, `dlq replay`):
-/// clean start, no session kept, no will.
-///
-/// # Errors
-/// The classified [`MqttError`].
-pub fn connect_oneshot(
-    conn: &Connection,
-    client_id: &str,
-    connect_timeout: Duration,
-) -> Result<paho::AsyncClient, MqttError> {
-    let uri = BrokerUri::parse(&conn.broker)?;
-    let client = create_client(&uri, client_id, false)?;
-    let session = SessionSpec {
-        clean_start: true,
-        session_expiry: Duration::ZERO,
-        will: None,
-        connect_timeout,
-    };
-    connect(&client, &uri, connect_options(conn, &uri, &session)?)?;
-    Ok(client)
 }
 
 fn classify_connect_error(uri: &BrokerUri, err: paho::Error) -> MqttError {
@@ -312,4 +288,16 @@ fn probe_tcp(host_port: &str) -> Result<(), String> {
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_bearing_target_is_the_paho_crates_name() {
+        // paho-mqtt logs with its module paths as targets.
+        let path = std::any::type_name::<paho::AsyncClient>();
+        assert!(path.starts_with(SECRET_BEARING_LOG_TARGET), "{path}");
+    }
 }

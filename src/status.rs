@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::ids::random_u64;
-use crate::mqtt::{self, MessageMeta, MqttError};
+use crate::mqtt::{self, Arrival, Client, Message, MessageMeta, MqttError, Subscription};
 use crate::output::Columns;
 use crate::protocol::{Status, Topics};
 
@@ -85,58 +85,60 @@ impl ServerRow {
 pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttError> {
     let client_id = format!("mqttapp-status-{:016x}", random_u64());
     let patience = wait.max(Duration::from_secs(1));
-    let client = mqtt::connect_oneshot(
+    let client = Client::connect_oneshot(
         &config.connection,
         &client_id,
         patience.min(Duration::from_secs(10)),
     )?;
-    let rx = client.start_consuming();
+    let rx = client.arrivals();
     let topics = Topics::new(&config.prefix);
     let marker_topic = topics.response(&client_id);
-    let filters = [topics.status_filter(), marker_topic.clone()];
-    let subscribed = client.subscribe_many(&filters, &[mqtt::QOS, mqtt::QOS]);
-    let response = mqtt::wait(subscribed, patience)?;
-    let codes = response.subscribe_many_response().unwrap_or_default();
-    if codes.first().is_some_and(|&c| c > mqtt::QOS) {
-        return Err(MqttError::NotAuthorized {
-            topic: filters[0].clone(),
-            reason: format!("reason code {}", codes[0]),
-        });
+    let subs = [topics.status_filter(), marker_topic.clone()].map(|filter| Subscription {
+        filter,
+        qos: mqtt::QOS,
+        retained_only_if_new: false,
+    });
+    let granted = mqtt::block_on(client.subscribe_each(&subs), patience)
+        .unwrap_or(Err(MqttError::timed_out()))?;
+    let mut granted = granted.into_iter();
+    if let Some(Err(refused)) = granted.next() {
+        return Err(refused);
     }
-    let marker = codes.get(1).is_some_and(|&c| c <= mqtt::QOS)
-        && mqtt::wait(
-            client.publish(MessageMeta::default().message(&marker_topic, Vec::new(), false)),
-            patience,
-        )
-        .is_ok();
+    let marker = matches!(granted.next(), Some(Ok(())))
+        && client
+            .publish_wait(
+                Message::new(&marker_topic, Vec::new(), MessageMeta::default(), false),
+                patience,
+            )
+            .is_ok();
     let mut deadline = Instant::now() + wait;
     let mut rows = BTreeMap::new();
     let mut pinged = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let msg = match rx.recv_timeout(if marker { left } else { left.min(QUIET) }) {
-            Ok(Some(msg)) => msg,
-            Ok(None) | Err(_) => break,
+            Ok(Arrival::Message(msg)) => msg,
+            Ok(_) | Err(_) => break,
         };
-        if msg.topic() == marker_topic {
+        if msg.topic == marker_topic {
             // No online server among the retained statuses: ask for live
             // ones (`crate::broker::ping`), for brokers that do not pass
             // retained messages on.
             if pinged || rows.values().any(ServerRow::is_online) {
                 break;
             }
-            mqtt::publish_empty(&client, &crate::broker::ping::topic(&config.prefix));
+            crate::broker::ping::send(&client, &config.prefix);
             pinged = true;
             deadline = deadline.min(Instant::now() + crate::broker::ping::ANSWER_WITHIN);
             continue;
         }
-        if let Some(id) = msg.topic().rsplit('/').next() {
-            if !msg.payload().is_empty() {
-                rows.insert(id.to_string(), ServerRow::new(id, msg.payload()));
+        if let Some(id) = msg.topic.rsplit('/').next() {
+            if !msg.payload.is_empty() {
+                rows.insert(id.to_string(), ServerRow::new(id, &msg.payload));
             }
         }
     }
-    let _ = mqtt::wait(client.disconnect(None), Duration::from_millis(500));
+    client.disconnect(Duration::ZERO);
     Ok(rows.into_values().collect())
 }
 
@@ -205,14 +207,16 @@ pub fn forget(config: &Config, id: &str, wait: Duration) -> Result<(), ForgetErr
     }
     let client_id = format!("mqttapp-status-{:016x}", random_u64());
     let patience = wait.clamp(Duration::from_secs(1), Duration::from_secs(10));
-    let client = mqtt::connect_oneshot(&config.connection, &client_id, patience)?;
+    let client = Client::connect_oneshot(&config.connection, &client_id, patience)?;
     let topic = Topics::new(&config.prefix).status(id);
-    let published = client.publish(MessageMeta::default().message(&topic, Vec::new(), true));
-    let result = mqtt::wait(published, patience);
-    let _ = mqtt::wait(client.disconnect(None), Duration::from_millis(500));
+    let result = client.publish_wait(
+        Message::new(&topic, Vec::new(), MessageMeta::default(), true),
+        patience,
+    );
+    client.disconnect(Duration::ZERO);
     // The shipped ACL lets only servers write statuses: a refusal is
     // "not authorized" (exit 4), run it with a server's credentials.
-    result.map_err(|e| mqtt::classify_refusal(&topic, e))?;
+    result?;
     Ok(())
 }
 

@@ -5,6 +5,9 @@
 //!
 //! The table is the one place the layers are written down; a module
 //! missing from it fails the check too.
+//!
+//! A second check keeps the transport seam: outside `src/mqtt.rs` and
+//! `src/mqtt/`, no line of code names paho (`paho_mqtt`, `paho::`).
 
 use std::path::{Path, PathBuf};
 
@@ -147,4 +150,54 @@ fn no_module_imports_from_a_layer_above_it() {
 fn the_reader_finds_grouped_and_plain_paths() {
     let text = "use crate::a::B;\nuse crate::{c, d::E};\nlet x = crate::f(1);";
     assert_eq!(imports(text), ["a", "c", "d", "f"]);
+}
+
+/// Files that may name paho: the transport (`src/mqtt.rs`, `src/mqtt/`).
+fn owns_paho(rel: &Path) -> bool {
+    rel == Path::new("mqtt.rs") || rel.starts_with("mqtt")
+}
+
+/// The lines of a source text that name the paho crate in code (a line
+/// comment, `//`, `///` or `//!`, may still mention it).
+fn paho_lines(text: &str) -> Vec<(usize, &str)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim_start().starts_with("//"))
+        .filter(|(_, line)| line.contains("paho_mqtt") || line.contains("paho::"))
+        .map(|(i, line)| (i + 1, line.trim()))
+        .collect()
+}
+
+#[test]
+fn only_the_transport_names_paho() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut problems = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap();
+        if owns_paho(rel) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (line, code) in paho_lines(&text) {
+            problems.push(format!("{}:{line}: {code}", rel.display()));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "only src/mqtt.rs and src/mqtt/ may name paho; use the transport's own types (mqtt::Client, Message, Arrival) instead:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_paho_reader_skips_comments_and_finds_paths() {
+    let text = "//! paho_mqtt here is fine\n/// paho::Error too\nuse paho_mqtt as paho;\nlet e: paho::Error;\nlet c = client.paho;";
+    assert_eq!(
+        paho_lines(text),
+        [(3, "use paho_mqtt as paho;"), (4, "let e: paho::Error;")]
+    );
+    assert!(owns_paho(Path::new("mqtt/transport.rs")) && owns_paho(Path::new("mqtt.rs")));
+    assert!(!owns_paho(Path::new("mqttx.rs")) && !owns_paho(Path::new("status.rs")));
 }

@@ -3,13 +3,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use paho_mqtt as paho;
+use crossbeam_channel::Receiver;
 
 use super::report::{BrokerSeen, Report, Verdict};
 use crate::broker::{list, Capabilities, Needs};
 use crate::config::Config;
 use crate::ids::random_u64;
-use crate::mqtt::{self, BrokerUri, MqttError, SessionSpec};
+use crate::mqtt::{
+    self, Arrival, BrokerUri, Client, Connect, Message, MessageMeta, MqttError, SessionSpec,
+    Subscription,
+};
 use crate::protocol::Topics;
 
 /// Messages sent to the group probe.
@@ -23,8 +26,8 @@ const ACK: Duration = Duration::from_secs(5);
 
 /// A connected probe client and its message stream.
 struct Probe {
-    client: paho::AsyncClient,
-    rx: crossbeam_channel::Receiver<Option<paho::Message>>,
+    client: Client,
+    rx: Receiver<Arrival>,
     caps: Capabilities,
 }
 
@@ -36,34 +39,31 @@ impl Probe {
         clean_start: bool,
         expiry: Duration,
     ) -> Result<Probe, MqttError> {
-        let client = mqtt::create_client(uri, id, false)?;
-        let rx = client.start_consuming();
-        let session = SessionSpec {
-            clean_start,
-            session_expiry: expiry,
-            will: None,
-            connect_timeout: ACK,
-        };
-        let opts = mqtt::connect_options(&config.connection, uri, &session)?;
-        let response = mqtt::connect(&client, uri, opts)
-            .map_err(|e| mqtt::explain(e, &config.connection, uri))?;
-        Ok(Probe {
-            client,
-            rx,
-            caps: Capabilities::of(&response),
-        })
+        let client = Client::create_at(uri, id, false)?;
+        let rx = client.arrivals();
+        let caps = client.connect(&Connect {
+            connection: &config.connection,
+            session: SessionSpec {
+                clean_start,
+                session_expiry: expiry,
+                will: None,
+                connect_timeout: ACK,
+            },
+        })?;
+        Ok(Probe { client, rx, caps })
     }
 
     fn subscribe(&self, filter: &str) -> Result<(), MqttError> {
-        let response = mqtt::wait(self.client.subscribe(filter, mqtt::QOS), ACK)
-            .map_err(|e| mqtt::classify_refusal(filter, e))?;
-        let codes = response.subscribe_many_response().unwrap_or_default();
-        mqtt::check_granted(&[filter.to_string()], &codes)
+        let sub = Subscription {
+            filter: filter.to_string(),
+            qos: mqtt::QOS,
+            retained_only_if_new: false,
+        };
+        mqtt::block_on(self.client.subscribe(&[sub]), ACK).unwrap_or(Err(MqttError::timed_out()))
     }
 
-    fn publish(&self, msg: paho::Message) -> Result<(), MqttError> {
-        let topic = msg.topic().to_string();
-        mqtt::wait(self.client.publish(msg), ACK).map_err(|e| mqtt::classify_refusal(&topic, e))
+    fn publish(&self, msg: Message) -> Result<(), MqttError> {
+        self.client.publish_wait(msg, ACK)
     }
 
     /// Payloads received until `want` of them came or `within` passed.
@@ -75,8 +75,9 @@ impl Probe {
                 break;
             };
             match self.rx.recv_timeout(left) {
-                Ok(Some(m)) => got.push(m.payload().to_vec()),
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Ok(Arrival::Message(m)) => got.push(m.payload),
+                // A dropped connection: wait out the time all the same.
+                Ok(_) => std::thread::sleep(Duration::from_millis(50)),
                 Err(_) => break,
             }
         }
@@ -84,16 +85,16 @@ impl Probe {
     }
 
     fn close(self) {
-        let _ = mqtt::wait(self.client.disconnect(None), Duration::from_secs(1));
+        self.client.disconnect(Duration::ZERO);
     }
 }
 
-fn message(topic: &str, payload: Vec<u8>, retained: bool, expiry: Option<u32>) -> paho::Message {
-    let meta = mqtt::MessageMeta {
+fn message(topic: &str, payload: Vec<u8>, retained: bool, expiry: Option<u32>) -> Message {
+    let meta = MessageMeta {
         expiry_secs: expiry,
-        ..mqtt::MessageMeta::default()
+        ..MessageMeta::default()
     };
-    meta.message(topic, payload, retained)
+    Message::new(topic, payload, meta, retained)
 }
 
 /// Connects to every broker of the list and runs every probe.

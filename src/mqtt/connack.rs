@@ -9,7 +9,7 @@ use crate::broker::Capabilities;
 
 impl Capabilities {
     /// Reads the CONNACK of a successful connect.
-    pub fn of(response: &paho::ServerResponse) -> Capabilities {
+    pub(super) fn of(response: &paho::ServerResponse) -> Capabilities {
         let connect = response.connect_response();
         Capabilities::from_properties(
             response.properties(),
@@ -19,7 +19,7 @@ impl Capabilities {
     }
 
     /// Reads CONNACK properties (defaults for absent ones).
-    pub fn from_properties(
+    pub(super) fn from_properties(
         props: &paho::Properties,
         server_uri: &str,
         session_present: bool,

@@ -2,8 +2,6 @@
 
 use paho_mqtt as paho;
 
-use super::QOS;
-
 /// The MQTT 5 properties a request or reply carries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageMeta {
@@ -19,7 +17,7 @@ pub struct MessageMeta {
 
 impl MessageMeta {
     /// Reads the properties of a received message.
-    pub fn of(msg: &paho::Message) -> MessageMeta {
+    pub(super) fn of(msg: &paho::Message) -> MessageMeta {
         let props = msg.properties();
         MessageMeta {
             response_topic: props.get_string(paho::PropertyCode::ResponseTopic),
@@ -29,16 +27,11 @@ impl MessageMeta {
         }
     }
 
-    /// Builds a QoS 1 message carrying these properties.
-    pub fn message(&self, topic: &str, payload: Vec<u8>, retained: bool) -> paho::Message {
-        self.message_qos(topic, payload, retained, QOS)
-    }
-
     /// Builds a message with QoS `qos` carrying these properties.
     ///
     /// Property values come from received messages or our own settings;
     /// paho refuses only wrongly typed properties, which cannot happen here.
-    pub fn message_qos(
+    pub(super) fn message_qos(
         &self,
         topic: &str,
         payload: Vec<u8>,

@@ -15,17 +15,7 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use futures::task::ArcWake;
-use futures::FutureExt;
 use paho_mqtt as paho;
-
-/// The result of an operation if it has completed, without waiting. A
-/// token gives its result once.
-pub fn completed<F>(token: &F) -> Option<F::Output>
-where
-    F: Future + Unpin + Clone,
-{
-    token.clone().now_or_never()
-}
 
 /// Waits up to `timeout` for `token` (paho's `wait_for`, without the timer
 /// thread): [`paho::Error::Timeout`] when the time is up.
@@ -80,13 +70,14 @@ impl ArcWake for Unparker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
 
     #[test]
     fn a_completed_token_is_returned_at_once_and_a_pending_one_times_out() {
         let done = paho::DeliveryToken::from_error(paho::Message::default(), -3);
-        assert!(matches!(completed(&done), Some(Err(_))));
+        assert!(matches!(done.clone().now_or_never(), Some(Err(_))));
         let pending = paho::DeliveryToken::new(paho::Message::default());
-        assert!(completed(&pending).is_none());
+        assert!(pending.clone().now_or_never().is_none());
         let start = Instant::now();
         assert!(matches!(
             wait(pending, Duration::from_millis(20)),

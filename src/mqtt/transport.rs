@@ -246,32 +246,25 @@ impl Client {
         client_id: &str,
         send_while_disconnected: bool,
     ) -> Result<Client, MqttError> {
-        let uri = super::BrokerUri::parse(broker)?;
-        let client = super::create_client(&uri, client_id, send_while_disconnected)?;
-        Ok(Client::Paho(client, uri))
+        Client::create_at(
+            &super::BrokerUri::parse(broker)?,
+            client_id,
+            send_while_disconnected,
+        )
     }
 
-    /// A connected short-lived client (`dlq replay`): clean start, no
-    /// session kept, no will.
+    /// [`Client::create`] for a broker already parsed (one broker of a
+    /// list, as `doctor` probes them one by one).
     ///
     /// # Errors
-    /// The classified [`MqttError`].
-    pub fn connect_oneshot(
-        connection: &Connection,
+    /// Options paho refuses.
+    pub fn create_at(
+        uri: &super::BrokerUri,
         client_id: &str,
-        connect_timeout: Duration,
+        send_while_disconnected: bool,
     ) -> Result<Client, MqttError> {
-        let client = Client::create(&connection.broker, client_id, false)?;
-        client.connect(&Connect {
-            connection,
-            session: super::SessionSpec {
-                clean_start: true,
-                session_expiry: Duration::ZERO,
-                will: None,
-                connect_timeout,
-            },
-        })?;
-        Ok(client)
+        let client = super::create_client(uri, client_id, send_while_disconnected)?;
+        Ok(Client::Paho(client, uri.clone()))
     }
 
     /// The broker as the user wrote it, for logs.
@@ -361,6 +354,14 @@ impl Client {
 
     /// Subscribes to `subs`; fails naming the first filter refused.
     pub fn subscribe(&self, subs: &[Subscription]) -> Pending<()> {
+        let each = self.subscribe_each(subs);
+        Box::pin(async move { each.await?.into_iter().collect() })
+    }
+
+    /// Subscribes to `subs` in one request: each filter's own outcome (the
+    /// broker may grant some and refuse others, and a caller may live
+    /// without some), or an error when the request itself failed.
+    pub fn subscribe_each(&self, subs: &[Subscription]) -> Pending<Vec<Result<(), MqttError>>> {
         let filters: Vec<String> = subs.iter().map(|s| s.filter.clone()).collect();
         match self {
             Client::Paho(client, _) => {
@@ -379,16 +380,32 @@ impl Client {
                     .collect();
                 let token = client.subscribe_many_with_options(&filters, &qos, &options, None);
                 Box::pin(async move {
-                    let response = token
-                        .await
-                        .map_err(|e| classify_refusal(&filters.join(", "), e))?;
-                    let codes = response.subscribe_many_response().unwrap_or_default();
-                    super::check_granted(&filters, &codes)
+                    match token.await {
+                        Ok(response) => {
+                            let codes = response.subscribe_many_response().unwrap_or_default();
+                            Ok(filters
+                                .iter()
+                                .enumerate()
+                                .map(|(i, filter)| {
+                                    let code = codes.get(i..=i).unwrap_or_default();
+                                    super::check_granted(std::slice::from_ref(filter), code)
+                                })
+                                .collect())
+                        }
+                        // paho fails a request of one filter when the
+                        // broker refuses it, instead of handing its code.
+                        Err(e @ paho::Error::ReasonCode(..)) if filters.len() == 1 => {
+                            Ok(vec![Err(classify_refusal(&filters[0], e))])
+                        }
+                        Err(e) => Err(classify_refusal(&filters.join(", "), e)),
+                    }
                 })
             }
             #[cfg(test)]
             Client::Twin(client) => {
-                let result = client.subscribe(subs);
+                let result = client
+                    .subscribe(subs)
+                    .map(|()| filters.iter().map(|_| Ok(())).collect());
                 Box::pin(async move { result })
             }
         }
