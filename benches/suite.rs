@@ -362,7 +362,8 @@ fn scale(broker: &Broker, report: &mut Report) {
                 Server::start_with(
                     broker,
                     &prefix,
-                    &broker.dir().join(format!("scale{n}-{i}")),
+                    // One data directory per group (docs/EDITS_ACROSS_HOSTS.md).
+                    &broker.dir().join(format!("scale{n}")),
                     &["--group", "bench", "--server-id", &format!("s{n}-{i}")],
                 )
             })
