@@ -213,9 +213,11 @@ fn a_server_with_a_broker_list_moves_to_the_surviving_node() {
     // Node B stalls for a while after A dies (it refuses even new
     // connections, docs/SCALING.md); the server reconnects to B, the next
     // broker of its list, and answers there.
-    wait_until("the server answering on node B", Duration::from_secs(120), || {
-        ask(&b, &prefix, &dir, &["--timeout", "5", "calc", "1+1"]).0 == 0
-    });
+    wait_until(
+        "the server answering on node B",
+        Duration::from_secs(120),
+        || ask(&b, &prefix, &dir, &["--timeout", "5", "calc", "1+1"]).0 == 0,
+    );
     let after = ask(
         &b,
         &prefix,
