@@ -253,6 +253,7 @@ fn publish_chunk(
                     correlation: original.correlation,
                     content_type: original.content_type,
                     expiry_secs: None,
+                    user: Vec::new(),
                 };
                 let msg = Message::new(&original.topic, original.payload, meta, false);
                 match client.try_publish(msg) {

@@ -172,6 +172,7 @@ impl Requester {
             correlation: Some(correlation.to_vec()),
             content_type: Some(self.encoding.content_type().to_string()),
             expiry_secs: Some(self.expiry_secs),
+            user: Vec::new(),
         };
         let topic = self.topics.request(request.op());
         let payload = encode_request(request, self.encoding);

@@ -13,9 +13,21 @@ pub struct MessageMeta {
     pub content_type: Option<String>,
     /// Seconds the message stays valid.
     pub expiry_secs: Option<u32>,
+    /// MQTT 5 user properties, in order (names may repeat): a client's own
+    /// key/value pairs on requests, the server's id and time breakdown on
+    /// replies (docs/PROTOCOL.md, "User properties").
+    pub user: Vec<(String, String)>,
 }
 
 impl MessageMeta {
+    /// The value of the first user property named `key`.
+    pub fn user_property(&self, key: &str) -> Option<&str> {
+        self.user
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Reads the properties of a received message.
     pub(super) fn of(msg: &paho::Message) -> MessageMeta {
         let props = msg.properties();
@@ -24,6 +36,7 @@ impl MessageMeta {
             correlation: props.get_binary(paho::PropertyCode::CorrelationData),
             content_type: props.get_string(paho::PropertyCode::ContentType),
             expiry_secs: props.get_val::<u32>(paho::PropertyCode::MessageExpiryInterval),
+            user: props.user_iter().collect(),
         }
     }
 
@@ -60,6 +73,11 @@ impl MessageMeta {
                 .push_u32(paho::PropertyCode::MessageExpiryInterval, secs)
                 .expect(typed);
         }
+        for (key, value) in &self.user {
+            props
+                .push_string_pair(paho::PropertyCode::UserProperty, key, value)
+                .expect(typed);
+        }
         paho::MessageBuilder::new()
             .topic(topic)
             .payload(payload)
@@ -67,5 +85,30 @@ impl MessageMeta {
             .retained(retained)
             .properties(props)
             .finalize()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageMeta;
+
+    #[test]
+    fn every_property_survives_the_paho_message() {
+        let meta = MessageMeta {
+            response_topic: Some("p/v1/resp/c".into()),
+            correlation: Some(vec![1, 2, 3]),
+            content_type: Some("application/cbor".into()),
+            expiry_secs: Some(30),
+            user: vec![
+                ("k".into(), "v".into()),
+                ("k".into(), "again".into()),
+                ("traceparent".into(), "00-ab-cd-01".into()),
+            ],
+        };
+        let msg = meta.message_qos("p/v1/req/echo", b"x".to_vec(), false, 1);
+        let back = MessageMeta::of(&msg);
+        assert_eq!(back, meta);
+        assert_eq!(back.user_property("k"), Some("v"));
+        assert_eq!(back.user_property("missing"), None);
     }
 }

@@ -266,6 +266,7 @@ fn finish(step: Step, replies: &mut [Option<Reply>]) -> Outcome {
         correlation,
         content_type: Some(encoding.content_type().to_string()),
         expiry_secs: None,
+        user: Vec::new(),
     };
     Outcome {
         reply: Some(Outgoing {

@@ -79,6 +79,7 @@ fn send(
         correlation: refusal.correlation.clone(),
         content_type: Some(refusal.encoding.content_type().to_string()),
         expiry_secs: None,
+        user: Vec::new(),
     };
     let payload = encode_reply(
         &Reply::error(refusal.code, refusal.text.clone()),
