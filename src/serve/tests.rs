@@ -117,6 +117,7 @@ impl Rig {
             correlation: Some(correlation.clone()),
             content_type: Some(Encoding::Cbor.content_type().into()),
             expiry_secs: None,
+            user: Vec::new(),
         };
         let topic = Topics::new("p").request(request.op());
         let msg = Message::new(&topic, encode_request(request, Encoding::Cbor), meta, false);

@@ -15,6 +15,7 @@ fn incoming(op: &str, payload: &[u8], response_topic: Option<&str>) -> Incoming 
             correlation: Some(b"c".to_vec()),
             content_type: Some("text/plain".into()),
             expiry_secs: None,
+            user: Vec::new(),
         },
         payload: payload.to_vec(),
         arrived: Instant::now(),
