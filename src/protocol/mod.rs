@@ -13,6 +13,7 @@ mod messages;
 mod props;
 mod status;
 mod topics;
+pub mod user_props;
 mod wording;
 
 pub use codec::{
