@@ -65,6 +65,9 @@ pub struct Link {
     /// The broker still had this server's session at the first connect
     /// (see the module docs).
     pub resumed: bool,
+    /// Connected and subscribed at the first connect; when false, the
+    /// control loop's first reconnect brings it online.
+    pub online: bool,
     prefix: String,
     client_id: String,
     grouped: bool,
@@ -134,6 +137,7 @@ impl Link {
                 config.no_edit,
             ),
             resumed: false,
+            online: false,
             prefix: config.prefix.clone(),
             client_id,
             grouped: config.group.is_some(),
@@ -142,7 +146,10 @@ impl Link {
         let online =
             mqtt::block_on(link.go_online(), 2 * ACK_WAIT).unwrap_or(Err(MqttError::timed_out()));
         match online {
-            Ok(()) => link.resumed = link.verified(present),
+            Ok(()) => {
+                link.resumed = link.verified(present);
+                link.online = true;
+            }
             // Connected, then lost or stalled while subscribing (another
             // process with this id can knock us off right away): the
             // control loop takes it from here, as after any later loss.
