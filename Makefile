@@ -85,7 +85,7 @@ test: setup deb-tools
 	@if [ -n "$$MQTTAPP_REQUIRE_CLUSTER" ]; then scripts/cluster.sh install; fi
 	$(CARGO) test --locked
 
-check: setup
+check: setup deb-tools
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) test --locked --test layers
