@@ -11,7 +11,7 @@ use crate::output::Columns;
 use crate::protocol::OpDescription;
 
 /// What a listing says for an operation no server describes.
-const UNDESCRIBED: &str = "(no description: an older server)";
+const UNDESCRIBED: &str = "(no description)";
 
 /// `text` with control characters (escape sequences, newlines) replaced
 /// by `?`.
@@ -70,7 +70,7 @@ pub fn one(offer: &Offer) -> String {
         }
         let _ = writeln!(
             out,
-            "{}: offered by {}, which publish no description (older servers); `mqttapp ask {} --help` shows the flags",
+            "{}: offered by {}, which publish no description (older servers, or an ACL that refuses it); `mqttapp ask {} --help` shows the flags",
             clean(&offer.name),
             joined(&offer.undescribed),
             clean(&offer.name),

@@ -119,7 +119,7 @@ fn list(catalog: &Catalog) -> String {
         .iter()
         .map(|o| {
             let summary = match o.summary() {
-                "" => "(no description: an older server)".to_string(),
+                "" => "(no description)".to_string(),
                 s => render::clean(s),
             };
             [render::clean(&o.name), summary]
