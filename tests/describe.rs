@@ -353,3 +353,37 @@ fn with_the_shipped_acl_only_servers_publish_descriptions_and_everybody_reads_th
     let text = stdout_of(as_alice().args(["describe", "echo"]));
     assert!(text.contains("echo: return the text unchanged\n"), "{text}");
 }
+
+#[test]
+fn tab_in_a_terminal_shell_completes_edits_described_actions() {
+    use common::session::{command, in_terminal, Session};
+    let broker = Broker::start();
+    let prefix = unique_prefix("describe-tab");
+    let server = server(&broker, &prefix, "alpha", &[]);
+    let state = tempfile::tempdir().expect("temp dir");
+    let mut cmd = in_terminal(&command(&broker, &prefix, &["shell"]));
+    cmd.env("XDG_STATE_HOME", state.path())
+        .env("HOME", state.path())
+        .env("TERM", "xterm");
+    let mut session = Session::start(cmd);
+    session.wait_for("mqttapp> ", 1, Duration::from_secs(20));
+    // `help` has the descriptions loaded (the prompt loads them in the
+    // background too, but maybe not yet).
+    session.send("help");
+    session.wait_for("mqttapp> ", 2, Duration::from_secs(20));
+    assert!(
+        session
+            .stdout()
+            .contains("Operations (as the servers online describe them)"),
+        "{}",
+        session.stdout()
+    );
+    // Tab after `--ins` completes to `--insert `.
+    session.send("edit --ins\t--line 1 hello");
+    session.wait_for("mqttapp> ", 3, Duration::from_secs(20));
+    session.send("quit");
+    let (code, out, _) = session.finish(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{out}");
+    let notes = std::fs::read_to_string(server.data_dir().join("notes.txt")).unwrap_or_default();
+    assert_eq!(notes, "hello\n", "{out}");
+}
