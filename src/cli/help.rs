@@ -8,6 +8,7 @@ pub(super) const TOP_HELP: &str = "Examples:
   mqttapp ask edit --line 3 \"text\"       line 3 of the server's file becomes \"text\"
   mqttapp ask edit --show                prints the file
   mqttapp shell                          a prompt: calc 1+1, echo hi, show, help, quit
+  mqttapp describe calc                  what calc takes, its limits, examples, error codes
   mqttapp completions bash > ~/.local/share/bash-completion/completions/mqttapp
 
 Run `mqttapp help <command>` or `mqttapp <command> --help` for each command's flags.";
