@@ -161,6 +161,10 @@ pub enum Command {
     /// List the servers and their state (online/offline, operations, version)
     #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
+    /// List the operations the online servers offer, or describe one
+    /// (fields, limits, examples, error codes), from their self-descriptions
+    #[command(after_help = help::DESCRIBE_HELP)]
+    Describe(DescribeArgs),
     /// Dead letters: requests a server could not answer (list, replay, purge)
     #[command(after_help = DLQ_HELP)]
     Dlq(DlqArgs),
@@ -205,6 +209,25 @@ pub struct StatusArgs {
     /// good (it is listed no more); online servers are refused
     #[arg(long, value_name = "ID")]
     pub forget: Option<String>,
+}
+
+// ---- describe --------------------------------------------------------------
+
+/// `mqttapp describe [OP]`: the servers' self-descriptions.
+#[derive(Debug, Args, Clone, Default)]
+#[command(mut_args = suffix::with_source_and_default)]
+pub struct DescribeArgs {
+    /// The operation to describe in full; none lists every operation
+    #[arg(value_name = "OP")]
+    pub op: Option<String>,
+
+    /// Print JSON (an array of operations, or one operation's object)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Wait at most this long for the descriptions: 3, 500ms
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::WAIT))]
+    pub wait: Option<Duration>,
 }
 
 // ---- dlq -------------------------------------------------------------------

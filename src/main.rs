@@ -10,8 +10,8 @@ use mqttapp::ask;
 use mqttapp::bench;
 use mqttapp::cli::exits::Failure;
 use mqttapp::cli::{
-    AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, DlqAction, DlqArgs, DlqSelection,
-    RequestArgs, StatusArgs,
+    AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, DescribeArgs, DlqAction, DlqArgs,
+    DlqSelection, RequestArgs, StatusArgs,
 };
 use mqttapp::config::{self, Config};
 use mqttapp::exit::ExitCode;
@@ -61,6 +61,7 @@ fn run_command(cli: &Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::Ok)
         }
         Command::Status(args) => run_status(&resolve(cli)?, args),
+        Command::Describe(args) => run_describe(&resolve(cli)?, args),
         Command::Dlq(args) => run_dlq(&resolve(cli)?, args),
         Command::Bench(args) => run_bench(&resolve(cli)?, args),
         Command::Doctor(args) => Ok(mqttapp::doctor::main(&resolve(cli)?, args.json)),
@@ -276,6 +277,31 @@ fn run_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, Failure> {
     let (prefix, known) = (&config.prefix, rows.len());
     eprintln!("no server online under {prefix}/v1/status/ ({known} known)");
     Ok(ExitCode::NoServer)
+}
+
+/// Lists the operations the online servers offer, or describes one;
+/// exit 6 when no server is online, 2 when none offers the operation.
+fn run_describe(config: &Config, args: &DescribeArgs) -> Result<ExitCode, Failure> {
+    use mqttapp::describe::{self, render};
+    let catalog = describe::collect(config, args.wait.unwrap_or(describe::DEFAULT_WAIT))?;
+    let text = match &args.op {
+        None => {
+            catalog.require_online(&config.prefix)?;
+            match args.json {
+                true => render::list_json(&catalog).to_string() + "\n",
+                false => render::list(&catalog),
+            }
+        }
+        Some(op) => {
+            let offer = describe::find(&catalog, op, &config.prefix)?;
+            match args.json {
+                true => render::one_json(offer).to_string() + "\n",
+                false => render::one(offer),
+            }
+        }
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(ExitCode::Ok)
 }
 
 /// `status --forget ID`: removes an offline server's retained status.

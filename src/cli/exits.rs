@@ -9,6 +9,7 @@ use std::error::Error;
 use crate::ask::AskError;
 use crate::bench::BenchError;
 use crate::config::ConfigError;
+use crate::describe::DescribeError;
 use crate::dlq::DlqError;
 use crate::exit::ExitCode;
 use crate::mqtt::MqttError;
@@ -67,6 +68,16 @@ impl From<&ForgetError> for ExitCode {
         match e {
             ForgetError::Mqtt(m) => m.into(),
             _ => ExitCode::Usage,
+        }
+    }
+}
+
+impl From<&DescribeError> for ExitCode {
+    fn from(e: &DescribeError) -> ExitCode {
+        match e {
+            DescribeError::Mqtt(m) => m.into(),
+            DescribeError::NoServer { .. } => ExitCode::NoServer,
+            DescribeError::Unknown { .. } => ExitCode::Usage,
         }
     }
 }

@@ -8,6 +8,7 @@ pub(super) const TOP_HELP: &str = "Examples:
   mqttapp ask edit --line 3 \"text\"       line 3 of the server's file becomes \"text\"
   mqttapp ask edit --show                prints the file
   mqttapp shell                          a prompt: calc 1+1, echo hi, show, help, quit
+  mqttapp describe calc                  what calc takes, its limits, examples, error codes
   mqttapp completions bash > ~/.local/share/bash-completion/completions/mqttapp
 
 Run `mqttapp help <command>` or `mqttapp <command> --help` for each command's flags.";
@@ -71,6 +72,15 @@ pub(super) const STATUS_HELP: &str = "Examples:
 Exit codes: 0 at least one server is online, 6 none is, 3 cannot connect,
 4 refused. A server that crashed shows \"offline\" (its MQTT will).";
 
+pub(super) const DESCRIBE_HELP: &str = "Examples:
+  mqttapp describe                      the operations online servers offer, and which servers
+  mqttapp describe calc                 calc's fields, limits, examples and error codes
+  mqttapp describe edit --json          the same as one JSON object
+
+Only servers whose status is online are described (`mqttapp status`).
+Exit codes: 0 described, 2 no online server offers the operation, 6 no
+server online, 3 cannot connect, 4 refused.";
+
 pub(super) const DLQ_HELP: &str =
     "Runs on the server's host: it reads and rewrites the dead-letter store in
 the server's data directory (--data-dir, MQTTAPP_DATA_DIR, as for serve).
@@ -94,6 +104,7 @@ Usage: mqttapp <COMMAND> [OPTIONS]
   ask          send one request: mqttapp ask calc 2+3
   shell        a prompt over one connection
   status       which servers are online
+  describe     what the servers offer: mqttapp describe calc
   dlq          requests a server could not answer
   bench        measure throughput and latency
   completions  print a shell completion script

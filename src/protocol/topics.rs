@@ -92,6 +92,17 @@ impl Topics {
         format!("{}/v1/status/+", self.prefix)
     }
 
+    /// `<prefix>/v1/describe/<server-id>`: a server's retained
+    /// self-description (`docs/PROTOCOL.md`, "Self-description").
+    pub fn describe(&self, server_id: &str) -> String {
+        format!("{}/v1/describe/{}", self.prefix, server_id)
+    }
+
+    /// `<prefix>/v1/describe/+`: every server's self-description.
+    pub fn describe_filter(&self) -> String {
+        format!("{}/v1/describe/+", self.prefix)
+    }
+
     /// `<prefix>/v1/dlq`: where dead letters are announced.
     pub fn dead_letters(&self) -> String {
         format!("{}/v1/dlq", self.prefix)
@@ -236,6 +247,8 @@ mod tests {
         assert_eq!(t.status("s1"), "p/q/v1/status/s1");
         assert_eq!(t.status_filter(), "p/q/v1/status/+");
         assert_eq!(t.dead_letters(), "p/q/v1/dlq");
+        assert_eq!(t.describe("s1"), "p/q/v1/describe/s1");
+        assert_eq!(t.describe_filter(), "p/q/v1/describe/+");
         assert_eq!(Topics::shared("a/+", Some("g")), "$share/g/a/+");
         assert_eq!(Topics::shared("a/+", None), "a/+");
     }
@@ -246,6 +259,7 @@ mod tests {
         for reserved in [
             "p/v1/req/calc",
             "p/v1/status/s",
+            "p/v1/describe/s",
             "p/v1/dlq",
             "p/v1/resp",
             "p/v1/x",

@@ -209,6 +209,19 @@ impl Link {
         }
         self.client.subscribe(&subscriptions).await?;
         crate::broker::ping::listen(&self.client, &self.prefix);
+        // Before the status: a client that sees this process online finds
+        // its description too. Best effort (an ACL from before
+        // descriptions may refuse it): clients then use their built-in help.
+        if let Some(description) = self.identity.description() {
+            match self.client.try_publish(description) {
+                Ok(delivery) => {
+                    if let Err(e) = delivery.await {
+                        tracing::warn!(error = %e.into_mqtt(), "could not publish this server's description");
+                    }
+                }
+                Err(e) => return Err(e.into_mqtt()),
+            }
+        }
         // Bounded: with send_while_disconnected a publish made just as the
         // connection drops waits for the next connection.
         let online = self
@@ -266,9 +279,19 @@ impl Link {
         }
     }
 
-    /// Publishes the retained "offline" status and disconnects normally,
+    /// Removes the retained description, publishes the retained "offline"
+    /// status and disconnects normally,
     /// which keeps the session at the broker and discards the will.
     pub fn close(&self) {
+        if let Some(cleared) = self.identity.description_cleared() {
+            let cleared = match self.client.try_publish(cleared) {
+                Ok(delivery) => delivery.wait(Duration::from_secs(2)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = cleared {
+                tracing::warn!(error = %e.into_mqtt(), "could not remove this server's description; readers ignore it next to its offline status");
+            }
+        }
         let offline = match self
             .client
             .try_publish(self.identity.status(Status::OFFLINE))
