@@ -40,6 +40,7 @@ use crossbeam_channel::Sender;
 use super::events::Event;
 use super::identity::Identity;
 use super::lanes::Admission;
+use super::pong::Responder;
 use crate::config::Config;
 use crate::mqtt::{self, Arrival, Client, Connect, MqttError, SessionSpec, Subscription};
 use crate::protocol::Status;
@@ -60,6 +61,9 @@ pub struct Link {
     /// `--no-edit`: `super::owner`), joined for the log.
     pub filter: String,
     filters: Vec<String>,
+    /// `<prefix>/v1/all/req/+` (or per operation): requests for every
+    /// server, never shared (`super::owner::all_filters`).
+    all_filters: Vec<String>,
     /// Request filters an earlier run may have left in the session.
     stale: Vec<String>,
     /// The broker still had this server's session at the first connect
@@ -90,11 +94,17 @@ impl Link {
     ) -> Result<Link, MqttError> {
         let client_id = Link::client_id_of(config);
         let identity = Arc::new(Identity::new(config));
+        let pong = Responder::new(
+            admission.topics().clone(),
+            &config.server_id,
+            identity.instance(),
+        );
         route_callbacks(
             &client,
             admission,
             events.clone(),
             identity.clone(),
+            pong,
             &config.prefix,
         );
         let session = SessionSpec {
@@ -128,6 +138,7 @@ impl Link {
             client,
             filter: filters.join(", "),
             filters,
+            all_filters: super::owner::all_filters(&config.prefix, config.no_edit),
             stale: super::owner::stale_filters(
                 &config.prefix,
                 config.group.as_deref(),
@@ -190,6 +201,13 @@ impl Link {
                 retained_only_if_new: false,
             })
             .collect();
+        // QoS 0: a request for all servers is for those online now; the
+        // broker does not queue it for a server that is away.
+        subscriptions.extend(self.all_filters.iter().map(|filter| Subscription {
+            filter: filter.clone(),
+            qos: 0,
+            retained_only_if_new: false,
+        }));
         subscriptions.push(Subscription {
             filter: self.identity.topic().to_string(),
             qos: mqtt::QOS,
@@ -287,9 +305,11 @@ fn route_callbacks(
     admission: Arc<Admission>,
     events: Sender<Event>,
     identity: Arc<Identity>,
+    pong: Responder,
     prefix: &str,
 ) {
     let ping = crate::broker::ping::topic(prefix);
+    let answering = client.clone();
     client.set_handler(move |arrival| match arrival {
         Arrival::Message(msg) => {
             if msg.topic == identity.topic() {
@@ -297,9 +317,12 @@ fn route_callbacks(
                     let _ = events.send(Event::ForeignStatus);
                 }
             } else if msg.topic == ping {
-                // A client looks for live servers: our status again, as
+                // A ping with a response topic gets a direct, rate-limited
+                // answer; a plain one asks for our status again, as
                 // rate-limited as the answer to a foreign status.
-                let _ = events.send(Event::ForeignStatus);
+                if !pong.answer(&answering, &msg) {
+                    let _ = events.send(Event::ForeignStatus);
+                }
             } else {
                 admission.admit(msg);
             }

@@ -23,6 +23,7 @@ mod letters;
 mod link;
 mod memory;
 pub mod owner;
+pub mod pong;
 mod queue;
 mod refusals;
 mod replies;
@@ -136,7 +137,11 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
         memory,
         max_payload: config.limits.max_payload,
     };
-    let sender = || ReplySender::start(link.client.clone(), server.letters.clone());
+    let sender = || ReplySender::start(
+            link.client.clone(),
+            server.letters.clone(),
+            &config.server_id,
+        );
     let (stop_refusals, refusal_orders) = unbounded::<()>();
     thread::scope(|scope| {
         let refusing = {
