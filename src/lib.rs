@@ -34,6 +34,7 @@ pub mod deadletter;
 pub mod dlq;
 pub mod doctor;
 pub mod exit;
+pub mod gather;
 pub mod ids;
 pub mod limits;
 pub mod logging;

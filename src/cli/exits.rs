@@ -11,6 +11,7 @@ use crate::bench::BenchError;
 use crate::config::ConfigError;
 use crate::dlq::DlqError;
 use crate::exit::ExitCode;
+use crate::gather::GatherError;
 use crate::mqtt::MqttError;
 use crate::serve::ServeError;
 use crate::status::ForgetError;
@@ -38,6 +39,16 @@ impl From<&AskError> for ExitCode {
             AskError::Timeout(_) | AskError::Busy { .. } => ExitCode::Timeout,
             AskError::Usage(_) => ExitCode::Usage,
             AskError::Cancelled => ExitCode::Failure,
+        }
+    }
+}
+
+impl From<&GatherError> for ExitCode {
+    fn from(e: &GatherError) -> ExitCode {
+        match e {
+            GatherError::Mqtt(m) => m.into(),
+            GatherError::NoServer { .. } => ExitCode::NoServer,
+            GatherError::Usage(_) => ExitCode::Usage,
         }
     }
 }

@@ -137,11 +137,13 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
         memory,
         max_payload: config.limits.max_payload,
     };
-    let sender = || ReplySender::start(
+    let sender = || {
+        ReplySender::start(
             link.client.clone(),
             server.letters.clone(),
             &config.server_id,
-        );
+        )
+    };
     let (stop_refusals, refusal_orders) = unbounded::<()>();
     thread::scope(|scope| {
         let refusing = {

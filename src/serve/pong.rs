@@ -90,8 +90,7 @@ impl Responder {
     /// rate or aimed at a topic replies may not go to. False for the
     /// plain ping, which asks for the status again.
     pub fn answer(&self, client: &Client, ping: &Message) -> bool {
-        let (Some(topic), Some(correlation)) =
-            (&ping.meta.response_topic, &ping.meta.correlation)
+        let (Some(topic), Some(correlation)) = (&ping.meta.response_topic, &ping.meta.correlation)
         else {
             return false;
         };
@@ -112,10 +111,7 @@ impl Responder {
         if !allowed {
             let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
-                tracing::debug!(
-                    refused = n,
-                    "pings over the rate limit left unanswered"
-                );
+                tracing::debug!(refused = n, "pings over the rate limit left unanswered");
             }
             return true;
         }
