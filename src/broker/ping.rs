@@ -11,7 +11,7 @@
 //!
 //! A ping that carries a Response Topic and Correlation Data (`mqttapp
 //! ping`) gets a direct answer instead, a [`Pong`], from every server
-//! (rate-limited per server: `crate::serve` answers at most a few hundred
+//! (rate-limited per server: the server answers at most a few hundred
 //! a second).
 
 use serde::{Deserialize, Serialize};
