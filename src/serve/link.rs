@@ -40,7 +40,7 @@ use crossbeam_channel::Sender;
 use super::events::Event;
 use super::identity::Identity;
 use super::lanes::Admission;
-use super::pong::Responder;
+use super::pong::{Detach, Responder};
 use crate::config::Config;
 use crate::mqtt::{self, Arrival, Client, Connect, MqttError, SessionSpec, Subscription};
 use crate::protocol::Status;
@@ -73,6 +73,8 @@ pub struct Link {
     client_id: String,
     grouped: bool,
     identity: Arc<Identity>,
+    /// Lets the ping responder use the client while the link lives.
+    _pong: Detach,
 }
 
 impl Link {
@@ -94,11 +96,12 @@ impl Link {
     ) -> Result<Link, MqttError> {
         let client_id = Link::client_id_of(config);
         let identity = Arc::new(Identity::new(config));
-        let pong = Responder::new(
+        let pong = Arc::new(Responder::new(
             admission.topics().clone(),
             &config.server_id,
             identity.instance(),
-        );
+        ));
+        let pong_client = pong.attach(client.clone());
         route_callbacks(
             &client,
             admission,
@@ -139,6 +142,7 @@ impl Link {
             filter: filters.join(", "),
             filters,
             all_filters: super::owner::all_filters(&config.prefix, config.no_edit),
+            _pong: pong_client,
             stale: super::owner::stale_filters(
                 &config.prefix,
                 config.group.as_deref(),
@@ -201,13 +205,6 @@ impl Link {
                 retained_only_if_new: false,
             })
             .collect();
-        // QoS 0: a request for all servers is for those online now; the
-        // broker does not queue it for a server that is away.
-        subscriptions.extend(self.all_filters.iter().map(|filter| Subscription {
-            filter: filter.clone(),
-            qos: 0,
-            retained_only_if_new: false,
-        }));
         subscriptions.push(Subscription {
             filter: self.identity.topic().to_string(),
             qos: mqtt::QOS,
@@ -220,6 +217,22 @@ impl Link {
         }
         self.client.subscribe(&subscriptions).await?;
         crate::broker::ping::listen(&self.client, &self.prefix);
+        // Requests for every server: best effort and not awaited, like the
+        // ping (an ACL without the line leaves the server as before, not
+        // stopped); sent before the status below, so a client that sees
+        // us online finds the subscription in place. QoS 0: a request for
+        // all servers is for those online now; the broker does not queue
+        // it for a server that is away.
+        let all: Vec<Subscription> = self
+            .all_filters
+            .iter()
+            .map(|filter| Subscription {
+                filter: filter.clone(),
+                qos: 0,
+                retained_only_if_new: false,
+            })
+            .collect();
+        drop(self.client.subscribe(&all));
         // Bounded: with send_while_disconnected a publish made just as the
         // connection drops waits for the next connection.
         let online = self
@@ -305,11 +318,10 @@ fn route_callbacks(
     admission: Arc<Admission>,
     events: Sender<Event>,
     identity: Arc<Identity>,
-    pong: Responder,
+    pong: Arc<Responder>,
     prefix: &str,
 ) {
     let ping = crate::broker::ping::topic(prefix);
-    let answering = client.clone();
     client.set_handler(move |arrival| match arrival {
         Arrival::Message(msg) => {
             if msg.topic == identity.topic() {
@@ -320,7 +332,7 @@ fn route_callbacks(
                 // A ping with a response topic gets a direct, rate-limited
                 // answer; a plain one asks for our status again, as
                 // rate-limited as the answer to a foreign status.
-                if !pong.answer(&answering, &msg) {
+                if !pong.answer(&msg) {
                     let _ = events.send(Event::ForeignStatus);
                 }
             } else {

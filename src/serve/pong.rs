@@ -14,7 +14,7 @@
 //! nothing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::handler::reply_target;
@@ -63,6 +63,10 @@ impl Bucket {
 
 /// Answers pings for one server.
 pub struct Responder {
+    /// The client to answer through, while the link is up: held here, not
+    /// in the transport's handler, so the client and its handler do not
+    /// keep each other alive ([`Detach`] empties it).
+    client: Mutex<Option<Client>>,
     topics: Topics,
     pong: Pong,
     bucket: Mutex<Bucket>,
@@ -74,6 +78,7 @@ impl Responder {
     /// where `topics` allows replies.
     pub fn new(topics: Topics, server_id: &str, instance: &str) -> Responder {
         Responder {
+            client: Mutex::new(None),
             topics,
             pong: Pong {
                 server_id: server_id.to_string(),
@@ -85,11 +90,17 @@ impl Responder {
         }
     }
 
+    /// Answers through `client` until the returned guard is dropped.
+    pub fn attach(self: &Arc<Self>, client: Client) -> Detach {
+        *self.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
+        Detach(self.clone())
+    }
+
     /// True when `ping` asks for a direct answer (Response Topic and
     /// Correlation Data): it is answered here, or dropped when over the
     /// rate or aimed at a topic replies may not go to. False for the
     /// plain ping, which asks for the status again.
-    pub fn answer(&self, client: &Client, ping: &Message) -> bool {
+    pub fn answer(&self, ping: &Message) -> bool {
         let (Some(topic), Some(correlation)) = (&ping.meta.response_topic, &ping.meta.correlation)
         else {
             return false;
@@ -128,10 +139,25 @@ impl Responder {
         };
         let mut msg = Message::new(target, self.pong.encode(encoding), meta, false);
         msg.qos = 0;
-        if let Err(e) = client.try_publish(msg) {
+        let client = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Err(e)) = client.as_ref().map(|c| c.try_publish(msg)) {
             tracing::debug!(error = %e, "could not answer a ping");
         }
         true
+    }
+}
+
+/// Empties the responder's client when dropped (with the link, or when
+/// opening the link failed).
+pub struct Detach(Arc<Responder>);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        self.0
+            .client
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 }
 
