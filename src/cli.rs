@@ -441,7 +441,7 @@ pub struct AskArgs {
     pub batch: bool,
 
     /// Send the request to every online server, group members included
-    /// (<prefix>/v1/all/req/<op>), and print one line per server:
+    /// (PREFIX/v1/all/req/OP), and print one line per server:
     /// `<server-id> <result>`; exit 0 all answered, 9 some, 6 none
     #[arg(long, conflicts_with = "batch")]
     pub all: bool,

@@ -14,6 +14,7 @@
 //! - [`serve`]: the server loop.
 //! - [`ask`]: the client.
 //! - [`status`]: `mqttapp status`, the servers' retained statuses.
+//! - [`gather`]: `mqttapp ping` and `ask --all`, answers from every server.
 //! - [`shell`]: the interactive shell over one connection.
 //! - [`output`]: how results and errors are shown (plain, JSON, quiet, colour).
 //! - [`bench`]: the load generator.
