@@ -295,6 +295,43 @@ fn a_ping_flood_gets_at_most_each_servers_rate_of_answers_and_requests_still_wor
     let (client, rx, response_topic) = connect_subscribed(&broker, &prefix, "flooder");
     const PINGS: usize = 5_000;
     let start = Instant::now();
+    // One ping asking for JSON first: every server answers it in JSON,
+    // with the correlation data.
+    let mut p = paho::Properties::new();
+    p.push_string(paho::PropertyCode::ResponseTopic, &response_topic)
+        .unwrap();
+    p.push_binary(paho::PropertyCode::CorrelationData, b"json".to_vec())
+        .unwrap();
+    p.push_string(paho::PropertyCode::ContentType, "application/json")
+        .unwrap();
+    let ping = paho::MessageBuilder::new()
+        .topic(format!("{prefix}/v1/ping"))
+        .payload(Vec::new())
+        .qos(0)
+        .properties(p)
+        .finalize();
+    client.publish(ping).wait().unwrap();
+    let mut json_ids = Vec::new();
+    for _ in 0..3 {
+        let msg = rx
+            .recv_timeout(Duration::from_secs(10))
+            .ok()
+            .flatten()
+            .expect("a JSON ping answer");
+        let props = msg.properties();
+        assert_eq!(
+            props.get_binary(paho::PropertyCode::CorrelationData),
+            Some(b"json".to_vec())
+        );
+        assert_eq!(
+            props.get_string(paho::PropertyCode::ContentType).as_deref(),
+            Some("application/json")
+        );
+        let v: serde_json::Value = serde_json::from_slice(msg.payload()).unwrap();
+        assert!(v["instance"].is_string() && v["version"].is_string(), "{v}");
+        json_ids.push(v["server_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(sorted(json_ids), ["g1", "g2", "solo"]);
     for i in 0..PINGS {
         let mut p = paho::Properties::new();
         p.push_string(paho::PropertyCode::ResponseTopic, &response_topic)
