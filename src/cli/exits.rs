@@ -12,6 +12,7 @@ use crate::config::ConfigError;
 use crate::describe::DescribeError;
 use crate::dlq::DlqError;
 use crate::exit::ExitCode;
+use crate::gather::GatherError;
 use crate::mqtt::MqttError;
 use crate::serve::ServeError;
 use crate::status::ForgetError;
@@ -39,6 +40,16 @@ impl From<&AskError> for ExitCode {
             AskError::Timeout(_) | AskError::Busy { .. } => ExitCode::Timeout,
             AskError::Usage(_) => ExitCode::Usage,
             AskError::Cancelled => ExitCode::Failure,
+        }
+    }
+}
+
+impl From<&GatherError> for ExitCode {
+    fn from(e: &GatherError) -> ExitCode {
+        match e {
+            GatherError::Mqtt(m) => m.into(),
+            GatherError::NoServer { .. } => ExitCode::NoServer,
+            GatherError::Usage(_) => ExitCode::Usage,
         }
     }
 }

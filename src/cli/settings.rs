@@ -14,7 +14,7 @@ impl Cli {
             Command::Ask(_) => Some(Cmd::Ask),
             Command::Shell(_) => Some(Cmd::Shell),
             // The same settings as `status`: the connection and the prefix.
-            Command::Status(_) | Command::Describe(_) => Some(Cmd::Status),
+            Command::Status(_) | Command::Describe(_) | Command::Ping(_) => Some(Cmd::Status),
             Command::Dlq(_) => Some(Cmd::Dlq),
             Command::Bench(_) => Some(Cmd::Bench),
             Command::Doctor(_) => Some(Cmd::Doctor),
@@ -52,6 +52,7 @@ impl Cli {
             Command::Dlq(dlq) => s.data_dir = dlq.data_dir.clone(),
             Command::Status(_)
             | Command::Describe(_)
+            | Command::Ping(_)
             | Command::Bench(_)
             | Command::Doctor(_)
             | Command::Completions(_) => {}

@@ -45,14 +45,34 @@ impl Topics {
         format!("{}/v1/req/+", self.prefix)
     }
 
-    /// The operation name in a request topic, if the topic is one of ours.
+    /// `<prefix>/v1/all/req/<op>`: a request for every online server
+    /// (scatter-gather). Servers subscribe to it without a shared group,
+    /// so each member of a group gets its own copy.
+    pub fn all_request(&self, op: Op) -> String {
+        format!("{}/v1/all/req/{}", self.prefix, op.as_str())
+    }
+
+    /// `<prefix>/v1/all/req/+`: what every server subscribes to, never
+    /// inside `$share/...`.
+    pub fn all_request_filter(&self) -> String {
+        format!("{}/v1/all/req/+", self.prefix)
+    }
+
+    /// `<prefix>/v1/ping`: live servers answer here (status again, or a
+    /// direct answer when the ping names a response topic).
+    pub fn ping(&self) -> String {
+        format!("{}/v1/ping", self.prefix)
+    }
+
+    /// The operation name in a request topic (`req/<op>` or
+    /// `all/req/<op>`), if the topic is one of ours.
     ///
     /// Returns the raw name so that unknown operations can be answered with
     /// `unknown_op` instead of being ignored.
     pub fn op_name<'a>(&self, topic: &'a str) -> Option<&'a str> {
-        topic
-            .strip_prefix(self.prefix.as_str())?
-            .strip_prefix("/v1/req/")
+        let rest = topic.strip_prefix(self.prefix.as_str())?;
+        rest.strip_prefix("/v1/req/")
+            .or_else(|| rest.strip_prefix("/v1/all/req/"))
             .filter(|op| !op.is_empty() && !op.contains('/'))
     }
 
@@ -238,6 +258,12 @@ mod tests {
         assert_eq!(t.op_name("mqttapp/v1/req/"), None);
         assert_eq!(t.op_name("other/v1/req/calc"), None);
         assert_eq!(t.op_name("mqttapp/v1/req/a/b"), None);
+        assert_eq!(t.all_request(Op::Calc), "mqttapp/v1/all/req/calc");
+        assert_eq!(t.all_request_filter(), "mqttapp/v1/all/req/+");
+        assert_eq!(t.op_name("mqttapp/v1/all/req/calc"), Some("calc"));
+        assert_eq!(t.op_name("mqttapp/v1/all/req/"), None);
+        assert_eq!(t.op_name("mqttapp/v1/all/calc"), None);
+        assert_eq!(t.ping(), "mqttapp/v1/ping");
     }
 
     #[test]
@@ -261,6 +287,8 @@ mod tests {
             "p/v1/status/s",
             "p/v1/describe/s",
             "p/v1/dlq",
+            "p/v1/all/req/calc",
+            "p/v1/ping",
             "p/v1/resp",
             "p/v1/x",
         ] {

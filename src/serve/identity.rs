@@ -72,6 +72,11 @@ impl Identity {
         }
     }
 
+    /// The random id of this run (in its status and its ping answers).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// `<prefix>/v1/status/<server-id>`.
     pub fn topic(&self) -> &str {
         &self.topic

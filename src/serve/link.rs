@@ -40,6 +40,7 @@ use crossbeam_channel::Sender;
 use super::events::Event;
 use super::identity::Identity;
 use super::lanes::Admission;
+use super::pong::{Detach, Responder};
 use crate::config::Config;
 use crate::mqtt::{self, Arrival, Client, Connect, MqttError, SessionSpec, Subscription};
 use crate::protocol::Status;
@@ -60,6 +61,9 @@ pub struct Link {
     /// `--no-edit`: `super::owner`), joined for the log.
     pub filter: String,
     filters: Vec<String>,
+    /// `<prefix>/v1/all/req/+` (or per operation): requests for every
+    /// server, never shared (`super::owner::all_filters`).
+    all_filters: Vec<String>,
     /// Request filters an earlier run may have left in the session.
     stale: Vec<String>,
     /// The broker still had this server's session at the first connect
@@ -72,6 +76,8 @@ pub struct Link {
     client_id: String,
     grouped: bool,
     identity: Arc<Identity>,
+    /// Lets the ping responder use the client while the link lives.
+    _pong: Detach,
 }
 
 impl Link {
@@ -93,11 +99,18 @@ impl Link {
     ) -> Result<Link, MqttError> {
         let client_id = Link::client_id_of(config);
         let identity = Arc::new(Identity::new(config));
+        let pong = Arc::new(Responder::new(
+            admission.topics().clone(),
+            &config.server_id,
+            identity.instance(),
+        ));
+        let pong_client = pong.attach(client.clone());
         route_callbacks(
             &client,
             admission,
             events.clone(),
             identity.clone(),
+            pong,
             &config.prefix,
         );
         let session = SessionSpec {
@@ -131,6 +144,8 @@ impl Link {
             client,
             filter: filters.join(", "),
             filters,
+            all_filters: super::owner::all_filters(&config.prefix, config.no_edit),
+            _pong: pong_client,
             stale: super::owner::stale_filters(
                 &config.prefix,
                 config.group.as_deref(),
@@ -222,6 +237,22 @@ impl Link {
                 Err(e) => return Err(e.into_mqtt()),
             }
         }
+        // Requests for every server: best effort and not awaited, like the
+        // ping (an ACL without the line leaves the server as before, not
+        // stopped); sent before the status below, so a client that sees
+        // us online finds the subscription in place. QoS 0: a request for
+        // all servers is for those online now; the broker does not queue
+        // it for a server that is away.
+        let all: Vec<Subscription> = self
+            .all_filters
+            .iter()
+            .map(|filter| Subscription {
+                filter: filter.clone(),
+                qos: 0,
+                retained_only_if_new: false,
+            })
+            .collect();
+        drop(self.client.subscribe(&all));
         // Bounded: with send_while_disconnected a publish made just as the
         // connection drops waits for the next connection.
         let online = self
@@ -317,6 +348,7 @@ fn route_callbacks(
     admission: Arc<Admission>,
     events: Sender<Event>,
     identity: Arc<Identity>,
+    pong: Arc<Responder>,
     prefix: &str,
 ) {
     let ping = crate::broker::ping::topic(prefix);
@@ -327,9 +359,12 @@ fn route_callbacks(
                     let _ = events.send(Event::ForeignStatus);
                 }
             } else if msg.topic == ping {
-                // A client looks for live servers: our status again, as
+                // A ping with a response topic gets a direct, rate-limited
+                // answer; a plain one asks for our status again, as
                 // rate-limited as the answer to a foreign status.
-                let _ = events.send(Event::ForeignStatus);
+                if !pong.answer(&msg) {
+                    let _ = events.send(Event::ForeignStatus);
+                }
             } else {
                 admission.admit(msg);
             }

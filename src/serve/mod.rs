@@ -24,6 +24,7 @@ mod link;
 mod memory;
 mod notify;
 pub mod owner;
+pub mod pong;
 mod queue;
 mod refusals;
 mod replies;
@@ -138,7 +139,13 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
         memory,
         max_payload: config.limits.max_payload,
     };
-    let sender = || ReplySender::start(link.client.clone(), server.letters.clone());
+    let sender = || {
+        ReplySender::start(
+            link.client.clone(),
+            server.letters.clone(),
+            &config.server_id,
+        )
+    };
     let (stop_refusals, refusal_orders) = unbounded::<()>();
     thread::scope(|scope| {
         let refusing = {
