@@ -13,6 +13,13 @@ use serde::Deserialize;
 /// (up to ~2 KiB), and the server's main thread has 8 MiB.
 pub const MAX_CALC_DEPTH: usize = 512;
 
+/// Most decimal digits an exact calc integer may have (its magnitude stays
+/// below 10^10000), for literals, results and every intermediate value.
+/// Fixed, not configurable: it bounds the work of one request (a product
+/// of two such numbers, or formatting one, takes well under a millisecond)
+/// and every size check is decided from bit lengths before computing.
+pub const MAX_INT_DIGITS: u32 = 10_000;
+
 /// Default largest request payload the server decodes, in bytes.
 pub const DEFAULT_MAX_PAYLOAD: usize = 256 * 1024;
 

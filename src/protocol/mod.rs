@@ -9,6 +9,7 @@
 mod codec;
 mod error;
 mod messages;
+mod ok_value;
 #[cfg(test)]
 mod props;
 mod status;
