@@ -17,7 +17,46 @@ use num_traits::{FromPrimitive, Signed, ToPrimitive, Zero};
 
 use super::errors;
 use super::{CalcError, Number};
-use crate::limits::MAX_INT_DIGITS;
+use crate::limits::{MAX_INT_DIGITS, MAX_INT_WORK};
+
+thread_local! {
+    /// Big-integer work the expression being evaluated on this thread may
+    /// still do (see [`MAX_INT_WORK`]). Evaluation is synchronous on one
+    /// thread and starts with [`reset_work`], so a thread-local is the
+    /// budget of exactly one expression without threading a context
+    /// through every operation.
+    static WORK_LEFT: std::cell::Cell<u64> = const { std::cell::Cell::new(MAX_INT_WORK) };
+}
+
+/// Gives the next expression evaluated on this thread its full budget.
+pub(super) fn reset_work() {
+    WORK_LEFT.with(|w| w.set(MAX_INT_WORK));
+}
+
+/// Spends `cost` limb operations of the budget before they are done, or
+/// refuses the expression with a `limit` error.
+fn charge(cost: u128) -> Result<(), CalcError> {
+    WORK_LEFT.with(|w| {
+        let left = u128::from(w.get());
+        if cost > left {
+            w.set(0);
+            Err(errors::limit(format!(
+                "too much big-integer arithmetic: the expression needs more than \
+                 {MAX_INT_WORK} limb operations (about 15 products of two \
+                 {MAX_INT_DIGITS}-digit numbers)"
+            )))
+        } else {
+            // cost <= left <= u64::MAX, so the difference fits.
+            w.set(u64::try_from(left - cost).unwrap_or(0));
+            Ok(())
+        }
+    })
+}
+
+/// 64-bit limbs of a magnitude (at least 1).
+fn limbs(x: &BigInt) -> u128 {
+    u128::from(x.bits().div_ceil(64).max(1))
+}
 
 /// A value with at least this many bits is at least 2^(bits-1) >= 10^D,
 /// so it has more than [`MAX_INT_DIGITS`] digits: ceil(D * log2 10) + 1.
@@ -110,11 +149,13 @@ fn bits(x: &BigInt) -> u128 {
 
 /// `a + b`.
 pub(super) fn add(a: &BigInt, b: &BigInt) -> Result<Number, CalcError> {
+    charge(limbs(a) + limbs(b))?;
     checked(a + b)
 }
 
 /// `a - b`.
 pub(super) fn sub(a: &BigInt, b: &BigInt) -> Result<Number, CalcError> {
+    charge(limbs(a) + limbs(b))?;
     checked(a - b)
 }
 
@@ -123,11 +164,13 @@ pub(super) fn mul(a: &BigInt, b: &BigInt) -> Result<Number, CalcError> {
     if !a.is_zero() && !b.is_zero() {
         refuse_if_at_least(bits(a) + bits(b) - 1)?;
     }
+    charge(limbs(a) * limbs(b))?;
     checked(a * b)
 }
 
 /// `a % b` (b non-zero) with the divisor's sign, as Python's `%`.
 pub(super) fn rem(a: &BigInt, b: &BigInt) -> Result<Number, CalcError> {
+    charge(limbs(a) * limbs(b))?;
     let r = a % b;
     let fixed = if !r.is_zero() && r.is_negative() != b.is_negative() {
         r + b
@@ -138,15 +181,17 @@ pub(super) fn rem(a: &BigInt, b: &BigInt) -> Result<Number, CalcError> {
 }
 
 /// `a / b` (b non-zero) when it is exact, else `None`.
-pub(super) fn exact_div(a: &BigInt, b: &BigInt) -> Option<BigInt> {
+pub(super) fn exact_div(a: &BigInt, b: &BigInt) -> Result<Option<BigInt>, CalcError> {
+    charge(2 * limbs(a) * limbs(b))?;
     let (q, r) = (a / b, a % b);
-    r.is_zero().then_some(q)
+    Ok(r.is_zero().then_some(q))
 }
 
 /// `a / b` (b non-zero) as the nearest f64 or within one unit of it, even
 /// when `a` or `b` alone is beyond the f64 range (as Python's true
 /// division of integers); a quotient beyond the range is infinite.
-pub(super) fn ratio(a: &BigInt, b: &BigInt) -> f64 {
+pub(super) fn ratio(a: &BigInt, b: &BigInt) -> Result<f64, CalcError> {
+    charge(limbs(a) * limbs(b))?;
     // Scale so the integer quotient keeps 64 or 65 significant bits.
     let shift = 64 - (a.bits() as i64 - b.bits() as i64);
     let q = if shift >= 0 {
@@ -154,7 +199,7 @@ pub(super) fn ratio(a: &BigInt, b: &BigInt) -> f64 {
     } else {
         a / (b << shift.unsigned_abs() as usize)
     };
-    scale(q.to_f64().unwrap_or(0.0), -shift)
+    Ok(scale(q.to_f64().unwrap_or(0.0), -shift))
 }
 
 /// `x * 2^exp` without overflowing or underflowing on the way.
@@ -187,6 +232,16 @@ pub(super) fn pow(base: &BigInt, exp: &BigInt) -> Result<Number, CalcError> {
     }
     let e = exp.to_u32().ok_or_else(too_large)?;
     refuse_if_at_least((bits(base) - 1) * u128::from(e) + 1)?;
+    // The result's size, from log2 |base| (bit lengths alone would count
+    // 2^n as 4^n); a base beyond the f64 range is at least 2^1023 bits'
+    // worth, where the bit length is accurate enough.
+    let log2 = base
+        .to_f64()
+        .map(|f| f.abs().log2())
+        .filter(|l| l.is_finite())
+        .unwrap_or(base.bits() as f64);
+    let result_limbs = (log2 * f64::from(e) / 64.0).ceil() as u128 + 1;
+    charge(result_limbs * result_limbs)?;
     checked(base.pow(e))
 }
 

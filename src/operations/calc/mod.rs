@@ -45,7 +45,8 @@
 //! 18446744073709551616. A literal, result or intermediate value of more
 //! than [`MAX_INT_DIGITS`] digits is a [`CalcError::Limit`], decided from
 //! the operands' bit lengths before a product or power is computed, so
-//! `9^9^9^9` or `(10^9999)*(10^9999)` is refused at once. An integer
+//! `9^9^9^9` or `(10^9999)*(10^9999)` is refused at once. The big-integer
+//! work of one expression is bounded too ([`MAX_INT_WORK`]). An integer
 //! meeting a float is converted to f64; one beyond the f64 range (about
 //! 1.8e308) is a `limit` error, as Python's `OverflowError`.
 
@@ -60,7 +61,7 @@ mod parser;
 #[cfg(test)]
 mod tests;
 
-pub use crate::limits::{CalcLimits, MAX_INT_DIGITS};
+pub use crate::limits::{CalcLimits, MAX_INT_DIGITS, MAX_INT_WORK};
 pub use num_bigint::BigInt;
 
 /// A calculation result: exact integers stay exact, everything else is a
@@ -133,5 +134,6 @@ pub fn evaluate(expr: &str, limits: &CalcLimits) -> Result<Number, CalcError> {
             message: "empty expression".to_string(),
         });
     }
+    int::reset_work();
     parser::Parser::new(expr, limits.max_depth)?.parse_all()
 }

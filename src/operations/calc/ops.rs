@@ -147,9 +147,9 @@ pub(super) fn div(a: Number, b: Number, at: usize) -> Result<Number, CalcError> 
                 int::big(&a).unwrap_or_default(),
                 int::big(&b).unwrap_or_default(),
             );
-            match int::exact_div(&x, &y) {
+            match int::exact_div(&x, &y)? {
                 Some(q) => int::checked(q),
-                None => finite(int::ratio(&x, &y), at),
+                None => finite(int::ratio(&x, &y)?, at),
             }
         }
     }

@@ -160,3 +160,32 @@ fn oversized_results_are_refused_before_they_are_computed() {
         assert_eq!(computed, 0, "{expr:?} was computed before being refused");
     }
 }
+
+#[test]
+fn big_integer_work_per_expression_is_bounded() {
+    // A few hundred near-limit powers fit in 4096 bytes; the work budget
+    // refuses the expression long before its end.
+    let powers = vec!["7^11830"; 511].join("+");
+    assert!(powers.len() <= 4096);
+    match eval(&powers) {
+        Err(CalcError::Limit { message }) => {
+            assert!(
+                message.contains("too much big-integer arithmetic"),
+                "{message}"
+            )
+        }
+        other => panic!("want a limit error, got {other:?}"),
+    }
+    // Ten of them are fine, and so is 1000! (a thousand small factors).
+    let ten = ["7^11830"; 10].join("+");
+    assert!(eval(&ten).is_ok());
+    let factorial = (1..=1000)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join("*");
+    assert!(factorial.len() <= 4096);
+    let n = eval(&factorial).expect("1000!");
+    assert_eq!(n.to_string().len(), 2568);
+    // The budget is per expression: the next one starts afresh.
+    assert!(eval(&ten).is_ok());
+}
