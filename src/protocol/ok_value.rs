@@ -62,10 +62,17 @@ fn serialize_big<S: Serializer>(n: &BigInt, s: S) -> Result<S::Ok, S::Error> {
     if let Some(i) = n.to_i128().filter(|i| *i >= -(1i128 << 64)) {
         return s.serialize_i128(i);
     }
-    let (tag, magnitude) = match n.sign() {
+    let (tag, mut magnitude) = match n.sign() {
         Sign::Minus => (TAG_NEGATIVE, (-n - BigInt::one()).magnitude().to_bytes_be()),
         _ => (TAG_POSITIVE, n.magnitude().to_bytes_be()),
     };
+    if tag == TAG_NEGATIVE && magnitude.len() == 16 && magnitude[0] >= 0x80 {
+        // ciborium 0.2 decodes a bignum of up to 16 bytes into an i128 and
+        // fails on tag 3 with a magnitude >= 2^127 (-2^127 - 1 down to
+        // -2^128). One leading zero byte, which RFC 8949 section 3.4.3
+        // requires decoders to accept, sends it down the general path.
+        magnitude.insert(0, 0);
+    }
     Value::Tag(tag, Box::new(Value::Bytes(magnitude))).serialize(s)
 }
 
@@ -242,6 +249,22 @@ mod tests {
         hostile.extend(vec![0xFF; 0x10_0000]);
         let err = decode_reply(Encoding::Cbor, &hostile).unwrap_err();
         assert!(err.to_string().contains("more than 10000 digits"), "{err}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_integer_round_trips_through_cbor_and_prints_its_digits_in_json(
+            magnitude in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            negative in proptest::prelude::any::<bool>(),
+        ) {
+            let sign = if negative { Sign::Minus } else { Sign::Plus };
+            let n = BigInt::from_bytes_be(sign, &magnitude);
+            let reply = Reply::Ok(OkValue::from(n.clone()));
+            let cbor = encode_reply(&reply, Encoding::Cbor);
+            proptest::prop_assert_eq!(decode_reply(Encoding::Cbor, &cbor).ok(), Some(reply.clone()));
+            let json = encode_reply(&reply, Encoding::Json);
+            proptest::prop_assert_eq!(json, format!(r#"{{"ok":{n}}}"#).into_bytes());
+        }
     }
 
     #[test]
