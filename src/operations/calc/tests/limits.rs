@@ -95,7 +95,7 @@ fn huge_power_towers_fail_fast() {
         "(-3)^99999999999",
         "9^9^9^9^9^9^9",
     ] {
-        assert_limit(eval(expr), "integer overflow");
+        assert_limit(eval(expr), "integer too large");
     }
     assert!(start.elapsed() < Duration::from_secs(1));
 }
@@ -114,7 +114,10 @@ fn ten_megabyte_inputs_are_fast_and_safe() {
     let args = format!("max(0{})", ",1".repeat(4_000_000));
     assert_eq!(evaluate(&args, &limits), Ok(Number::Int(1)));
     let digits = "9".repeat(10_000_000);
-    assert_limit(evaluate(&digits, &limits), "does not fit in 64 bits");
+    assert_limit(
+        evaluate(&digits, &limits),
+        "has 10000000 digits, the limit is 10000",
+    );
     let name = "x".repeat(10_000_000);
     let err = evaluate(&name, &limits).unwrap_err();
     assert!(err.to_string().len() < 100, "message not bounded");
