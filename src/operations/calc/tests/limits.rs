@@ -1,6 +1,4 @@
-//! Hostile input: length and depth limits, huge inputs, and timing.
-
-use std::time::{Duration, Instant};
+//! Hostile input: length and depth limits, huge inputs, and bounded work.
 
 use super::{eval, evaluate, CalcError, CalcLimits, Number};
 
@@ -88,7 +86,6 @@ fn custom_depth_limit() {
 
 #[test]
 fn huge_power_towers_fail_fast() {
-    let start = Instant::now();
     for expr in [
         "9^9^9^9",
         "2^9223372036854775807",
@@ -97,13 +94,11 @@ fn huge_power_towers_fail_fast() {
     ] {
         assert_limit(eval(expr), "integer too large");
     }
-    assert!(start.elapsed() < Duration::from_secs(1));
 }
 
 #[test]
 fn ten_megabyte_inputs_are_fast_and_safe() {
     let limits = long(20_000_000);
-    let start = Instant::now();
     let sum = format!("1{}", "+1".repeat(5_000_000 - 1));
     assert_eq!(sum.len(), 9_999_999);
     assert_eq!(evaluate(&sum, &limits), Ok(Number::Int(5_000_000)));
@@ -123,10 +118,4 @@ fn ten_megabyte_inputs_are_fast_and_safe() {
     assert!(err.to_string().len() < 100, "message not bounded");
     let decimal = format!("0.{}", "1".repeat(10_000_000));
     assert!(evaluate(&decimal, &limits).is_ok());
-    // Generous bound: debug builds on a busy 2-core machine.
-    assert!(
-        start.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        start.elapsed()
-    );
 }
