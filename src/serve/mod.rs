@@ -22,10 +22,12 @@ mod lanes;
 mod letters;
 mod link;
 mod memory;
+mod metrics;
 pub mod owner;
 mod queue;
 mod refusals;
 mod replies;
+mod stats;
 mod supervisor;
 #[cfg(test)]
 mod tests;
@@ -50,6 +52,7 @@ use link::Link;
 use memory::Memory;
 use queue::{ByteQueue, Next, Ticket};
 use replies::ReplySender;
+use stats::Stats;
 use supervisor::{Action, Input, Supervisor};
 
 pub use events::{Control, Shutdown};
@@ -87,6 +90,14 @@ pub enum ServeError {
     /// A request lane's thread could not be started.
     #[error("cannot start a request thread: {0} - the system is out of threads or memory")]
     Thread(std::io::Error),
+    /// The metrics endpoint cannot listen on its address.
+    #[error("cannot serve metrics on {addr}: {source} - pick another --metrics address (MQTTAPP_METRICS)")]
+    Metrics {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why it cannot be used.
+        source: std::io::Error,
+    },
 }
 
 /// Runs the server until a shutdown is requested through `control`.
@@ -113,12 +124,31 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
     let ops = Operations::open(&config.data_dir, default_file, config.limits)?;
     let topics = Topics::new(&config.prefix).allowing_replies(&config.reply_topics);
     let memory = Arc::new(Memory::default());
-    let admission = Arc::new(Admission::new(
-        topics.clone(),
-        config.limits.max_queue_bytes,
-        config.limits.max_payload,
-        memory.clone(),
-    ));
+    let served: Vec<&str> = owner::served_ops(config.no_edit)
+        .into_iter()
+        .map(|op| op.as_str())
+        .collect();
+    let stats = Arc::new(Stats::new(topics.clone(), &served, ops.replayed()));
+    let snapshot = {
+        let (stats, id) = (stats.clone(), config.server_id.clone());
+        move || stats.snapshot(&id)
+    };
+    let _metrics = match config.metrics {
+        Some(addr) => Some(
+            metrics::Metrics::start(addr, snapshot.clone())
+                .map_err(|source| ServeError::Metrics { addr, source })?,
+        ),
+        None => None,
+    };
+    let admission = Arc::new(
+        Admission::new(
+            topics.clone(),
+            config.limits.max_queue_bytes,
+            config.limits.max_payload,
+            memory.clone(),
+        )
+        .counting(stats.clone()),
+    );
     let link = Link::open(config, client, admission.clone(), control.sender())?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, max_queue_bytes = config.limits.max_queue_bytes, "serving");
     let store = DeadLetters::new(&config.data_dir, &config.server_id)
@@ -134,6 +164,7 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
         topics,
         letters,
         memory,
+        stats,
         max_payload: config.limits.max_payload,
     };
     let sender = || ReplySender::start(link.client.clone(), server.letters.clone());
@@ -187,7 +218,18 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
                 Err(ServeError::Thread(e))
             }
             None => {
-                supervise(&link, control, &admission.tally, &orders, &stop_refusals);
+                let publish =
+                    || link.publish_stats(snapshot().encode(), stats_expiry(config.stats_interval));
+                let loop_ = Loop {
+                    link: &link,
+                    control,
+                    tally: &admission.tally,
+                    lanes: &orders,
+                    stop_refusals: &stop_refusals,
+                    publish_stats: &publish,
+                    stats_every: config.stats_interval,
+                };
+                supervise(&loop_);
                 Ok(())
             }
         };
@@ -195,30 +237,56 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
             let _ = lane.join();
         }
         let _ = refusing.join();
+        link.clear_stats();
         link.close();
         server.keep_late_arrivals(&admission);
         outcome
     })
 }
 
+/// How long a stats message stays retained: three intervals, so a
+/// server that died leaves no figures behind for long (a minute when they
+/// are published on pings only).
+fn stats_expiry(interval: Duration) -> u32 {
+    match interval.as_secs() {
+        0 if interval.is_zero() => 60,
+        secs => u32::try_from(secs.saturating_mul(3))
+            .unwrap_or(u32::MAX)
+            .max(1),
+    }
+}
+
+/// What the control loop works with.
+struct Loop<'a> {
+    link: &'a Link,
+    control: &'a Control,
+    tally: &'a lanes::Tally,
+    lanes: &'a [Sender<Mode>],
+    stop_refusals: &'a Sender<()>,
+    /// Publishes the statistics (not waiting for anything).
+    publish_stats: &'a dyn Fn(),
+    /// How often, besides pings (zero: on pings only).
+    stats_every: Duration,
+}
+
 /// The control loop: waits on the event channel until the state
 /// machine's next deadline, feeds what came (or the deadline) to the
 /// machine and performs its actions, until it says stop. The reconnect
 /// attempt is a future polled here whenever one of its tokens completes.
-fn supervise(
-    link: &Link,
-    control: &Control,
-    tally: &lanes::Tally,
-    lanes: &[Sender<Mode>],
-    stop_refusals: &Sender<()>,
-) {
+fn supervise(l: &Loop<'_>) {
     use events::Event;
+    let (link, control, tally, lanes, stop_refusals) =
+        (l.link, l.control, l.tally, l.lanes, l.stop_refusals);
+    let started = Instant::now();
     let mut machine = Supervisor::new(
-        Instant::now(),
+        started,
         lanes.len(),
         supervisor::jittered,
         supervisor::REPORT_EVERY,
     );
+    if !l.stats_every.is_zero() {
+        machine = machine.with_stats_every(l.stats_every, started);
+    }
     let waker = control.waker();
     let mut attempt: Option<link::Attempt<'_>> = None;
     let poll = |attempt: &mut Option<link::Attempt<'_>>| {
@@ -243,6 +311,7 @@ fn supervise(
                 Some(Event::Lost) => Input::Lost,
                 Some(Event::TakenOver) => Input::TakenOver,
                 Some(Event::ForeignStatus) => Input::ForeignStatus,
+                Some(Event::Ping) => Input::Ping,
                 Some(Event::Shutdown) => Input::Shutdown,
                 Some(Event::LaneDone) => Input::LaneDone,
                 Some(Event::RefusalsDone) => Input::RefusalsDone,
@@ -274,6 +343,7 @@ fn supervise(
                 }
                 Action::Reconnected { resumed } => tracing::info!(resumed, "reconnected"),
                 Action::Reassert => link.reassert(),
+                Action::PublishStats => (l.publish_stats)(),
                 Action::Report => tally.report(&mut reported),
                 Action::Drain => {
                     tracing::info!("shutting down: answering what already arrived");
@@ -308,6 +378,7 @@ struct Server {
     topics: Topics,
     letters: Arc<DeadLetterSink>,
     memory: Arc<Memory>,
+    stats: Arc<Stats>,
     max_payload: usize,
 }
 
@@ -396,9 +467,17 @@ impl Server {
     fn deliver(&self, incoming: &Incoming, outcome: handler::Outcome, replies: &ReplySender) {
         if let Some((reason, detail)) = &outcome.dead_letter {
             self.letters.record(*reason, detail, &incoming.original());
+            if outcome.reply.is_none() {
+                self.stats.dead_letter(&incoming.topic, *reason);
+            }
         }
         if let Some(reply) = outcome.reply {
             tracing::debug!(topic = %crate::logging::shorten(&incoming.topic, 120), reply_to = %crate::logging::shorten(&reply.topic, 120), error = ?reply.error, "answered");
+            // Counted before it is sent: whoever got the reply finds it
+            // in the statistics.
+            let code = reply.error.as_deref();
+            self.stats
+                .replied(&incoming.topic, code, Some(incoming.arrived));
             replies.send(Message::new(&reply.topic, reply.payload, reply.meta, false));
         }
     }
@@ -410,6 +489,7 @@ impl Server {
         for lane in [Lane::Fast, Lane::Edit] {
             while let Some((queued, _ticket)) = admission.queue(lane).try_recv() {
                 let incoming = incoming_of(queued);
+                self.stats.dead_letter(&incoming.topic, Reason::Shutdown);
                 self.letters.record(
                     Reason::Shutdown,
                     "server stopped before answering",
