@@ -22,7 +22,9 @@ struct StatsWatch {
 
 impl StatsWatch {
     fn connect(broker: &Broker, prefix: &str) -> StatsWatch {
-        let (client, rx, _) = connect_subscribed(broker, prefix, "stats-watch");
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (client, rx, _) = connect_subscribed(broker, prefix, &format!("stats-watch-{n}"));
         client
             .subscribe(format!("{prefix}/v1/stats/+"), 0)
             .wait_for(Duration::from_secs(30))
@@ -85,7 +87,7 @@ fn reply(raw: &RawClient, prefix: &str, op: &str, payload: &str, correlation: &[
 fn the_stats_message_counts_a_known_mix_of_requests_exactly() {
     let broker = Broker::start();
     let prefix = unique_prefix("stats-mix");
-    let _server = Server::start(&broker, &prefix);
+    let mut server = Server::start(&broker, &prefix);
     let raw = RawClient::connect(&broker, &prefix, "raw-mix");
     let watch = StatsWatch::connect(&broker, &prefix);
     let mut seen = BTreeMap::<String, usize>::new();
@@ -198,6 +200,14 @@ fn the_stats_message_counts_a_known_mix_of_requests_exactly() {
     assert!(
         plain.starts_with("ID ") && plain.contains("online"),
         "{plain}"
+    );
+    // A clean stop removes the retained figures: they are not current.
+    assert_eq!(server.terminate(), Some(0));
+    let after = StatsWatch::connect(&broker, &prefix);
+    let left = after.rx.recv_timeout(Duration::from_secs(1)).ok().flatten();
+    assert!(
+        left.is_none(),
+        "retained stats after a clean stop: {left:?}"
     );
 }
 

@@ -54,7 +54,11 @@ impl Metrics {
                     answer(request, &snapshot);
                 }
             })?;
-        tracing::info!(%addr, "metrics on http://{addr}/metrics (no authentication)");
+        if addr.ip().is_loopback() {
+            tracing::info!(%addr, "metrics on http://{addr}/metrics (no authentication)");
+        } else {
+            tracing::warn!(%addr, "metrics on http://{addr}/metrics, a non-loopback address, without authentication: anyone who can reach it reads this server's statistics (docs/SECURITY.md)");
+        }
         Ok(Metrics {
             server,
             thread: Some(thread),

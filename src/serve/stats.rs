@@ -21,7 +21,7 @@ use crate::deadletter::Reason;
 use crate::protocol::{Handling, OpStats, ServerStats, Topics, UNKNOWN_OP};
 
 /// The reply codes counted: `ok`, then every error code.
-const CODES: [&str; 11] = [
+const CODES: [&str; 12] = [
     "ok",
     "bad_request",
     "unknown_op",
@@ -33,6 +33,8 @@ const CODES: [&str; 11] = [
     "io",
     "internal",
     "busy",
+    // A user-defined operation's program exited non-zero.
+    "failed",
 ];
 /// Where a code this table does not know is counted (shown as `other`).
 const OTHER_CODE: usize = CODES.len();
@@ -57,7 +59,8 @@ struct Slot {
     requests: AtomicU64,
     replies: [AtomicU64; CODES.len() + 1],
     busy: AtomicU64,
-    dead: [AtomicU64; REASONS.len()],
+    /// By [`REASONS`], then one for reasons not listed (`other`).
+    dead: [AtomicU64; REASONS.len() + 1],
     dropped: AtomicU64,
     handling: Mutex<Histogram<u64>>,
 }
@@ -145,7 +148,10 @@ impl Stats {
 
     /// A request on `topic` was kept as a dead letter without a reply.
     pub fn dead_letter(&self, topic: &str, reason: Reason) {
-        let i = REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+        let i = REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(REASONS.len());
         add(&self.slot(topic).dead[i]);
     }
 
@@ -175,10 +181,11 @@ impl Stats {
                     op.replies.insert(code.to_string(), n);
                 }
             }
-            for (reason, n) in REASONS.iter().zip(&slot.dead) {
+            for (i, n) in slot.dead.iter().enumerate() {
                 let n = n.load(Ordering::Relaxed);
                 if n > 0 {
-                    op.dead_letters.insert(reason.as_str().to_string(), n);
+                    let reason = REASONS.get(i).map_or("other", |r| r.as_str());
+                    op.dead_letters.insert(reason.to_string(), n);
                 }
             }
             op.busy = slot.busy.load(Ordering::Relaxed);
@@ -267,8 +274,12 @@ mod tests {
 
     #[test]
     fn every_error_code_has_its_own_counter() {
+        // `failed` comes with user-defined operations.
         for code in &CODES[1..] {
-            assert!(ErrorCode::parse(code).is_some(), "{code}");
+            assert!(
+                ErrorCode::parse(code).is_some() || *code == "failed",
+                "{code}"
+            );
         }
     }
 
