@@ -218,18 +218,17 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
                 Err(ServeError::Thread(e))
             }
             None => {
-                let publish =
-                    || link.publish_stats(snapshot().encode(), stats_expiry(config.stats_interval));
-                let loop_ = Loop {
-                    link: &link,
+                let expiry = stats::expiry_secs(config.stats_interval);
+                let publish = || link.publish_stats(snapshot().encode(), expiry);
+                let stats_timer = (&publish as &dyn Fn(), config.stats_interval);
+                supervise(
+                    &link,
                     control,
-                    tally: &admission.tally,
-                    lanes: &orders,
-                    stop_refusals: &stop_refusals,
-                    publish_stats: &publish,
-                    stats_every: config.stats_interval,
-                };
-                supervise(&loop_);
+                    &admission.tally,
+                    &orders,
+                    &stop_refusals,
+                    stats_timer,
+                );
                 Ok(())
             }
         };
@@ -244,39 +243,20 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
     })
 }
 
-/// How long a stats message stays retained: three intervals, so a
-/// server that died leaves no figures behind for long (a minute when they
-/// are published on pings only).
-fn stats_expiry(interval: Duration) -> u32 {
-    match interval.as_secs() {
-        0 if interval.is_zero() => 60,
-        secs => u32::try_from(secs.saturating_mul(3))
-            .unwrap_or(u32::MAX)
-            .max(1),
-    }
-}
-
-/// What the control loop works with.
-struct Loop<'a> {
-    link: &'a Link,
-    control: &'a Control,
-    tally: &'a lanes::Tally,
-    lanes: &'a [Sender<Mode>],
-    stop_refusals: &'a Sender<()>,
-    /// Publishes the statistics (not waiting for anything).
-    publish_stats: &'a dyn Fn(),
-    /// How often, besides pings (zero: on pings only).
-    stats_every: Duration,
-}
-
 /// The control loop: waits on the event channel until the state
 /// machine's next deadline, feeds what came (or the deadline) to the
 /// machine and performs its actions, until it says stop. The reconnect
 /// attempt is a future polled here whenever one of its tokens completes.
-fn supervise(l: &Loop<'_>) {
+/// `publish_stats` publishes the statistics without waiting.
+fn supervise(
+    link: &Link,
+    control: &Control,
+    tally: &lanes::Tally,
+    lanes: &[Sender<Mode>],
+    stop_refusals: &Sender<()>,
+    (publish_stats, stats_every): (&dyn Fn(), Duration),
+) {
     use events::Event;
-    let (link, control, tally, lanes, stop_refusals) =
-        (l.link, l.control, l.tally, l.lanes, l.stop_refusals);
     let started = Instant::now();
     let mut machine = Supervisor::new(
         started,
@@ -284,8 +264,9 @@ fn supervise(l: &Loop<'_>) {
         supervisor::jittered,
         supervisor::REPORT_EVERY,
     );
-    if !l.stats_every.is_zero() {
-        machine = machine.with_stats_every(l.stats_every, started);
+    // Statistics every `stats_every` (zero: on pings only).
+    if !stats_every.is_zero() {
+        machine = machine.with_stats_every(stats_every, started);
     }
     let waker = control.waker();
     let mut attempt: Option<link::Attempt<'_>> = None;
@@ -343,7 +324,7 @@ fn supervise(l: &Loop<'_>) {
                 }
                 Action::Reconnected { resumed } => tracing::info!(resumed, "reconnected"),
                 Action::Reassert => link.reassert(),
-                Action::PublishStats => (l.publish_stats)(),
+                Action::PublishStats => publish_stats(),
                 Action::Report => tally.report(&mut reported),
                 Action::Drain => {
                     tracing::info!("shutting down: answering what already arrived");

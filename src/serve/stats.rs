@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
@@ -208,6 +208,17 @@ impl Stats {
     }
 }
 
+/// How long a stats message stays retained, in seconds: three publishing
+/// intervals, so a server that died leaves no figures behind for long (a
+/// minute when they are published on pings only).
+pub fn expiry_secs(interval: Duration) -> u32 {
+    if interval.is_zero() {
+        return 60;
+    }
+    let secs = interval.as_secs().saturating_mul(3);
+    u32::try_from(secs).unwrap_or(u32::MAX).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +258,14 @@ mod tests {
         assert_eq!(echo.queued, 0);
         assert_eq!(snap.ops["edit"], OpStats::default());
         assert_eq!(snap.server, "s1");
+    }
+
+    #[test]
+    fn stats_expire_after_three_intervals_or_a_minute_on_pings_only() {
+        assert_eq!(expiry_secs(Duration::from_secs(10)), 30);
+        assert_eq!(expiry_secs(Duration::from_millis(200)), 1);
+        assert_eq!(expiry_secs(Duration::ZERO), 60);
+        assert_eq!(expiry_secs(Duration::from_secs(u64::MAX)), u32::MAX);
     }
 
     #[test]
