@@ -52,12 +52,13 @@ setup:
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	@# examples/python_client.py: paho-mqtt and cbor2 from PyPI (Debian's
-	@# python marks itself externally managed: then --break-system-packages).
-	@python3 -c 'import paho.mqtt.client, cbor2' 2>/dev/null || { \
-		echo "installing python packages: paho-mqtt cbor2"; \
+	@# python marks itself externally managed: then --break-system-packages);
+	@# tests/fleet_stats.rs parses serve --metrics with prometheus_client.
+	@python3 -c 'import paho.mqtt.client, cbor2, prometheus_client' 2>/dev/null || { \
+		echo "installing python packages: paho-mqtt cbor2 prometheus_client"; \
 		export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore; \
-		python3 -m pip install -q paho-mqtt cbor2 2>/dev/null \
-		|| python3 -m pip install -q --break-system-packages paho-mqtt cbor2; }
+		python3 -m pip install -q paho-mqtt cbor2 prometheus_client 2>/dev/null \
+		|| python3 -m pip install -q --break-system-packages paho-mqtt cbor2 prometheus_client; }
 
 build: setup
 	$(CARGO) build --release --locked

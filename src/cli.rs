@@ -214,6 +214,12 @@ pub struct StatusArgs {
     /// good (it is listed no more); online servers are refused
     #[arg(long, value_name = "ID")]
     pub forget: Option<String>,
+
+    /// Show each server's statistics per operation (requests, replies,
+    /// busy, dead letters, handling time) instead; pings the servers for
+    /// fresh figures
+    #[arg(long, conflicts_with = "forget")]
+    pub stats: bool,
 }
 
 // ---- describe --------------------------------------------------------------
@@ -448,6 +454,17 @@ pub struct ServeArgs {
     /// with error busy
     #[arg(long, value_name = "BYTES", value_parser = typed(&declared::MAX_QUEUE_BYTES))]
     pub max_queue_bytes: Option<u64>,
+
+    /// Publish this server's statistics on <prefix>/v1/stats/<server-id>
+    /// this often (and when a client pings): 10s, 1m; 0 publishes on
+    /// pings only
+    #[arg(long, value_name = "DURATION", value_parser = typed(&declared::STATS_INTERVAL))]
+    pub stats_interval: Option<Duration>,
+
+    /// Serve the statistics as Prometheus/OpenMetrics text on
+    /// http://ADDR/metrics, without authentication: 127.0.0.1:9464
+    #[arg(long, value_name = "ADDR", value_parser = typed(&declared::METRICS))]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `mqttapp ask`

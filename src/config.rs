@@ -142,6 +142,10 @@ pub struct Settings {
     pub reply_topics: Option<Vec<String>>,
     /// Budget for requests waiting inside the server, in bytes.
     pub max_queue_bytes: Option<u64>,
+    /// How often the server publishes its statistics (zero: on pings only).
+    pub stats_interval: Option<Duration>,
+    /// Where the server serves its metrics over HTTP.
+    pub metrics: Option<std::net::SocketAddr>,
     /// CA file for TLS.
     pub ca_file: Option<PathBuf>,
     /// Client certificate for TLS.
@@ -389,7 +393,15 @@ pub struct Config {
     pub reply_topics: Vec<String>,
     /// Input and resource limits.
     pub limits: Limits,
+    /// How often the server publishes its statistics; zero: only when
+    /// pinged.
+    pub stats_interval: Duration,
+    /// Where `serve` answers `GET /metrics` (off when `None`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
+
+/// How often a server publishes its statistics unless told otherwise.
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Config {
     /// Resolves flags, environment, config file and defaults for `cmd`:
@@ -534,6 +546,10 @@ impl Config {
                     .unwrap_or(crate::limits::DEFAULT_MAX_QUEUE_BYTES),
                 ..Limits::from_file(limits.unwrap_or_default())
             },
+            stats_interval: src
+                .get(&d::STATS_INTERVAL, flags.stats_interval)?
+                .unwrap_or(DEFAULT_STATS_INTERVAL),
+            metrics: src.get(&d::METRICS, flags.metrics)?,
         })
     }
 }

@@ -302,6 +302,9 @@ fn run_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, Failure> {
     if let Some(id) = &args.forget {
         return forget_server(config, id, wait);
     }
+    if args.stats {
+        return show_stats(config, args.json, wait);
+    }
     let rows = status::collect(config, wait)?;
     let mut out = std::io::stdout().lock();
     let _ = match args.json {
@@ -344,6 +347,28 @@ fn run_describe(config: &Config, args: &DescribeArgs) -> Result<ExitCode, Failur
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(ExitCode::Ok)
+}
+
+/// `status --stats`: every server's statistics (table or JSON); exit 0
+/// when some server sent them, else 6.
+fn show_stats(config: &Config, json: bool, wait: Duration) -> Result<ExitCode, Failure> {
+    let servers = status::stats::collect(config, wait)?;
+    let mut out = std::io::stdout().lock();
+    let _ = match json {
+        // Maps of strings and numbers always serialize.
+        true => writeln!(
+            out,
+            "{}",
+            serde_json::to_string(&servers).expect("statistics are JSON")
+        ),
+        false => write!(out, "{}", status::stats::table(&servers)),
+    };
+    if !servers.is_empty() {
+        return Ok(ExitCode::Ok);
+    }
+    let prefix = &config.prefix;
+    eprintln!("no server sent statistics under {prefix}/v1/stats/ (none online, or a broker ACL refuses the ping)");
+    Ok(ExitCode::NoServer)
 }
 
 /// `status --forget ID`: removes an offline server's retained status.

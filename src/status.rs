@@ -23,6 +23,8 @@ use crate::mqtt::{self, Arrival, Client, Message, MessageMeta, MqttError, Subscr
 use crate::output::Columns;
 use crate::protocol::{Status, Topics};
 
+pub mod stats;
+
 /// How long `status` waits for the statuses by default.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(3);
 /// Quiet period that ends the wait when the marker is unavailable.

@@ -69,6 +69,8 @@ impl From<&ServeError> for ExitCode {
     fn from(e: &ServeError) -> ExitCode {
         match e {
             ServeError::Mqtt(m) => m.into(),
+            // The --metrics address is a setting the user can fix.
+            ServeError::Metrics { .. } => ExitCode::Usage,
             _ => ExitCode::Failure,
         }
     }

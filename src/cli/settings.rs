@@ -45,6 +45,8 @@ impl Cli {
                 s.session_expiry = serve.session_expiry;
                 s.reply_topics = serve.reply_topics.clone();
                 s.max_queue_bytes = serve.max_queue_bytes;
+                s.stats_interval = serve.stats_interval;
+                s.metrics = serve.metrics;
                 s.no_edit = serve.no_edit.then_some(true);
             }
             Command::Ask(ask) => s.timeout = ask.request.timeout,

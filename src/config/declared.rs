@@ -331,6 +331,22 @@ pub const MAX_QUEUE_BYTES: Typed<u64> = Typed {
     ),
     parse: parse::queue_bytes,
 };
+/// How often the server publishes its statistics.
+pub const STATS_INTERVAL: Typed<Duration> = Typed {
+    setting: everywhere(
+        "stats_interval",
+        "stats-interval",
+        "MQTTAPP_STATS_INTERVAL",
+        "10s; 0 publishes on a ping only",
+        SERVE,
+    ),
+    parse: parse::interval,
+};
+/// Where the server serves its metrics over HTTP.
+pub const METRICS: Typed<std::net::SocketAddr> = Typed {
+    setting: everywhere("metrics", "metrics", "MQTTAPP_METRICS", "off", SERVE),
+    parse: parse::socket_addr,
+};
 /// `serve --no-edit`: calc and echo only, for group members on another
 /// host than the group's data directory.
 pub const NO_EDIT: Typed<bool> = Typed {
@@ -411,6 +427,8 @@ pub const ALL: &[&Setting] = &[
     &SESSION_EXPIRY.setting,
     &REPLY_TOPICS.setting,
     &MAX_QUEUE_BYTES.setting,
+    &STATS_INTERVAL.setting,
+    &METRICS.setting,
     &NO_EDIT.setting,
     &LIMITS,
     &WAIT_FOR_BROKER.setting,

@@ -36,6 +36,22 @@ pub fn duration(value: &str) -> Result<Duration, String> {
     Ok(parsed)
 }
 
+/// A [`duration`], or `0` for "never" ([`Duration::ZERO`]).
+pub fn interval(value: &str) -> Result<Duration, String> {
+    match value.trim().parse::<f64>() {
+        Ok(0.0) => Ok(Duration::ZERO),
+        _ => duration(value).map_err(|e| format!("{e}, or 0 for never")),
+    }
+}
+
+/// An IP address and port: `127.0.0.1:9464`, `[::1]:9464`.
+pub fn socket_addr(value: &str) -> Result<std::net::SocketAddr, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| "use an IP address and a port, e.g. 127.0.0.1:9464".to_string())
+}
+
 /// "123", "64KiB", "16 MiB", "1GiB" (case-insensitive) in bytes.
 pub fn bytes(value: &str) -> Result<u64, String> {
     let text = value.trim();

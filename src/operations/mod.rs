@@ -9,6 +9,8 @@ pub mod echo;
 pub mod edit;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::limits::Limits;
 use crate::protocol::{
@@ -38,6 +40,8 @@ pub struct Replay {
 pub struct Operations {
     limits: Limits,
     store: edit::Store,
+    /// Edits answered from the reply memory, for the server's statistics.
+    replayed: Arc<AtomicU64>,
 }
 
 impl Operations {
@@ -53,7 +57,14 @@ impl Operations {
         Ok(Operations {
             limits,
             store: edit::Store::open(data_dir, default_file, limits.edit)?,
+            replayed: Arc::default(),
         })
+    }
+
+    /// The count of edits answered from the reply memory (re-sends not
+    /// applied again), shared so the server's statistics can read it.
+    pub fn replayed(&self) -> Arc<AtomicU64> {
+        self.replayed.clone()
     }
 
     /// Starts a batch: the requests of a burst, answered together, so a
@@ -145,6 +156,7 @@ impl Operations {
             ErrorBody::new(code, e.to_string())
         })?;
         if outcome.replayed {
+            self.replayed.fetch_add(1, Ordering::Relaxed);
             // Rare and worth seeing: a client re-sent an edit already applied.
             tracing::info!(file = %outcome.file, rev = outcome.rev, "replayed edit answered from the reply memory");
         }

@@ -13,6 +13,7 @@ mod messages;
 mod ok_value;
 #[cfg(test)]
 mod props;
+mod stats;
 mod status;
 mod topics;
 pub mod user_props;
@@ -29,6 +30,7 @@ pub use messages::{
     format_float, lines, CalcRequest, EchoRequest, EditAction, EditRequest, EditResult, ErrorBody,
     OkValue, Op, Reply, Request,
 };
+pub use stats::{Handling, OpStats, ServerStats, UNKNOWN_OP};
 pub use status::Status;
 pub use topics::{filter_matches, validate_filter, Topics};
 

@@ -123,6 +123,17 @@ impl Topics {
         format!("{}/v1/describe/+", self.prefix)
     }
 
+    /// `<prefix>/v1/stats/<server-id>`: a server's statistics
+    /// (docs/PROTOCOL.md, "Statistics").
+    pub fn stats(&self, server_id: &str) -> String {
+        format!("{}/v1/stats/{}", self.prefix, server_id)
+    }
+
+    /// `<prefix>/v1/stats/+`: every server's statistics.
+    pub fn stats_filter(&self) -> String {
+        format!("{}/v1/stats/+", self.prefix)
+    }
+
     /// `<prefix>/v1/dlq`: where dead letters are announced.
     pub fn dead_letters(&self) -> String {
         format!("{}/v1/dlq", self.prefix)
@@ -275,6 +286,9 @@ mod tests {
         assert_eq!(t.dead_letters(), "p/q/v1/dlq");
         assert_eq!(t.describe("s1"), "p/q/v1/describe/s1");
         assert_eq!(t.describe_filter(), "p/q/v1/describe/+");
+        assert_eq!(t.stats("s1"), "p/q/v1/stats/s1");
+        assert_eq!(t.stats_filter(), "p/q/v1/stats/+");
+        assert!(t.is_reserved(&t.stats("s1")));
         assert_eq!(Topics::shared("a/+", Some("g")), "$share/g/a/+");
         assert_eq!(Topics::shared("a/+", None), "a/+");
     }

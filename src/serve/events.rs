@@ -26,6 +26,8 @@ pub enum Event {
     TakenOver,
     /// A message on our status topic that is not our own status.
     ForeignStatus,
+    /// A client's ping on `<prefix>/v1/ping`.
+    Ping,
     /// A token of the reconnect attempt completed: poll the attempt.
     Progress,
     /// SIGINT or SIGTERM (or a test) asked the server to stop.

@@ -138,6 +138,12 @@ impl Identity {
         self.retain.store(false, Ordering::SeqCst);
     }
 
+    /// Whether this server's messages may be retained (see
+    /// [`Identity::forgo_retain`]).
+    pub fn retains(&self) -> bool {
+        self.retain.load(Ordering::SeqCst)
+    }
+
     /// Looks at a message received on our own status topic.
     ///
     /// `retained` is the message's RETAIN flag. The server subscribes to

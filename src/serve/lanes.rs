@@ -30,6 +30,7 @@ use std::time::Instant;
 use super::handler::reply_target;
 use super::memory::Memory;
 use super::queue::{cost_of, ByteQueue, OVERHEAD};
+use super::stats::Stats;
 use crate::deadletter::{bounded, cut_of, DeadLetter, Header, Original};
 use crate::mqtt::Message;
 use crate::protocol::{Encoding, ErrorCode, Op, Topics};
@@ -156,6 +157,8 @@ pub struct Admission {
     pub refusals: ByteQueue<Refusal>,
     /// What was refused or dropped.
     pub tally: Tally,
+    /// Per-operation statistics (every request is counted here first).
+    pub stats: Arc<Stats>,
 }
 
 impl Admission {
@@ -169,13 +172,21 @@ impl Admission {
     ) -> Admission {
         let total = usize::try_from(max_queue_bytes).unwrap_or(usize::MAX);
         Admission {
-            topics,
             max_payload,
             fast: ByteQueue::new(total / 4, memory.clone()),
             edit: ByteQueue::new(total / 2, memory.clone()),
             refusals: ByteQueue::new(total / 4, memory),
             tally: Tally::default(),
+            stats: Arc::new(Stats::new(topics.clone(), &[], Arc::default())),
+            topics,
         }
+    }
+
+    /// The same admission, counting in `stats` (by default every request
+    /// counts as an unknown operation's).
+    pub fn counting(mut self, stats: Arc<Stats>) -> Admission {
+        self.stats = stats;
+        self
     }
 
     /// The topics (and allowed reply topics) requests are checked against.
@@ -202,6 +213,7 @@ impl Admission {
     /// Queues a request in its lane, or refuses it at once. Never blocks.
     pub fn admit(&self, msg: Message) {
         let arrived = Instant::now();
+        self.stats.received(&msg.topic);
         let lane = self.lane_of(&msg.topic);
         let queue = self.queue(lane);
         let cost = cost_of(&msg);
@@ -275,7 +287,10 @@ impl Admission {
         };
         match self.refusals.offer(refusal, cost) {
             Ok(()) => counter.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.tally.dropped.fetch_add(1, Ordering::Relaxed),
+            Err(back) => {
+                self.stats.dropped(&back.topic);
+                self.tally.dropped.fetch_add(1, Ordering::Relaxed)
+            }
         };
     }
 }

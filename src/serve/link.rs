@@ -74,6 +74,8 @@ pub struct Link {
     pub online: bool,
     prefix: String,
     client_id: String,
+    /// `<prefix>/v1/stats/<server-id>`.
+    stats_topic: String,
     grouped: bool,
     identity: Arc<Identity>,
     /// Lets the ping responder use the client while the link lives.
@@ -155,6 +157,7 @@ impl Link {
             online: false,
             prefix: config.prefix.clone(),
             client_id,
+            stats_topic: crate::protocol::Topics::new(&config.prefix).stats(&config.server_id),
             grouped: config.group.is_some(),
             identity,
         };
@@ -278,6 +281,34 @@ impl Link {
         }
     }
 
+    /// Publishes the statistics (CBOR), QoS 0, retained where the broker
+    /// keeps retained messages, expiring after `expiry_secs` so that a
+    /// dead server's figures do not linger. Not awaited.
+    pub fn publish_stats(&self, payload: Vec<u8>, expiry_secs: u32) {
+        if !self.client.is_connected() {
+            return;
+        }
+        let meta = mqtt::MessageMeta {
+            content_type: Some("application/cbor".into()),
+            expiry_secs: Some(expiry_secs),
+            ..mqtt::MessageMeta::default()
+        };
+        let mut msg = mqtt::Message::new(&self.stats_topic, payload, meta, self.identity.retains());
+        msg.qos = 0;
+        if let Err(e) = self.client.try_publish(msg) {
+            tracing::debug!(error = %e, "could not publish the statistics");
+        }
+    }
+
+    /// Removes the retained statistics at a clean stop: the figures of a
+    /// stopped server are not current. Not awaited (the "offline" status
+    /// published next, QoS 1, is).
+    pub fn clear_stats(&self) {
+        if self.identity.retains() {
+            self.publish_stats(Vec::new(), 1);
+        }
+    }
+
     /// One reconnect and resubscribe, as a future the control loop polls
     /// when its tokens complete (and drops when it takes too long).
     pub fn attempt(&self) -> Attempt<'_> {
@@ -360,10 +391,11 @@ fn route_callbacks(
                 }
             } else if msg.topic == ping {
                 // A ping with a response topic gets a direct, rate-limited
-                // answer; a plain one asks for our status again, as
-                // rate-limited as the answer to a foreign status.
+                // answer; a plain one (a client looking for live servers)
+                // asks for our status and statistics again, as rate-limited
+                // as the answer to a foreign status.
                 if !pong.answer(&msg) {
-                    let _ = events.send(Event::ForeignStatus);
+                    let _ = events.send(Event::Ping);
                 }
             } else {
                 admission.admit(msg);

@@ -22,12 +22,14 @@ mod lanes;
 mod letters;
 mod link;
 mod memory;
+mod metrics;
 mod notify;
 pub mod owner;
 pub mod pong;
 mod queue;
 mod refusals;
 mod replies;
+mod stats;
 mod supervisor;
 #[cfg(test)]
 mod tests;
@@ -53,6 +55,7 @@ use memory::Memory;
 use notify::Notifier;
 use queue::{ByteQueue, Next, Ticket};
 use replies::ReplySender;
+use stats::Stats;
 use supervisor::{Action, Input, Supervisor};
 
 pub use events::{Control, Shutdown};
@@ -90,6 +93,14 @@ pub enum ServeError {
     /// A request lane's thread could not be started.
     #[error("cannot start a request thread: {0} - the system is out of threads or memory")]
     Thread(std::io::Error),
+    /// The metrics endpoint cannot listen on its address.
+    #[error("cannot serve metrics on {addr}: {source} - pick another --metrics address (MQTTAPP_METRICS)")]
+    Metrics {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why it cannot be used.
+        source: std::io::Error,
+    },
 }
 
 /// Runs the server until a shutdown is requested through `control`.
@@ -116,12 +127,31 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
     let ops = Operations::open(&config.data_dir, default_file, config.limits)?;
     let topics = Topics::new(&config.prefix).allowing_replies(&config.reply_topics);
     let memory = Arc::new(Memory::default());
-    let admission = Arc::new(Admission::new(
-        topics.clone(),
-        config.limits.max_queue_bytes,
-        config.limits.max_payload,
-        memory.clone(),
-    ));
+    let served: Vec<&str> = owner::served_ops(config.no_edit)
+        .into_iter()
+        .map(|op| op.as_str())
+        .collect();
+    let stats = Arc::new(Stats::new(topics.clone(), &served, ops.replayed()));
+    let snapshot = {
+        let (stats, id) = (stats.clone(), config.server_id.clone());
+        move || stats.snapshot(&id)
+    };
+    let _metrics = match config.metrics {
+        Some(addr) => Some(
+            metrics::Metrics::start(addr, snapshot.clone())
+                .map_err(|source| ServeError::Metrics { addr, source })?,
+        ),
+        None => None,
+    };
+    let admission = Arc::new(
+        Admission::new(
+            topics.clone(),
+            config.limits.max_queue_bytes,
+            config.limits.max_payload,
+            memory.clone(),
+        )
+        .counting(stats.clone()),
+    );
     let link = Link::open(config, client, admission.clone(), control.sender())?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, max_queue_bytes = config.limits.max_queue_bytes, "serving");
     let store = DeadLetters::new(&config.data_dir, &config.server_id)
@@ -137,6 +167,7 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
         topics,
         letters,
         memory,
+        stats,
         max_payload: config.limits.max_payload,
     };
     let sender = || {
@@ -201,6 +232,9 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
                     link.broker(),
                     &config.server_id,
                 ));
+                let expiry = stats::expiry_secs(config.stats_interval);
+                let publish = || link.publish_stats(snapshot().encode(), expiry);
+                let stats_timer = (&publish as &dyn Fn(), config.stats_interval);
                 supervise(
                     &link,
                     control,
@@ -208,6 +242,7 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
                     &orders,
                     &stop_refusals,
                     &mut notifier,
+                    stats_timer,
                 );
                 Ok(())
             }
@@ -216,6 +251,7 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
             let _ = lane.join();
         }
         let _ = refusing.join();
+        link.clear_stats();
         link.close();
         server.keep_late_arrivals(&admission);
         outcome
@@ -228,6 +264,7 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
 /// attempt is a future polled here whenever one of its tokens completes.
 /// The service manager hears from here that the server is ready, alive
 /// (the watchdog: only a loop that turns pings it) and stopping.
+/// `publish_stats` publishes the statistics without waiting.
 fn supervise(
     link: &Link,
     control: &Control,
@@ -235,14 +272,20 @@ fn supervise(
     lanes: &[Sender<Mode>],
     stop_refusals: &Sender<()>,
     notifier: &mut Notifier,
+    (publish_stats, stats_every): (&dyn Fn(), Duration),
 ) {
     use events::Event;
+    let started = Instant::now();
     let mut machine = Supervisor::new(
-        Instant::now(),
+        started,
         lanes.len(),
         supervisor::jittered,
         supervisor::REPORT_EVERY,
     );
+    // Statistics every `stats_every` (zero: on pings only).
+    if !stats_every.is_zero() {
+        machine = machine.with_stats_every(stats_every, started);
+    }
     let waker = control.waker();
     let mut attempt: Option<link::Attempt<'_>> = None;
     let poll = |attempt: &mut Option<link::Attempt<'_>>| {
@@ -274,6 +317,7 @@ fn supervise(
                 Some(Event::Lost) => Input::Lost,
                 Some(Event::TakenOver) => Input::TakenOver,
                 Some(Event::ForeignStatus) => Input::ForeignStatus,
+                Some(Event::Ping) => Input::Ping,
                 Some(Event::Shutdown) => Input::Shutdown,
                 Some(Event::LaneDone) => Input::LaneDone,
                 Some(Event::RefusalsDone) => Input::RefusalsDone,
@@ -312,6 +356,7 @@ fn supervise(
                     notifier.ready();
                 }
                 Action::Reassert => link.reassert(),
+                Action::PublishStats => publish_stats(),
                 Action::Report => tally.report(&mut reported),
                 Action::Drain => {
                     tracing::info!("shutting down: answering what already arrived");
@@ -348,6 +393,7 @@ struct Server {
     topics: Topics,
     letters: Arc<DeadLetterSink>,
     memory: Arc<Memory>,
+    stats: Arc<Stats>,
     max_payload: usize,
 }
 
@@ -436,9 +482,17 @@ impl Server {
     fn deliver(&self, incoming: &Incoming, outcome: handler::Outcome, replies: &ReplySender) {
         if let Some((reason, detail)) = &outcome.dead_letter {
             self.letters.record(*reason, detail, &incoming.original());
+            if outcome.reply.is_none() {
+                self.stats.dead_letter(&incoming.topic, *reason);
+            }
         }
         if let Some(reply) = outcome.reply {
             tracing::debug!(topic = %crate::logging::shorten(&incoming.topic, 120), reply_to = %crate::logging::shorten(&reply.topic, 120), error = ?reply.error, "answered");
+            // Counted before it is sent: whoever got the reply finds it
+            // in the statistics.
+            let code = reply.error.as_deref();
+            self.stats
+                .replied(&incoming.topic, code, Some(incoming.arrived));
             replies.send(Message::new(&reply.topic, reply.payload, reply.meta, false));
         }
     }
@@ -450,6 +504,7 @@ impl Server {
         for lane in [Lane::Fast, Lane::Edit] {
             while let Some((queued, _ticket)) = admission.queue(lane).try_recv() {
                 let incoming = incoming_of(queued);
+                self.stats.dead_letter(&incoming.topic, Reason::Shutdown);
                 self.letters.record(
                     Reason::Shutdown,
                     "server stopped before answering",

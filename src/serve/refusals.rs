@@ -14,8 +14,9 @@ use super::letters::DeadLetterSink;
 use super::memory::Memory;
 use super::queue::Next;
 use super::replies::ReplySender;
+use super::stats::Stats;
 use crate::mqtt::{Message, MessageMeta};
-use crate::protocol::{encode_reply, Reply, Topics};
+use crate::protocol::{encode_reply, ErrorCode, Reply, Topics};
 
 /// Publishes refusals until an order comes on `stop` (or its sender is
 /// dropped), checking the acknowledgements when idle for `idle_wait`, then
@@ -39,6 +40,7 @@ pub fn serve(
                 letters,
                 &replies,
                 &admission.tally,
+                &admission.stats,
             ),
             Next::Idle => {
                 replies.check(usize::MAX);
@@ -60,9 +62,11 @@ fn send(
     letters: &DeadLetterSink,
     replies: &ReplySender,
     tally: &Tally,
+    stats: &Stats,
 ) {
     if let Some(letter) = refusal.letter.take() {
         tally.unanswerable.fetch_add(1, Ordering::Relaxed);
+        stats.dead_letter(&refusal.topic, letter.reason);
         letters.record_letter(letter);
         return;
     }
@@ -70,6 +74,7 @@ fn send(
         Ok(target) => target,
         Err((_, detail)) => {
             tally.unanswerable.fetch_add(1, Ordering::Relaxed);
+            stats.dropped(&refusal.topic);
             tracing::debug!(topic = %crate::logging::shorten(&refusal.topic, 120), detail = %crate::logging::shorten(&detail, 240), "refused request dropped: no usable response topic");
             return;
         }
@@ -86,5 +91,9 @@ fn send(
         refusal.encoding,
     );
     tracing::debug!(topic = %crate::logging::shorten(&refusal.topic, 120), reply_to = %crate::logging::shorten(target, 120), code = %refusal.code, "refused");
+    match refusal.code {
+        ErrorCode::Busy => stats.refused_busy(&refusal.topic),
+        code => stats.replied(&refusal.topic, Some(code.as_str()), None),
+    }
     replies.send(Message::new(target, payload, meta, false));
 }

@@ -42,6 +42,9 @@ pub enum Input {
     /// Something that is not our own status was published on our status
     /// topic: publish ours again.
     ForeignStatus,
+    /// A client pinged (`<prefix>/v1/ping`): publish our status and our
+    /// statistics again (rate-limited together).
+    Ping,
     /// SIGINT or SIGTERM: stop gracefully.
     Shutdown,
     /// A lane finished draining and its replies were acknowledged.
@@ -86,6 +89,8 @@ pub enum Action {
     },
     /// Publish our retained "online" status again.
     Reassert,
+    /// Publish our statistics.
+    PublishStats,
     /// Log the overload counts if they changed.
     Report,
     /// Leave a group's shared subscription and tell the lanes to drain.
@@ -141,6 +146,11 @@ pub struct Supervisor {
     said_taken_over: bool,
     reassert_pending: bool,
     reasserted_at: Option<Instant>,
+    /// Statistics asked for by a ping, published with the next reassert.
+    stats_pending: bool,
+    /// The next periodic statistics, when they are on.
+    stats_at: Option<Instant>,
+    stats_every: Option<Duration>,
     report_at: Instant,
     report_every: Duration,
     jitter: fn(Duration) -> Duration,
@@ -166,10 +176,21 @@ impl Supervisor {
             said_taken_over: false,
             reassert_pending: false,
             reasserted_at: None,
+            stats_pending: false,
+            stats_at: None,
+            stats_every: None,
             report_at: now + report_every,
             report_every,
             jitter,
         }
+    }
+
+    /// The same machine, publishing statistics every `every` from `now`
+    /// on (and on pings in any case).
+    pub fn with_stats_every(mut self, every: Duration, now: Instant) -> Supervisor {
+        self.stats_every = Some(every);
+        self.stats_at = Some(now + every);
+        self
     }
 
     /// The lifecycle state.
@@ -193,6 +214,9 @@ impl Supervisor {
     /// [`Input::Tick`].
     pub fn deadline(&self) -> Instant {
         let mut at = self.report_at;
+        if let Some(stats_at) = self.stats_at {
+            at = at.min(stats_at);
+        }
         match self.link {
             Link::Up(_) => {
                 if self.reassert_pending {
@@ -217,6 +241,10 @@ impl Supervisor {
             Input::Lost => self.lost(now, &mut actions),
             Input::TakenOver => self.said_taken_over = true,
             Input::ForeignStatus => self.reassert_pending = true,
+            Input::Ping => {
+                self.reassert_pending = true;
+                self.stats_pending = true;
+            }
             Input::Shutdown => {
                 if self.lifecycle == Lifecycle::Serving {
                     actions.push(Action::Drain);
@@ -251,15 +279,27 @@ impl Supervisor {
             actions.push(Action::Report);
             self.report_at = now + self.report_every;
         }
+        let periodic = match (self.stats_at, self.stats_every) {
+            (Some(at), Some(every)) if now >= at => {
+                self.stats_at = Some(now + every);
+                true
+            }
+            _ => false,
+        };
         match self.link {
             Link::Up(_) => {
                 let may = self
                     .reasserted_at
                     .is_none_or(|at| now >= at + REASSERT_EVERY);
+                let mut stats = periodic;
                 if self.reassert_pending && may {
                     self.reassert_pending = false;
                     self.reasserted_at = Some(now);
                     actions.push(Action::Reassert);
+                    stats |= std::mem::take(&mut self.stats_pending);
+                }
+                if stats {
+                    actions.push(Action::PublishStats);
                 }
             }
             Link::Waiting { until, backoff } if now >= until => {
@@ -483,6 +523,36 @@ mod tests {
             vec![Action::Reassert]
         );
         assert_eq!(s.on(Input::Tick, t + 3 * REASSERT_EVERY), vec![]);
+    }
+
+    #[test]
+    fn pings_bring_status_and_statistics_at_most_once_a_second() {
+        let (mut s, t0) = machine();
+        let t = t0 + ms(10);
+        let both = vec![Action::Reassert, Action::PublishStats];
+        assert_eq!(s.on(Input::Ping, t), both);
+        for i in 1..100 {
+            assert_eq!(s.on(Input::Ping, t + ms(i)), vec![], "ping {i}");
+        }
+        assert_eq!(s.on(Input::Tick, t + REASSERT_EVERY), both);
+        // A foreign status alone brings the status only.
+        assert_eq!(
+            s.on(Input::ForeignStatus, t + 2 * REASSERT_EVERY),
+            vec![Action::Reassert]
+        );
+    }
+
+    #[test]
+    fn statistics_are_published_every_interval_while_the_link_is_up() {
+        let (s, t0) = machine();
+        let every = Duration::from_secs(10);
+        let mut s = s.with_stats_every(every, t0);
+        assert_eq!(s.deadline(), t0 + every);
+        assert_eq!(s.on(Input::Tick, t0 + every), vec![Action::PublishStats]);
+        assert_eq!(s.deadline(), t0 + 2 * every);
+        s.on(Input::Lost, t0 + every + ms(1));
+        let actions = s.on(Input::Tick, t0 + 2 * every);
+        assert!(!actions.contains(&Action::PublishStats), "{actions:?}");
     }
 
     #[test]
