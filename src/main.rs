@@ -10,7 +10,7 @@ use mqttapp::ask;
 use mqttapp::bench;
 use mqttapp::cli::exits::Failure;
 use mqttapp::cli::{
-    AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, DlqAction, DlqArgs, DlqSelection,
+    AskArgs, AskCommand, BenchArgs, Cli, ColorWhen, Command, DlqAction, DlqArgs, DlqSelection,
     RequestArgs, StatusArgs,
 };
 use mqttapp::config::{self, Config};
@@ -201,8 +201,11 @@ fn run_ask(cli: &Cli, args: &AskArgs) -> Result<ExitCode, Failure> {
     }
 }
 
-fn run_one(config: &Config, op: &AskOp, output: &Output) -> Result<ExitCode, Failure> {
-    let request = ask::build_request(op, config.file.as_deref())?;
+fn run_one(config: &Config, op: &AskCommand, output: &Output) -> Result<ExitCode, Failure> {
+    let request = match op {
+        AskCommand::Op(op) => ask::build_request(op, config.file.as_deref())?,
+        AskCommand::User(words) => mqttapp::protocol::Request::User(ask::user_request(words)?),
+    };
     let reply = ask::request_then_exit(config, &request)?;
     Ok(output.reply(&request, &reply))
 }

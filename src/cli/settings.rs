@@ -45,6 +45,7 @@ impl Cli {
                 s.reply_topics = serve.reply_topics.clone();
                 s.max_queue_bytes = serve.max_queue_bytes;
                 s.no_edit = serve.no_edit.then_some(true);
+                s.exec = (!serve.exec.is_empty()).then(|| serve.exec.clone());
             }
             Command::Ask(ask) => s.timeout = ask.request.timeout,
             Command::Shell(shell) => s.timeout = shell.request.timeout,

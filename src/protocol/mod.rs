@@ -17,12 +17,13 @@ pub mod user_props;
 mod wording;
 
 pub use codec::{
-    decode_reply, decode_request, encode_reply, encode_request, from_cbor, to_cbor, Encoding,
+    decode_reply, decode_request, decode_user_request, encode_reply, encode_request, from_cbor,
+    to_cbor, Encoding,
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use messages::{
     format_float, lines, CalcRequest, EchoRequest, EditAction, EditRequest, EditResult, ErrorBody,
-    OkValue, Op, Reply, Request,
+    OkValue, Op, Reply, Request, UserRequest,
 };
 pub use status::Status;
 pub use topics::{filter_matches, validate_filter, Topics};

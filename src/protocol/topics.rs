@@ -40,6 +40,12 @@ impl Topics {
         format!("{}/v1/req/{}", self.prefix, op.as_str())
     }
 
+    /// `<prefix>/v1/req/<name>`: where requests for the operation called
+    /// `name` go (a user-defined one, or a built-in by its name).
+    pub fn request_named(&self, name: &str) -> String {
+        format!("{}/v1/req/{}", self.prefix, name)
+    }
+
     /// `<prefix>/v1/req/+`: what a server subscribes to, every operation.
     pub fn request_filter(&self) -> String {
         format!("{}/v1/req/+", self.prefix)

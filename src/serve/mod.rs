@@ -29,6 +29,7 @@ mod replies;
 mod supervisor;
 #[cfg(test)]
 mod tests;
+mod user;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -74,6 +75,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(40);
 /// Stack of the lane threads: calc recursion is bounded for the size of a
 /// main thread's stack (`limits::MAX_CALC_DEPTH`).
 const LANE_STACK: usize = 8 * 1024 * 1024;
+/// Stack of a user-defined operation's worker (no calc recursion there:
+/// a thread's usual size).
+const USER_STACK: usize = 2 * 1024 * 1024;
 
 /// Why the server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -113,12 +117,15 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
     let ops = Operations::open(&config.data_dir, default_file, config.limits)?;
     let topics = Topics::new(&config.prefix).allowing_replies(&config.reply_topics);
     let memory = Arc::new(Memory::default());
-    let admission = Arc::new(Admission::new(
-        topics.clone(),
-        config.limits.max_queue_bytes,
-        config.limits.max_payload,
-        memory.clone(),
-    ));
+    let admission = Arc::new(
+        Admission::new(
+            topics.clone(),
+            config.limits.max_queue_bytes,
+            config.limits.max_payload,
+            memory.clone(),
+        )
+        .with_user_ops(&config.user_ops, config.limits.max_queue_bytes),
+    );
     let link = Link::open(config, client, admission.clone(), control.sender())?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, max_queue_bytes = config.limits.max_queue_bytes, "serving");
     let store = DeadLetters::new(&config.data_dir, &config.server_id)
@@ -135,6 +142,13 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
         letters,
         memory,
         max_payload: config.limits.max_payload,
+        user: config
+            .user_ops
+            .iter()
+            .cloned()
+            .map(user::UserLane::new)
+            .collect(),
+        server_id: config.server_id.clone(),
     };
     let sender = || ReplySender::start(link.client.clone(), server.letters.clone());
     let (stop_refusals, refusal_orders) = unbounded::<()>();
@@ -159,13 +173,27 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
         let mut lanes = Vec::new();
         let mut orders = Vec::new();
         let mut unstarted = None;
-        for (lane, name) in [(Lane::Fast, "fast-lane"), (Lane::Edit, "edit-lane")] {
+        // The built-ins' two lanes, then each user-defined operation's
+        // workers: one thread per allowed concurrent run.
+        let mut threads = vec![
+            (Lane::Fast, "fast-lane".to_string()),
+            (Lane::Edit, "edit-lane".to_string()),
+        ];
+        for (i, op) in config.user_ops.iter().enumerate() {
+            for n in 0..op.max_concurrent {
+                threads.push((Lane::User(i), format!("op-{}-{n}", op.name)));
+            }
+        }
+        for (lane, name) in threads {
             let replies = sender();
             let (order, mode) = unbounded();
             let (queue, server, done) = (admission.queue(lane), &server, control.sender());
             let spawned = thread::Builder::new()
-                .name(name.into())
-                .stack_size(LANE_STACK)
+                .name(name)
+                .stack_size(match lane {
+                    Lane::User(_) => USER_STACK,
+                    _ => LANE_STACK,
+                })
                 .spawn_scoped(scope, move || {
                     server.serve_lane(lane, queue, replies, &mode);
                     let _ = done.send(events::Event::LaneDone);
@@ -309,6 +337,10 @@ struct Server {
     letters: Arc<DeadLetterSink>,
     memory: Arc<Memory>,
     max_payload: usize,
+    /// User-defined operations, in configuration order (`Lane::User(i)`).
+    user: Vec<user::UserLane>,
+    /// This server's id, for the programs' environment.
+    server_id: String,
 }
 
 impl Server {
@@ -332,6 +364,7 @@ impl Server {
                 Next::Item(first, ticket) => match lane {
                     Lane::Edit => self.answer_burst(first, ticket, queue, &replies),
                     Lane::Fast => self.answer_one(first, ticket, &replies),
+                    Lane::User(i) => self.answer_user(i, first, ticket, &replies),
                 },
                 Next::Order(Mode::Drain) => {
                     drain_until.get_or_insert(Instant::now() + DRAIN_LIMIT);
@@ -357,6 +390,25 @@ impl Server {
         let incoming = incoming_of(first);
         let outcome = handle(&self.ops, &self.topics, self.max_payload, &incoming);
         self.deliver(&incoming, outcome, replies);
+        drop(ticket);
+    }
+
+    /// Answers one request of the user-defined operation `i` (and the
+    /// copies of it that waited for its run).
+    fn answer_user(
+        &self,
+        i: usize,
+        first: Queued,
+        ticket: Ticket<'_, Queued>,
+        replies: &ReplySender,
+    ) {
+        let incoming = incoming_of(first);
+        if let Some(lane) = self.user.get(i) {
+            let outcomes = lane.answer(&self.topics, self.max_payload, &self.server_id, &incoming);
+            for outcome in outcomes {
+                self.deliver(&incoming, outcome, replies);
+            }
+        }
         drop(ticket);
     }
 
@@ -407,7 +459,7 @@ impl Server {
     /// dead letters (the broker has them acknowledged, so they would be
     /// lost otherwise); refusals not yet published are counted.
     fn keep_late_arrivals(&self, admission: &Admission) {
-        for lane in [Lane::Fast, Lane::Edit] {
+        for lane in admission.lanes() {
             while let Some((queued, _ticket)) = admission.queue(lane).try_recv() {
                 let incoming = incoming_of(queued);
                 self.letters.record(

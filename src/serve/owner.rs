@@ -110,6 +110,25 @@ pub fn request_filters(prefix: &str, group: Option<&str>, no_edit: bool) -> Vec<
         .collect()
 }
 
+/// The request filters of a server's user-defined operations `names`:
+/// none for a lone server that serves everything (`.../req/+` covers
+/// them), one per operation otherwise, like the built-ins'.
+pub fn user_filters(
+    prefix: &str,
+    group: Option<&str>,
+    no_edit: bool,
+    names: &[String],
+) -> Vec<String> {
+    if group.is_none() && !no_edit {
+        return Vec::new();
+    }
+    let topics = Topics::new(prefix);
+    names
+        .iter()
+        .map(|name| Topics::shared(&topics.request_named(name), group))
+        .collect()
+}
+
 /// Request filters an earlier run with this client id may have left in
 /// its persistent session (`.../req/+`, or per-operation ones) that this
 /// run does not use: kept, they would match the same requests as ours
@@ -196,5 +215,15 @@ mod tests {
             vec!["$share/g/p/v1/req/+", "$share/g/p/v1/req/edit"]
         );
         assert_eq!(stale_filters("p", None, false).len(), 3);
+        let names = ["upper".to_string()];
+        assert!(user_filters("p", None, false, &names).is_empty());
+        assert_eq!(
+            user_filters("p", Some("g"), false, &names),
+            vec!["$share/g/p/v1/req/upper"]
+        );
+        assert_eq!(
+            user_filters("p", None, true, &names),
+            vec!["p/v1/req/upper"]
+        );
     }
 }
