@@ -218,7 +218,12 @@ impl Batch {
         self.summary.failed += u64::from(failed);
         let text = match (result, self.json) {
             (Ok(reply), true) => serde_json::to_string(&reply).unwrap_or_default(),
-            (Ok(Reply::Ok(value)), false) => value.to_string(),
+            // One line per request: a program's output (`run NAME`)
+            // usually ends its line already.
+            (Ok(Reply::Ok(value)), false) => {
+                let text = value.to_string();
+                text.strip_suffix('\n').map(str::to_string).unwrap_or(text)
+            }
             (Ok(Reply::Err(e)), false) => format!("error: {e}"),
             (Err((code, message)), true) => {
                 serde_json::json!({"err": {"code": code, "message": message}}).to_string()
