@@ -85,6 +85,18 @@ fn ask_runs_a_program_and_prints_its_stdout() {
 }
 
 #[test]
+fn a_group_member_subscribes_to_its_user_operation() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("userop-group");
+    let _server = serve(&broker, &prefix, &["--group", "g", "--exec", "rev=rev"]);
+    mqttapp(&broker, &prefix)
+        .args(["ask", "rev", "stressed"])
+        .assert()
+        .success()
+        .stdout("desserts\n");
+}
+
+#[test]
 fn sha256sum_gets_the_input_on_stdin_in_every_encoding() {
     let broker = Broker::start();
     let prefix = unique_prefix("userop-sha");

@@ -40,7 +40,7 @@ pub fn answer(op: &UserOp, input: &str, info: &RequestInfo<'_>) -> Reply {
             if code == ErrorCode::Internal {
                 tracing::error!(op = %op.name, error = %e, "user-defined operation cannot start");
             }
-            Reply::error(code, format!("operation {}: program {}", op.name, e))
+            Reply::error(code, format!("operation {}: the program {e}", op.name))
         }
     }
 }

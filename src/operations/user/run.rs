@@ -37,7 +37,7 @@ pub struct Job<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The program could not be started.
-    #[error("cannot start {program}: {source}")]
+    #[error("could not be started ({program}: {source})")]
     Spawn {
         /// The program.
         program: String,
@@ -52,7 +52,7 @@ pub enum RunError {
     #[error("wrote more than its output limit of {0} bytes and was killed")]
     Output(usize),
     /// It exited non-zero or was killed by a signal.
-    #[error("{status}; the end of its stderr: {stderr:?}")]
+    #[error("{status}; the end of its stderr: {}", stderr_text(.stderr))]
     Failed {
         /// "exited with status 3", "was killed by signal 9".
         status: String,
@@ -157,6 +157,14 @@ pub fn run(job: &Job<'_>, input: Vec<u8>) -> Result<Vec<u8>, RunError> {
         status: describe(status),
         stderr: String::from_utf8_lossy(&err).into_owned(),
     })
+}
+
+/// The stderr tail as quoted in a message: trimmed, "(empty)" when empty.
+fn stderr_text(stderr: &str) -> &str {
+    match stderr.trim() {
+        "" => "(empty)",
+        text => text,
+    }
 }
 
 /// "exited with status 3" or "was killed by signal 9".
