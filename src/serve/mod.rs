@@ -128,6 +128,16 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
     );
     let link = Link::open(config, client, admission.clone(), control.sender())?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, max_queue_bytes = config.limits.max_queue_bytes, "serving");
+    for op in &config.user_ops {
+        match crate::operations::user::find_program(&op.program) {
+            Some(path) => {
+                tracing::info!(op = %op.name, program = %path.display(), timeout = ?op.timeout, max_output = op.max_output, max_concurrent = op.max_concurrent, idempotent = op.idempotent, "user-defined operation")
+            }
+            None => {
+                tracing::warn!(op = %op.name, program = %op.program, "user-defined operation: program not found (its requests get error internal until it exists)")
+            }
+        }
+    }
     let store = DeadLetters::new(&config.data_dir, &config.server_id)
         .with_max_payload(config.limits.max_payload);
     let letters = Arc::new(DeadLetterSink::start(

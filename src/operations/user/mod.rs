@@ -15,6 +15,20 @@ use crate::protocol::{ErrorCode, OkValue, Reply};
 use env::RequestInfo;
 use run::{Job, RunError};
 
+/// Where `program` would be found when run: itself when it names a path
+/// (relative to the server's working directory), else the first match in
+/// [`env::PATH`]; `None` when there is no such file. For the start-up
+/// warning only: the run itself resolves the program the same way.
+pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    let found = |p: std::path::PathBuf| p.is_file().then_some(p);
+    if program.contains('/') {
+        return found(program.into());
+    }
+    env::PATH
+        .split(':')
+        .find_map(|dir| found(std::path::Path::new(dir).join(program)))
+}
+
 /// Runs `op`'s program for one request and turns the outcome into the
 /// reply: stdout as text (invalid UTF-8 replaced) when it exits 0;
 /// `failed` with the end of its stderr when it exits non-zero; `limit`

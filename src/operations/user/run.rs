@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -89,7 +89,6 @@ pub fn run(job: &Job<'_>, input: Vec<u8>) -> Result<Vec<u8>, RunError> {
         })?;
     let deadline = Instant::now() + job.timeout;
     let group = child.id() as i32;
-    let (tx, events) = mpsc::channel();
     // Taken right after spawning with all three piped: present.
     let (stdin, stdout, stderr) =
         match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
@@ -103,26 +102,21 @@ pub fn run(job: &Job<'_>, input: Vec<u8>) -> Result<Vec<u8>, RunError> {
                 });
             }
         };
-    // A write to a program that exited or closed its stdin fails with
-    // EPIPE (Rust ignores SIGPIPE): the input is then simply not read.
-    thread::spawn(move || {
-        let mut stdin = stdin;
-        let _ = stdin.write_all(&input);
-    });
-    let max = job.max_output;
-    let out_tx = tx.clone();
-    thread::spawn(move || {
-        let _ = out_tx.send(Event::Stdout(read_capped(stdout, max)));
-    });
-    let err_tx = tx.clone();
-    thread::spawn(move || {
-        let _ = err_tx.send(Event::Stderr(read_tail(stderr, STDERR_TAIL)));
-    });
-    thread::spawn(move || {
-        let _ = tx.send(Event::Exited(child.wait()));
-    });
+    let events = match watch(child, stdin, stdout, stderr, input, job.max_output) {
+        Ok(events) => events,
+        Err(source) => {
+            kill_group(group);
+            return Err(RunError::Spawn {
+                program: job.program.to_string(),
+                source,
+            });
+        }
+    };
     let (mut out, mut err, mut status) = (None, None, None);
-    while out.is_none() || err.is_none() || status.is_none() {
+    let (out, err, status) = loop {
+        if let (Some(o), Some(e), Some(s)) = (&mut out, &mut err, &mut status) {
+            break (std::mem::take(o), std::mem::take(e), *s);
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         match events.recv_timeout(left) {
             Ok(Event::Stdout(Ok(bytes))) => out = Some(bytes),
@@ -145,10 +139,6 @@ pub fn run(job: &Job<'_>, input: Vec<u8>) -> Result<Vec<u8>, RunError> {
                 return Err(RunError::Timeout(job.timeout));
             }
         }
-    }
-    // The loop ends with all three present.
-    let (Some(out), Some(err), Some(status)) = (out, err, status) else {
-        unreachable!("the loop runs until all three are present")
     };
     if status.success() {
         return Ok(out);
@@ -165,6 +155,50 @@ fn stderr_text(stderr: &str) -> &str {
         "" => "(empty)",
         text => text,
     }
+}
+
+/// Starts the threads that feed `input` to the program's stdin, read its
+/// stdout (at most `max_output` bytes) and stderr (its tail), and reap it;
+/// their reports come on the returned channel. The threads end when the
+/// program's pipes close, which a kill of its process group forces.
+///
+/// # Errors
+/// A thread could not be started (the caller kills the program).
+fn watch(
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    stderr: ChildStderr,
+    input: Vec<u8>,
+    max_output: usize,
+) -> std::io::Result<mpsc::Receiver<Event>> {
+    let (tx, events) = mpsc::channel();
+    let helper = |name: &str| {
+        thread::Builder::new()
+            .name(name.to_string())
+            .stack_size(64 * 1024)
+    };
+    // Reaper first: if it cannot start, the child is dropped unreaped
+    // but killed by the caller.
+    let reaper_tx = tx.clone();
+    let mut child = child;
+    helper("op-reap").spawn(move || {
+        let _ = reaper_tx.send(Event::Exited(child.wait()));
+    })?;
+    // A write to a program that exited or closed its stdin fails with
+    // EPIPE (Rust ignores SIGPIPE): the input is then simply not read.
+    helper("op-stdin").spawn(move || {
+        let mut stdin = stdin;
+        let _ = stdin.write_all(&input);
+    })?;
+    let out_tx = tx.clone();
+    helper("op-stdout").spawn(move || {
+        let _ = out_tx.send(Event::Stdout(read_capped(stdout, max_output)));
+    })?;
+    helper("op-stderr").spawn(move || {
+        let _ = tx.send(Event::Stderr(read_tail(stderr, STDERR_TAIL)));
+    })?;
+    Ok(events)
 }
 
 /// "exited with status 3" or "was killed by signal 9".
