@@ -126,7 +126,7 @@ fn a_program_past_its_time_limit_is_killed_while_calc_is_answered() {
     let file = config(
         &broker,
         &format!(
-            "[ops.slow]\nprogram = \"{}\"\ntimeout = \"3s\"\n",
+            "[ops.slow]\nprogram = \"{}\"\ntimeout = \"5s\"\n",
             slow.display()
         ),
     );
@@ -206,35 +206,61 @@ fn a_failing_program_answers_failed_with_the_end_of_its_stderr() {
     assert!(m.contains("disk on fire in broken"), "{m}");
 }
 
-#[test]
-fn a_non_idempotent_request_sent_three_times_runs_once() {
-    let broker = Broker::start();
-    let prefix = unique_prefix("userop-once");
-    let runs = broker.dir().join("runs.txt");
-    // Slow enough that the second copy arrives while the first runs.
-    let body = format!("sleep 1\necho run >> '{}'\ncat", runs.display());
-    let once = script(&broker, "once.sh", &body);
-    let spec = format!("once={}", once.display());
-    let _server = serve(&broker, &prefix, &["--exec", &spec]);
-    let raw = RawClient::connect(&broker, &prefix, "once");
-    let topic = format!("{prefix}/v1/req/once");
+/// Sends `input` three times with correlation data `key` to `op` (twice at
+/// once, so the second copy arrives while the first runs, then once after
+/// the answers); every copy must be answered with the program's output.
+fn send_three_copies(raw: &RawClient, prefix: &str, op: &str, key: &[u8]) {
+    let topic = format!("{prefix}/v1/req/{op}");
     let rt = raw.response_topic.clone();
-    raw.send(&topic, b"pay", Some("text/plain"), Some(b"k1"), Some(&rt));
-    raw.send(&topic, b"pay", Some("text/plain"), Some(b"k1"), Some(&rt));
+    raw.send(&topic, b"pay", Some("text/plain"), Some(key), Some(&rt));
+    raw.send(&topic, b"pay", Some("text/plain"), Some(key), Some(&rt));
     let mut replies = Vec::new();
     for _ in 0..2 {
         replies.push(raw.next(Duration::from_secs(20)).expect("a reply"));
     }
-    // Re-sent after the run: answered from memory.
-    replies.push(text(&raw, &prefix, "once", "pay", b"k1"));
+    replies.push(text(raw, prefix, op, "pay", key));
     for r in &replies {
         assert_eq!(String::from_utf8_lossy(&r.payload), "pay", "{}", r.text());
-        assert_eq!(r.correlation.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(r.correlation.as_deref(), Some(key));
     }
-    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\n");
+}
+
+#[test]
+fn a_non_idempotent_request_sent_three_times_runs_once() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("userop-once");
+    let runs = |name: &str| broker.dir().join(format!("runs-{name}.txt"));
+    let count = |name: &str| {
+        std::fs::read_to_string(runs(name))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // Slow enough that the second copy arrives while the first runs.
+    let body = |name: &str| format!("sleep 1\necho run >> '{}'\ncat", runs(name).display());
+    let once = script(&broker, "once.sh", &body("once"));
+    let again = script(&broker, "again.sh", &body("again"));
+    let file = config(
+        &broker,
+        &format!(
+            "[ops.again]\nprogram = \"{}\"\nidempotent = true\n",
+            again.display()
+        ),
+    );
+    let spec = format!("once={}", once.display());
+    let _server = serve(&broker, &prefix, &["--config", &file, "--exec", &spec]);
+    let raw = RawClient::connect(&broker, &prefix, "once");
+    send_three_copies(&raw, &prefix, "once", b"k1");
+    assert_eq!(count("once"), 1, "non-idempotent (the default): one run");
     // New correlation data is a new request.
     text(&raw, &prefix, "once", "pay", b"k2");
-    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\nrun\n");
+    assert_eq!(count("once"), 2);
+    // A key reused with another input is refused, not answered with k1's.
+    let reused = text(&raw, &prefix, "once", "other", b"k1");
+    assert_eq!(reused.code(), "bad_request", "{}", reused.text());
+    assert_eq!(count("once"), 2);
+    send_three_copies(&raw, &prefix, "again", b"k1");
+    assert_eq!(count("again"), 3, "idempotent = true: every copy runs");
 }
 
 #[test]
