@@ -82,6 +82,13 @@ fn ask_runs_a_program_and_prints_its_stdout() {
         .assert()
         .success()
         .stdout("ABC\n3\n");
+    // ... and so do the shell's.
+    mqttapp(&broker, &prefix)
+        .args(["shell"])
+        .write_stdin("run upper 'x  y'\n")
+        .assert()
+        .success()
+        .stdout("X  Y\n");
 }
 
 #[test]
