@@ -307,7 +307,7 @@ fn answer(
     let name = topics.op_name(&msg.topic).unwrap_or("");
     let Some(op) = Op::parse(name) else {
         let text = format!(
-            "unknown operation \"{}\"; this server offers calc, echo, edit",
+            "unknown operation \"{}\"; this server offers calc, echo, edit and the user-defined operations its status lists (mqttapp status)",
             shorten(name, 60)
         );
         return (
