@@ -107,7 +107,11 @@ fn a_group_member_subscribes_to_its_user_operation() {
 fn sha256sum_gets_the_input_on_stdin_in_every_encoding() {
     let broker = Broker::start();
     let prefix = unique_prefix("userop-sha");
-    let _server = serve(&broker, &prefix, &["--exec", "sha=sha256sum"]);
+    let _server = serve(
+        &broker,
+        &prefix,
+        &["--exec", "sha=sha256sum", "--exec", "env=env"],
+    );
     let raw = RawClient::connect(&broker, &prefix, "sha");
     let digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  -\n";
     let reply = text(&raw, &prefix, "sha", "abc", b"1");
@@ -123,6 +127,46 @@ fn sha256sum_gets_the_input_on_stdin_in_every_encoding() {
         String::from_utf8_lossy(&reply.payload),
         format!(r#"{{"ok":{}}}"#, serde_json::to_string(digest).unwrap())
     );
+    // The environment is cleared: the server's own variables (broker,
+    // prefix, any password) do not reach the program.
+    let reply = text(&raw, &prefix, "env", "", b"ab");
+    let mut env: Vec<String> = String::from_utf8_lossy(&reply.payload)
+        .lines()
+        .map(|l| l.split('=').next().unwrap_or("").to_string())
+        .collect();
+    env.sort();
+    assert_eq!(
+        env,
+        [
+            "LANG",
+            "MQTTAPP_CORRELATION",
+            "MQTTAPP_OP",
+            "MQTTAPP_SERVER_ID",
+            "PATH"
+        ]
+    );
+    let out = String::from_utf8_lossy(&reply.payload).into_owned();
+    assert!(out.contains("MQTTAPP_CORRELATION=6162\n"), "{out}");
+    assert!(out.contains("MQTTAPP_OP=env\n"), "{out}");
+    // The client's MQTT 5 user properties arrive as MQTTAPP_PROP_<KEY>.
+    let mut props = paho_mqtt::Properties::new();
+    props
+        .push_string(paho_mqtt::PropertyCode::ResponseTopic, &raw.response_topic)
+        .unwrap();
+    props
+        .push_string_pair(paho_mqtt::PropertyCode::UserProperty, "team.name", "blue")
+        .unwrap();
+    let msg = paho_mqtt::MessageBuilder::new()
+        .topic(format!("{prefix}/v1/req/env"))
+        .payload(Vec::new())
+        .qos(1)
+        .properties(props)
+        .finalize();
+    raw.client.publish(msg).wait().unwrap();
+    let reply = raw.next(Duration::from_secs(10)).expect("a reply");
+    let out = String::from_utf8_lossy(&reply.payload).into_owned();
+    assert!(out.contains("MQTTAPP_PROP_TEAM_NAME=blue\n"), "{out}");
+    assert!(!out.contains("MQTTAPP_CORRELATION"), "none sent: {out}");
 }
 
 #[test]
