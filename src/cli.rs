@@ -465,6 +465,14 @@ pub struct ServeArgs {
     /// http://ADDR/metrics, without authentication: 127.0.0.1:9464
     #[arg(long, value_name = "ADDR", value_parser = typed(&declared::METRICS))]
     pub metrics: Option<std::net::SocketAddr>,
+
+    /// Offer a user-defined operation NAME on <prefix>/v1/req/NAME: each
+    /// request's text goes to PROGRAM's stdin, its stdout is the reply.
+    /// One quoted value, split like a shell splits words but run without
+    /// one: --exec 'upper=tr a-z A-Z'. Repeatable; more settings (limits,
+    /// idempotent) in the config file's [ops.NAME] tables
+    #[arg(long, value_name = "NAME=PROGRAM [ARGS...]")]
+    pub exec: Vec<String>,
 }
 
 /// `mqttapp ask`
@@ -499,7 +507,7 @@ pub struct AskArgs {
     /// The operation and its arguments; none opens the interactive shell
     /// (or, with --batch, reads requests from stdin).
     #[command(subcommand)]
-    pub op: Option<AskOp>,
+    pub op: Option<AskCommand>,
 }
 
 /// The operations `ask` can send.
@@ -525,6 +533,20 @@ pub enum AskOp {
     /// Change or show a text file in the server's data directory
     #[command(after_help = EDIT_HELP)]
     Edit(EditArgs),
+}
+
+/// What `ask` sends: a built-in operation, or a user-defined one by name.
+#[derive(Debug, Subcommand)]
+pub enum AskCommand {
+    /// A built-in operation.
+    #[command(flatten)]
+    Op(AskOp),
+    /// A user-defined operation offered by a server (`serve --exec`):
+    /// `mqttapp ask NAME INPUT...`, the words joined with spaces are the
+    /// program's stdin; a server that does not offer NAME answers
+    /// unknown_op. (Last: it takes every name the built-ins do not.)
+    #[command(external_subcommand)]
+    User(Vec<String>),
 }
 
 /// `mqttapp ask edit`: replace (default), insert, append, delete or show.

@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::limits::{Limits, LimitsFile};
 
 pub mod declared;
+pub mod ops;
 pub mod parse;
 mod secret;
 pub use declared::{Cmd, Setting, Typed};
@@ -156,6 +157,8 @@ pub struct Settings {
     pub insecure: Option<bool>,
     /// Limits, see [`Limits`].
     pub limits: Option<LimitsFile>,
+    /// `serve --exec NAME=PROGRAM [ARGS...]` values, unparsed.
+    pub exec: Option<Vec<String>>,
 }
 
 /// A config file: its top-level keys, each checked against the
@@ -190,7 +193,14 @@ impl FileSettings {
             message,
         };
         let table: toml::Table = toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
-        let known = || declared::ALL.iter().filter(|s| s.in_file).map(|s| s.name);
+        // `[ops.NAME]` tables are no declared setting (`config::ops`).
+        let known = || {
+            declared::ALL
+                .iter()
+                .filter(|s| s.in_file)
+                .map(|s| s.name)
+                .chain([ops::TABLE])
+        };
         if let Some(key) = table.keys().find(|k| !known().any(|n| n == k.as_str())) {
             let expected: Vec<String> = known().map(|n| format!("`{n}`")).collect();
             return Err(parse_error(format!(
@@ -398,6 +408,9 @@ pub struct Config {
     pub stats_interval: Duration,
     /// Where `serve` answers `GET /metrics` (off when `None`).
     pub metrics: Option<std::net::SocketAddr>,
+    /// User-defined operations (`--exec`, `[ops.NAME]`): programs run
+    /// for requests on `<prefix>/v1/req/NAME`.
+    pub user_ops: Vec<ops::UserOp>,
 }
 
 /// How often a server publishes its statistics unless told otherwise.
@@ -515,7 +528,29 @@ impl Config {
             None if d::LIMITS.used_by(cmd) => file.limits()?,
             None => None,
         };
+        let user_ops = match d::EXEC.used_by(cmd) {
+            true => {
+                let from_file = match file.table.get(ops::TABLE) {
+                    Some(table) => {
+                        ops::from_table(table).map_err(|message| ConfigError::Parse {
+                            path: file.path.clone(),
+                            message,
+                        })?
+                    }
+                    None => Vec::new(),
+                };
+                let from_flags = flags
+                    .exec
+                    .iter()
+                    .flatten()
+                    .map(|spec| ops::parse_exec(spec))
+                    .collect::<Result<Vec<_>, _>>()?;
+                ops::merge(from_file, from_flags)?
+            }
+            false => Vec::new(),
+        };
         Ok(Config {
+            user_ops,
             connection: Connection {
                 broker,
                 username,

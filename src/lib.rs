@@ -10,7 +10,8 @@
 //! - [`logging`]: stderr logging that never shows paho's secret-bearing records.
 //! - [`mqtt`]: connect options, broker URIs, error classification, properties.
 //! - [`protocol`]: topics, request/reply types, codecs, error codes.
-//! - [`operations`]: calc, echo, edit; no MQTT in there.
+//! - [`operations`]: calc, echo, edit, and user-defined operations (a
+//!   program run per request); no MQTT in there.
 //! - [`serve`]: the server loop.
 //! - [`ask`]: the client.
 //! - [`status`]: `mqttapp status`, the servers' retained statuses.

@@ -10,7 +10,7 @@ use mqttapp::ask;
 use mqttapp::bench;
 use mqttapp::cli::exits::Failure;
 use mqttapp::cli::{
-    AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, DescribeArgs, DlqAction, DlqArgs,
+    AskArgs, AskCommand, BenchArgs, Cli, ColorWhen, Command, DescribeArgs, DlqAction, DlqArgs,
     DlqSelection, PingArgs, RequestArgs, StatusArgs,
 };
 use mqttapp::config::{self, Config};
@@ -215,7 +215,7 @@ fn run_all(config: &Config, args: &AskArgs, output: &Output) -> Result<ExitCode,
         )
         .into());
     };
-    let request = ask::build_request(op, config.file.as_deref())?;
+    let request = request_of(config, op)?;
     let options = gather::all::AllOptions {
         replies: (args.replies > 0).then_some(args.replies),
         wait: args.wait.unwrap_or(config.timeout),
@@ -244,8 +244,17 @@ fn run_ping(config: &Config, args: &PingArgs) -> Result<ExitCode, Failure> {
     Ok(ExitCode::Ok)
 }
 
-fn run_one(config: &Config, op: &AskOp, output: &Output) -> Result<ExitCode, Failure> {
-    let request = ask::build_request(op, config.file.as_deref())?;
+/// The request an `ask` command line names: a built-in operation, or a
+/// user-defined one by name.
+fn request_of(config: &Config, op: &AskCommand) -> Result<mqttapp::protocol::Request, Failure> {
+    Ok(match op {
+        AskCommand::Op(op) => ask::build_request(op, config.file.as_deref())?,
+        AskCommand::User(words) => mqttapp::protocol::Request::User(ask::user_request(words)?),
+    })
+}
+
+fn run_one(config: &Config, op: &AskCommand, output: &Output) -> Result<ExitCode, Failure> {
+    let request = request_of(config, op)?;
     let reply = ask::request_then_exit(config, &request)?;
     Ok(output.reply(&request, &reply))
 }

@@ -86,7 +86,14 @@ impl Output {
             }
             (Format::Plain, Reply::Ok(value)) => {
                 self.note_for(value);
-                self.stdout(&value.to_string());
+                let text = value.to_string();
+                // A program's output usually ends its last line already:
+                // printed as it is, not followed by an empty line.
+                let text = match request {
+                    Request::User(_) => text.strip_suffix('\n').unwrap_or(&text),
+                    _ => &text,
+                };
+                self.stdout(text);
             }
             (Format::Quiet, Reply::Ok(_)) => {}
             (_, Reply::Err(err)) => {

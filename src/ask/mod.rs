@@ -17,8 +17,8 @@ use crate::cli::{AskOp, EditArgs};
 use crate::config::Config;
 use crate::mqtt::MqttError;
 use crate::protocol::{
-    CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, ErrorCode, OkValue, Op, Reply,
-    Request,
+    CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, ErrorCode, OkValue, Reply,
+    Request, UserRequest,
 };
 
 pub use backoff::{busy_body, Attempts};
@@ -35,7 +35,7 @@ pub enum AskError {
     #[error("no server online for {op} (no online status under {prefix}/v1/status/) - is `mqttapp serve` running with the same --prefix?")]
     NoServer {
         /// The operation asked for.
-        op: Op,
+        op: String,
         /// The topic prefix looked at.
         prefix: String,
     },
@@ -112,7 +112,7 @@ pub fn call(
     timeout: Duration,
 ) -> Result<Reply, AskError> {
     let start = Instant::now();
-    requester.wait_for_server(request.op(), start + status_grace(timeout))?;
+    requester.wait_for_server(request.op_name(), start + status_grace(timeout))?;
     let correlation = requester.next_correlation();
     let reply = exchange(requester, request, &correlation, start + timeout, timeout)?;
     match request {
@@ -286,6 +286,32 @@ pub fn build_request(op: &AskOp, default_file: Option<&str>) -> Result<Request, 
             text: text.join(" "),
         }),
         AskOp::Edit(args) => Request::Edit(edit_request(args, default_file)?),
+    })
+}
+
+/// `NAME INPUT...`: a user-defined operation's name (checked as the
+/// server checks it, so a bad name is a usage error, not a topic) and
+/// its input.
+///
+/// # Errors
+/// [`AskError::Usage`] for a name no server could offer.
+pub fn user_request(words: &[String]) -> Result<UserRequest, AskError> {
+    let empty = String::new();
+    let (name, input) = words.split_first().unwrap_or((&empty, &[]));
+    let valid = !name.is_empty()
+        && name.len() <= crate::config::ops::MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(AskError::Usage(format!(
+            "unknown operation {name:?}: use calc, echo, edit, or the name of a user-defined operation (1-{} lowercase letters, digits, '_' or '-')",
+            crate::config::ops::MAX_NAME_LEN
+        )));
+    }
+    Ok(UserRequest {
+        op: name.clone(),
+        input: input.join(" "),
     })
 }
 

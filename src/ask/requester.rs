@@ -174,7 +174,7 @@ impl Requester {
             expiry_secs: Some(self.expiry_secs),
             user: Vec::new(),
         };
-        let topic = self.topics.request(request.op());
+        let topic = self.topics.request_named(request.op_name());
         let payload = encode_request(request, self.encoding);
         let mut msg = Message::new(&topic, payload, meta, false);
         msg.qos = self.qos;
@@ -278,18 +278,22 @@ impl Requester {
         self.servers.values().filter(|s| s.is_online()).count()
     }
 
-    /// True when some server has announced that it is online and offers `op`.
-    pub fn server_online(&self, op: Op) -> bool {
+    /// True when some server has announced that it is online and offers
+    /// the operation `op`. For a name that is no built-in, any online
+    /// server will do: one that does not offer it answers `unknown_op`,
+    /// which says more than "no server online".
+    pub fn server_online(&self, op: &str) -> bool {
+        let user_defined = Op::parse(op).is_none();
         self.servers
             .values()
-            .any(|s| s.is_online() && s.ops.iter().any(|o| o == op.as_str()))
+            .any(|s| s.is_online() && (user_defined || s.ops.iter().any(|o| o == op)))
     }
 
     /// Waits (until `deadline`) for an online server offering `op`.
     ///
     /// # Errors
     /// [`AskError::NoServer`] when none announced itself in time.
-    pub fn wait_for_server(&mut self, op: Op, deadline: Instant) -> Result<(), AskError> {
+    pub fn wait_for_server(&mut self, op: &str, deadline: Instant) -> Result<(), AskError> {
         // Halfway, ping for live statuses (`crate::broker::ping`).
         let mut ping_at =
             Some(Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2);
@@ -303,7 +307,7 @@ impl Requester {
                 }
                 None => {
                     return Err(AskError::NoServer {
-                        op,
+                        op: op.to_string(),
                         prefix: self.topics.prefix().to_string(),
                     })
                 }

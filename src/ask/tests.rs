@@ -196,7 +196,7 @@ fn without_an_online_status_the_request_fails_with_no_server() {
     let mut r = requester(&broker, "400ms");
     let err = call(&mut r, &echo("hi"), Duration::from_millis(400)).unwrap_err();
     assert!(
-        matches!(err, AskError::NoServer { op: Op::Echo, .. }),
+        matches!(&err, AskError::NoServer { op, .. } if op == "echo"),
         "{err}"
     );
     assert!(responder.copies().is_empty(), "nothing was sent");

@@ -195,7 +195,7 @@ fn wait_for_servers(config: &Config, mix: &Mix) -> Result<(), AskError> {
     let mut requester = Requester::connect(config, Encoding::Cbor)?;
     let deadline = Instant::now() + status_grace(config.timeout).max(Duration::from_secs(1));
     for op in mix.ops() {
-        requester.wait_for_server(op, deadline)?;
+        requester.wait_for_server(op.as_str(), deadline)?;
     }
     requester.close();
     Ok(())

@@ -17,6 +17,7 @@ pub(super) const SERVE_HELP: &str = "Examples:
   mqttapp serve                                  answer on mqtt://localhost:1883
   mqttapp serve --data-dir /var/lib/mqttapp --group workers
   MQTTAPP_BROKER=mqtts://broker.example:8883 mqttapp serve --ca-file ca.pem
+  mqttapp serve --exec 'upper=tr a-z A-Z'        also offer a program as operation upper
 
 Several servers with the same --group share the requests (MQTT 5 shared
 subscription); give each its own --server-id.";
@@ -26,6 +27,7 @@ pub(super) const SHELL_HELP: &str = "Commands at the prompt:
   echo hello world                send text back
   edit --line 3 new text          the same flags as `mqttapp ask edit`
   show [--file NAME]              print the file (edit --show)
+  run NAME INPUT...               a user-defined operation (serve --exec)
   help [COMMAND]                  the commands, or one command's flags
   quit, exit, Ctrl-D              leave (Ctrl-C cancels a request awaiting its reply)
 
@@ -58,10 +60,13 @@ pub(super) const ASK_HELP: &str = "Examples:
   mqttapp ask edit --show              prints the file
   mqttapp ask --json calc 7/2          prints {\"ok\":3.5}
   mqttapp ask -q calc 1/0 || echo bad  no output; the exit code tells
+  mqttapp ask upper hello              a user-defined operation a server offers
+                                       (serve --exec 'upper=tr a-z A-Z'): HELLO
   mqttapp ask                          no operation: the interactive shell
   printf 'calc 1+2\\necho hi\\n' | mqttapp ask --batch   pipelined: prints 3 and hi
   mqttapp ask --all calc 1+1           every online server: one \"<server-id> 2\" line each
   mqttapp ask --all --replies 2 echo hi   stops after two servers answered
+  echo 'run upper abc' | mqttapp ask --batch     user-defined operations: run NAME INPUT
 
 Exit codes: 0 ok, 1 the server answered with an error, 2 usage or
 configuration, 3 cannot connect, 4 authentication or authorization refused,

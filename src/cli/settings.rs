@@ -48,6 +48,7 @@ impl Cli {
                 s.stats_interval = serve.stats_interval;
                 s.metrics = serve.metrics;
                 s.no_edit = serve.no_edit.then_some(true);
+                s.exec = (!serve.exec.is_empty()).then(|| serve.exec.clone());
             }
             Command::Ask(ask) => s.timeout = ask.request.timeout,
             Command::Shell(shell) => s.timeout = shell.request.timeout,

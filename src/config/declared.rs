@@ -373,6 +373,26 @@ pub const LIMITS: Setting = Setting {
     default: "see config/mqttapp.toml",
     commands: SERVE,
 };
+/// `serve --exec NAME=PROGRAM [ARGS...]`, parsed by `config::ops`).
+pub const OPS: Setting = Setting {
+    name: "ops",
+    flag: None,
+    env: None,
+    seed: &[],
+    env_note: "none",
+    in_file: true,
+    default: "none",
+    commands: SERVE,
+};
+/// `serve --exec NAME=PROGRAM [ARGS...]`: a user-defined operation
+/// (repeatable; more settings in the config file's `[ops.NAME]`).
+pub const EXEC: Setting = flag_only(
+    "exec",
+    "exec",
+    "none; config: [ops.NAME] tables",
+    "none",
+    SERVE,
+);
 /// `serve --wait-for-broker`.
 pub const WAIT_FOR_BROKER: Typed<Duration> = Typed {
     setting: flag_only(
@@ -431,6 +451,7 @@ pub const ALL: &[&Setting] = &[
     &METRICS.setting,
     &NO_EDIT.setting,
     &LIMITS,
+    &EXEC,
     &WAIT_FOR_BROKER.setting,
     &WAIT.setting,
     &FORGET.setting,

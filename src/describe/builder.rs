@@ -3,6 +3,7 @@
 //! fields ([`ExtraOp`], for user-defined operations), capped so that the
 //! encoding stays under [`MAX_DESCRIPTION_BYTES`].
 
+use crate::config::ops::UserOp;
 use crate::limits::Limits;
 use crate::operations::SHOW_PAGE_BYTES;
 use crate::protocol::{
@@ -45,6 +46,40 @@ pub struct ExtraOp {
     pub codes: Vec<String>,
 }
 
+/// A user-defined operation as its description shows it.
+fn user_op(op: &UserOp) -> ExtraOp {
+    let program = std::iter::once(op.program.as_str())
+        .chain(op.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
+    ExtraOp {
+        name: op.name.clone(),
+        summary: op
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("runs `{program}` on the server")),
+        input: "text on the program's stdin: the request as text/plain, or the map's `input` field"
+            .into(),
+        output:
+            "the program's stdout as text; a non-zero exit is `failed` with the end of its stderr"
+                .into(),
+        encodings: vec!["cbor".into(), "json".into(), "text".into()],
+        limits: vec![
+            Limit::new("timeout", op.timeout.as_millis() as u64, "ms"),
+            Limit::new("max_output", op.max_output as u64, "bytes"),
+            Limit::new("max_concurrent", op.max_concurrent as u64, "runs"),
+        ],
+        examples: op
+            .example
+            .iter()
+            .map(|input| Example::new(input, "(the program's output)"))
+            .collect(),
+        codes: ["bad_request", "failed", "limit", "busy", "internal"]
+            .map(String::from)
+            .to_vec(),
+    }
+}
+
 /// Collects the operations of one server's description.
 #[derive(Debug, Clone)]
 pub struct Builder {
@@ -65,6 +100,14 @@ impl Builder {
     pub fn builtins(mut self, ops: &[Op], limits: &Limits) -> Builder {
         self.ops.extend(ops.iter().map(|op| builtin(*op, limits)));
         self
+    }
+
+    /// Adds the user-defined operations (`serve --exec`, `[ops.NAME]`)
+    /// with what their configuration says: a program's own description
+    /// and example come from the operator, the limits from the settings.
+    pub fn user_ops(self, ops: &[UserOp]) -> Builder {
+        ops.iter()
+            .fold(self, |builder, op| builder.extra(user_op(op)))
     }
 
     /// Adds an operation given by plain fields.

@@ -56,16 +56,16 @@ pub fn run(
     options: &AllOptions,
     out: &mut dyn Write,
 ) -> Result<ExitCode, GatherError> {
-    let op = request.op();
+    let op = request.op_name();
     let rows = crate::status::collect(config, options.wait.min(Duration::from_secs(3)))?;
     let expected: Vec<String> = rows
         .iter()
-        .filter(|r| r.is_online() && r.ops.iter().any(|o| o == op.as_str()))
+        .filter(|r| r.is_online() && r.ops.iter().any(|o| o == op))
         .map(|r| r.id.clone())
         .collect();
     if expected.is_empty() {
         return Err(GatherError::NoServer {
-            op,
+            op: op.to_string(),
             prefix: config.prefix.clone(),
         });
     }
@@ -78,7 +78,7 @@ pub fn run(
         expiry_secs: Some(expiry_secs(options.wait)),
         user: Vec::new(),
     };
-    let topic = Topics::new(&config.prefix).all_request(op);
+    let topic = Topics::new(&config.prefix).all_request_named(op);
     let payload = encode_request(request, Encoding::Cbor);
     let start = Instant::now();
     client.publish_wait(Message::new(&topic, payload, meta, false), options.wait)?;

@@ -18,7 +18,6 @@ pub use tally::{Tally, Verdict};
 
 use crate::ids::random_u64;
 use crate::mqtt::{self, Client, MqttError, Subscription};
-use crate::protocol::Op;
 
 /// Why a gather could not run.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +30,7 @@ pub enum GatherError {
     #[error("no server online for {op} (no online status under {prefix}/v1/status/) - is `mqttapp serve` running with the same --prefix?")]
     NoServer {
         /// The operation asked for.
-        op: Op,
+        op: String,
         /// The topic prefix looked at.
         prefix: String,
     },

@@ -7,6 +7,7 @@
 pub mod calc;
 pub mod echo;
 pub mod edit;
+pub mod user;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -221,6 +222,12 @@ impl Batch<'_> {
                 }
                 Err(body) => Answer::Ready(Reply::Err(body)),
             },
+            // User-defined operations run on their own threads
+            // (`serve::user`), never in a batch of the built-ins.
+            Request::User(r) => Answer::Ready(Reply::error(
+                ErrorCode::UnknownOp,
+                format!("\"{}\" is not a built-in operation", r.op),
+            )),
         };
         self.answers.push(answer);
         self.answers.len() - 1

@@ -4,7 +4,9 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::messages::{CalcRequest, EchoRequest, EditRequest, OkValue, Reply, Request};
+use super::messages::{
+    CalcRequest, EchoRequest, EditRequest, OkValue, Reply, Request, UserRequest,
+};
 use super::wording::{cbor_reason, in_protocol_words};
 use super::{ErrorBody, Op, ProtocolError};
 
@@ -100,11 +102,35 @@ pub fn decode_request(
     })
 }
 
+/// Decodes a request for the user-defined operation `op`: a `text/plain`
+/// payload is the input itself, a CBOR or JSON map carries it as `input`.
+///
+/// # Errors
+/// [`ProtocolError`] when the payload is neither.
+pub fn decode_user_request(
+    op: &str,
+    encoding: Encoding,
+    payload: &[u8],
+) -> Result<UserRequest, ProtocolError> {
+    let input = match encoding {
+        Encoding::Text => std::str::from_utf8(payload)
+            .map_err(|_| ProtocolError::NotUtf8)?
+            .to_string(),
+        _ => decode_map::<UserRequest>(encoding, payload)?.input,
+    };
+    Ok(UserRequest {
+        op: op.to_string(),
+        input,
+    })
+}
+
 /// Encodes a request's payload (the operation travels in the topic).
 pub fn encode_request(request: &Request, encoding: Encoding) -> Vec<u8> {
     match (request, encoding) {
         (Request::Calc(r), Encoding::Text) => r.expr.clone().into_bytes(),
         (Request::Echo(r), Encoding::Text) => r.text.clone().into_bytes(),
+        (Request::User(r), Encoding::Text) => r.input.clone().into_bytes(),
+        (Request::User(r), _) => encode_map(r, encoding),
         (Request::Calc(r), _) => encode_map(r, encoding),
         (Request::Echo(r), _) => encode_map(r, encoding),
         (Request::Edit(r), _) => encode_map(r, encoding),

@@ -31,6 +31,9 @@ pub enum ErrorCode {
     /// bytes, or a file's replay memory) and refused the request at once
     /// without applying it; the client backs off and sends it again.
     Busy,
+    /// A user-defined operation's program ran and exited non-zero (or was
+    /// killed by a signal); the message carries the end of its stderr.
+    Failed,
 }
 
 impl ErrorCode {
@@ -47,13 +50,14 @@ impl ErrorCode {
             ErrorCode::Io => "io",
             ErrorCode::Internal => "internal",
             ErrorCode::Busy => "busy",
+            ErrorCode::Failed => "failed",
         }
     }
 
     /// Parses a wire spelling; unknown codes from newer servers map to
     /// `None` so clients can still show the message.
     pub fn parse(code: &str) -> Option<Self> {
-        const ALL: [ErrorCode; 10] = [
+        const ALL: [ErrorCode; 11] = [
             ErrorCode::BadRequest,
             ErrorCode::UnknownOp,
             ErrorCode::Parse,
@@ -64,6 +68,7 @@ impl ErrorCode {
             ErrorCode::Io,
             ErrorCode::Internal,
             ErrorCode::Busy,
+            ErrorCode::Failed,
         ];
         ALL.into_iter().find(|c| c.as_str() == code)
     }

@@ -112,6 +112,24 @@ pub struct EditRequest {
     pub expect_rev: Option<u64>,
 }
 
+/// `{"input": "..."}`: a request for a user-defined operation, whose
+/// `input` goes to the program's stdin (a `text/plain` payload is the
+/// input itself).
+///
+/// User-defined operations are not [`Op`]s: `Op` stays the closed set of
+/// built-ins (a new built-in is a compile error everywhere it must be
+/// handled), and a user operation travels by its name, which the server's
+/// configuration defines (docs/PROTOCOL.md, "User-defined operations").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRequest {
+    /// The operation's name: the last level of its request topic (not on
+    /// the wire's payload).
+    #[serde(skip)]
+    pub op: String,
+    /// What the program reads on stdin.
+    pub input: String,
+}
+
 /// A decoded request: the operation comes from the topic, the fields from the payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -121,15 +139,28 @@ pub enum Request {
     Echo(EchoRequest),
     /// An edit request.
     Edit(EditRequest),
+    /// A request for a user-defined operation (clients send these; the
+    /// server answers them on their own path, `serve::user`).
+    User(UserRequest),
 }
 
 impl Request {
-    /// The operation this request is for (and so its topic).
-    pub fn op(&self) -> Op {
+    /// The built-in operation this request is for; `None` for a
+    /// user-defined one (see [`Request::op_name`]).
+    pub fn op(&self) -> Option<Op> {
         match self {
-            Request::Calc(_) => Op::Calc,
-            Request::Echo(_) => Op::Echo,
-            Request::Edit(_) => Op::Edit,
+            Request::Calc(_) => Some(Op::Calc),
+            Request::Echo(_) => Some(Op::Echo),
+            Request::Edit(_) => Some(Op::Edit),
+            Request::User(_) => None,
+        }
+    }
+
+    /// The operation's name, as in its request topic.
+    pub fn op_name(&self) -> &str {
+        match self {
+            Request::User(r) => &r.op,
+            other => other.op().map_or("", Op::as_str),
         }
     }
 }

@@ -20,7 +20,8 @@ pub mod user_props;
 mod wording;
 
 pub use codec::{
-    decode_reply, decode_request, encode_reply, encode_request, from_cbor, to_cbor, Encoding,
+    decode_reply, decode_request, decode_user_request, encode_reply, encode_request, from_cbor,
+    to_cbor, Encoding,
 };
 pub use description::{
     Description, Example, Field, Limit, OpDescription, DESCRIPTION_VERSION, MAX_DESCRIPTION_BYTES,
@@ -28,7 +29,7 @@ pub use description::{
 pub use error::{ErrorCode, ProtocolError};
 pub use messages::{
     format_float, lines, CalcRequest, EchoRequest, EditAction, EditRequest, EditResult, ErrorBody,
-    OkValue, Op, Reply, Request,
+    OkValue, Op, Reply, Request, UserRequest,
 };
 pub use stats::{Handling, OpStats, ServerStats, UNKNOWN_OP};
 pub use status::Status;

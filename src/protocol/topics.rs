@@ -40,6 +40,12 @@ impl Topics {
         format!("{}/v1/req/{}", self.prefix, op.as_str())
     }
 
+    /// `<prefix>/v1/req/<name>`: where requests for the operation called
+    /// `name` go (a user-defined one, or a built-in by its name).
+    pub fn request_named(&self, name: &str) -> String {
+        format!("{}/v1/req/{}", self.prefix, name)
+    }
+
     /// `<prefix>/v1/req/+`: what a server subscribes to, every operation.
     pub fn request_filter(&self) -> String {
         format!("{}/v1/req/+", self.prefix)
@@ -49,7 +55,13 @@ impl Topics {
     /// (scatter-gather). Servers subscribe to it without a shared group,
     /// so each member of a group gets its own copy.
     pub fn all_request(&self, op: Op) -> String {
-        format!("{}/v1/all/req/{}", self.prefix, op.as_str())
+        self.all_request_named(op.as_str())
+    }
+
+    /// `<prefix>/v1/all/req/<name>`: the same for any operation name (a
+    /// user-defined one).
+    pub fn all_request_named(&self, name: &str) -> String {
+        format!("{}/v1/all/req/{}", self.prefix, name)
     }
 
     /// `<prefix>/v1/all/req/+`: what every server subscribes to, never

@@ -157,9 +157,7 @@ pub fn handle_with(
 enum Step {
     Done(Outcome),
     Answered {
-        topic: String,
-        correlation: Option<Vec<u8>>,
-        encoding: Encoding,
+        target: Target,
         reply: Given,
         dead_letter: Option<(Reason, String)>,
     },
@@ -200,37 +198,75 @@ fn handle_all(
         .collect()
 }
 
-/// The checks before a request is answered (reply target, expiry), then
+/// Where a request's reply goes, and in which encoding.
+pub struct Target {
+    /// The request's (checked) Response Topic.
+    pub topic: String,
+    /// Its Correlation Data, copied into the reply.
+    pub correlation: Option<Vec<u8>>,
+    /// Its encoding, also the reply's.
+    pub encoding: Encoding,
+}
+
+impl Target {
+    /// `reply`, encoded and addressed.
+    pub fn outgoing(&self, reply: &Reply) -> Outgoing {
+        let error = match reply {
+            Reply::Err(e) => Some(e.code.clone()),
+            Reply::Ok(_) => None,
+        };
+        let meta = MessageMeta {
+            response_topic: None,
+            correlation: self.correlation.clone(),
+            content_type: Some(self.encoding.content_type().to_string()),
+            expiry_secs: None,
+            user: Vec::new(),
+        };
+        Outgoing {
+            topic: self.topic.clone(),
+            meta,
+            payload: encode_reply(reply, self.encoding),
+            error,
+        }
+    }
+}
+
+/// The checks before a request is answered: a reply target it may use,
+/// not expired. The dead letter to record instead when they fail.
+pub fn target_of(msg: &Incoming, topics: &Topics) -> Result<Target, (Reason, String)> {
+    let response_topic = reply_target(topics, msg.meta.response_topic.as_deref())?;
+    if let Some(secs) = msg.meta.expiry_secs {
+        if msg.arrived.elapsed().as_secs_f64() >= f64::from(secs) {
+            let detail = format!("expired after {secs} s before it was handled");
+            return Err((Reason::Expired, detail));
+        }
+    }
+    Ok(Target {
+        topic: response_topic.to_string(),
+        correlation: msg.meta.correlation.clone(),
+        encoding: Encoding::detect(msg.meta.content_type.as_deref(), &msg.payload),
+    })
+}
+
+/// The checks before a request is answered ([`target_of`]), then
 /// `answer` with the request's encoding.
 fn prepare_with(
     msg: &Incoming,
     topics: &Topics,
     answer: impl FnOnce(Encoding) -> (Given, Option<(Reason, String)>),
 ) -> Step {
-    let response_topic = match reply_target(topics, msg.meta.response_topic.as_deref()) {
-        Ok(topic) => topic,
-        Err((reason, detail)) => {
+    let target = match target_of(msg, topics) {
+        Ok(target) => target,
+        Err(letter) => {
             return Step::Done(Outcome {
                 reply: None,
-                dead_letter: Some((reason, detail)),
+                dead_letter: Some(letter),
             })
         }
     };
-    if let Some(secs) = msg.meta.expiry_secs {
-        if msg.arrived.elapsed().as_secs_f64() >= f64::from(secs) {
-            let detail = format!("expired after {secs} s before it was handled");
-            return Step::Done(Outcome {
-                reply: None,
-                dead_letter: Some((Reason::Expired, detail)),
-            });
-        }
-    }
-    let encoding = Encoding::detect(msg.meta.content_type.as_deref(), &msg.payload);
-    let (reply, dead_letter) = answer(encoding);
+    let (reply, dead_letter) = answer(target.encoding);
     Step::Answered {
-        topic: response_topic.to_string(),
-        correlation: msg.meta.correlation.clone(),
-        encoding,
+        target,
         reply,
         dead_letter,
     }
@@ -238,15 +274,13 @@ fn prepare_with(
 
 /// The outcome of a step, with its final reply taken from `replies`.
 fn finish(step: Step, replies: &mut [Option<Reply>]) -> Outcome {
-    let (topic, correlation, encoding, reply, dead_letter) = match step {
+    let (target, reply, dead_letter) = match step {
         Step::Done(outcome) => return outcome,
         Step::Answered {
-            topic,
-            correlation,
-            encoding,
+            target,
             reply,
             dead_letter,
-        } => (topic, correlation, encoding, reply, dead_letter),
+        } => (target, reply, dead_letter),
     };
     let reply = match reply {
         Given::Now(reply) => reply,
@@ -257,24 +291,8 @@ fn finish(step: Step, replies: &mut [Option<Reply>]) -> Outcome {
                 Reply::error(ErrorCode::Internal, "internal error: no reply was made")
             }),
     };
-    let error = match &reply {
-        Reply::Err(e) => Some(e.code.clone()),
-        Reply::Ok(_) => None,
-    };
-    let meta = MessageMeta {
-        response_topic: None,
-        correlation,
-        content_type: Some(encoding.content_type().to_string()),
-        expiry_secs: None,
-        user: Vec::new(),
-    };
     Outcome {
-        reply: Some(Outgoing {
-            topic,
-            meta,
-            payload: encode_reply(&reply, encoding),
-            error,
-        }),
+        reply: Some(target.outgoing(&reply)),
         dead_letter,
     }
 }
@@ -289,7 +307,7 @@ fn answer(
     let name = topics.op_name(&msg.topic).unwrap_or("");
     let Some(op) = Op::parse(name) else {
         let text = format!(
-            "unknown operation \"{}\"; this server offers calc, echo, edit",
+            "unknown operation \"{}\"; this server offers calc, echo, edit and the user-defined operations its status lists (mqttapp status)",
             shorten(name, 60)
         );
         return (
@@ -346,7 +364,7 @@ fn guarded(op: Op, apply: impl FnOnce() -> usize) -> (Given, Option<(Reason, Str
 /// match. Without correlation data (e.g. `mosquitto_rr`) there is no way to
 /// tell a re-send from a new request, so there is no key. The Message
 /// Expiry says how long the client may re-send it.
-fn replay_key(meta: &MessageMeta) -> Option<Replay> {
+pub(super) fn replay_key(meta: &MessageMeta) -> Option<Replay> {
     let correlation = meta.correlation.as_ref()?;
     let topic = meta.response_topic.as_ref()?;
     let mut key = Vec::with_capacity(topic.len() + 1 + correlation.len());

@@ -39,6 +39,8 @@ pub struct Identity {
     group: Option<String>,
     instance: String,
     ops: Vec<Op>,
+    /// User-defined operations' names, listed after the built-ins.
+    user_ops: Vec<String>,
     data_dir: Option<String>,
     armed: AtomicBool,
     fresh_subscription: AtomicBool,
@@ -54,6 +56,7 @@ impl Identity {
         let ops = crate::serve::owner::served_ops(config.no_edit);
         let description = crate::describe::builder::Builder::new(Some(instance.clone()))
             .builtins(&ops, &config.limits)
+            .user_ops(&config.user_ops)
             .build();
         Identity {
             topic: topics.status(&config.server_id),
@@ -62,6 +65,7 @@ impl Identity {
             group: config.group.clone(),
             instance,
             ops,
+            user_ops: config.user_ops.iter().map(|o| o.name.clone()).collect(),
             data_dir: (!config.no_edit)
                 .then(|| crate::serve::owner::id_of(&config.data_dir))
                 .flatten(),
@@ -86,7 +90,12 @@ impl Identity {
     pub fn status(&self, state: &str) -> Message {
         let status = Status {
             state: state.to_string(),
-            ops: self.ops.iter().map(|op| op.as_str().to_string()).collect(),
+            ops: self
+                .ops
+                .iter()
+                .map(|op| op.as_str().to_string())
+                .chain(self.user_ops.iter().cloned())
+                .collect(),
             version: crate::version::VERSION.to_string(),
             since: SystemTime::now()
                 .duration_since(UNIX_EPOCH)

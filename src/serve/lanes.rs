@@ -20,6 +20,11 @@
 //! refusal queue is full the request is dropped: it is counted and
 //! logged, and the client's timeout and re-send take over.
 //!
+//! Each **user-defined operation** has a queue of its own (an eighth of
+//! `max_queue_bytes`, and at most [`WAITING_PER_RUN`] requests per allowed
+//! concurrent run), answered by its own worker threads (`user.rs`), so a
+//! slow program never holds up calc, echo, edit or another operation.
+//!
 //! Admission runs on paho's receiving thread and never blocks it: that
 //! thread also processes the PUBACKs the lanes wait for.
 
@@ -132,6 +137,8 @@ pub enum Lane {
     Fast,
     /// edit: bursts with a group commit.
     Edit,
+    /// The user-defined operation at this index of the configuration.
+    User(usize),
 }
 
 impl Lane {
@@ -139,8 +146,24 @@ impl Lane {
         match self {
             Lane::Fast => "calc/echo",
             Lane::Edit => "edit",
+            Lane::User(_) => "this user-defined operation's",
         }
     }
+}
+
+/// Requests one user-defined operation's queue holds per allowed
+/// concurrent run (those running included): past it, `busy`.
+pub const WAITING_PER_RUN: usize = 8;
+
+/// The queue of one user-defined operation.
+pub struct UserQueue {
+    /// The operation's name (the last level of its request topic).
+    pub name: String,
+    /// Its requests.
+    pub queue: ByteQueue<Queued>,
+    /// The least a request costs in it: bounds the count as well as the
+    /// bytes (`capacity / (WAITING_PER_RUN * max_concurrent)`).
+    min_cost: usize,
 }
 
 /// The lanes, the refusal queue and their counts.
@@ -153,12 +176,15 @@ pub struct Admission {
     pub fast: ByteQueue<Queued>,
     /// edits.
     pub edit: ByteQueue<Queued>,
+    /// One queue per user-defined operation, in configuration order.
+    pub user: Vec<UserQueue>,
     /// Refusals waiting to be published.
     pub refusals: ByteQueue<Refusal>,
     /// What was refused or dropped.
     pub tally: Tally,
     /// Per-operation statistics (every request is counted here first).
     pub stats: Arc<Stats>,
+    memory: Arc<Memory>,
 }
 
 impl Admission {
@@ -175,10 +201,12 @@ impl Admission {
             max_payload,
             fast: ByteQueue::new(total / 4, memory.clone()),
             edit: ByteQueue::new(total / 2, memory.clone()),
-            refusals: ByteQueue::new(total / 4, memory),
+            refusals: ByteQueue::new(total / 4, memory.clone()),
+            user: Vec::new(),
             tally: Tally::default(),
             stats: Arc::new(Stats::new(topics.clone(), &[], Arc::default())),
             topics,
+            memory,
         }
     }
 
@@ -189,6 +217,26 @@ impl Admission {
         self
     }
 
+    /// Adds a queue for each user-defined operation: an eighth of
+    /// `max_queue_bytes` each, and at most [`WAITING_PER_RUN`] requests
+    /// per allowed concurrent run.
+    pub fn with_user_ops(
+        mut self,
+        ops: &[crate::config::ops::UserOp],
+        max_queue_bytes: u64,
+    ) -> Self {
+        let bytes = usize::try_from(max_queue_bytes).unwrap_or(usize::MAX) / 8;
+        self.user = ops
+            .iter()
+            .map(|op| UserQueue {
+                name: op.name.clone(),
+                queue: ByteQueue::new(bytes, self.memory.clone()),
+                min_cost: bytes / (WAITING_PER_RUN * op.max_concurrent.max(1)),
+            })
+            .collect();
+        self
+    }
+
     /// The topics (and allowed reply topics) requests are checked against.
     pub fn topics(&self) -> &Topics {
         &self.topics
@@ -196,9 +244,14 @@ impl Admission {
 
     /// The lane for a request topic.
     pub fn lane_of(&self, topic: &str) -> Lane {
-        match self.topics.op_name(topic).and_then(Op::parse) {
+        let name = self.topics.op_name(topic);
+        match name.and_then(Op::parse) {
             Some(Op::Edit) => Lane::Edit,
-            _ => Lane::Fast,
+            Some(_) => Lane::Fast,
+            None => match self.user.iter().position(|u| Some(u.name.as_str()) == name) {
+                Some(i) => Lane::User(i),
+                None => Lane::Fast,
+            },
         }
     }
 
@@ -207,7 +260,16 @@ impl Admission {
         match lane {
             Lane::Fast => &self.fast,
             Lane::Edit => &self.edit,
+            // Lanes come from `lane_of`, which gives valid indexes only.
+            Lane::User(i) => &self.user[i].queue,
         }
+    }
+
+    /// Every lane: fast, edit, then one per user-defined operation.
+    pub fn lanes(&self) -> Vec<Lane> {
+        let mut lanes = vec![Lane::Fast, Lane::Edit];
+        lanes.extend((0..self.user.len()).map(Lane::User));
+        lanes
     }
 
     /// Queues a request in its lane, or refuses it at once. Never blocks.
@@ -216,7 +278,10 @@ impl Admission {
         self.stats.received(&msg.topic);
         let lane = self.lane_of(&msg.topic);
         let queue = self.queue(lane);
-        let cost = cost_of(&msg);
+        let cost = match lane {
+            Lane::User(i) => cost_of(&msg).max(self.user[i].min_cost),
+            _ => cost_of(&msg),
+        };
         let (msg, code, text) = if cost > queue.capacity() {
             let text = format!(
                 "request of {cost} bytes (topic, properties and payload) is larger than this server's whole queue for {} requests ({} bytes); it was not run",

@@ -140,13 +140,20 @@ impl Link {
         }?;
         crate::broker::connack::check_serve(&caps, config, client.broker())?;
         let present = caps.session_present;
-        let filters =
+        let mut filters =
             super::owner::request_filters(&config.prefix, config.group.as_deref(), config.no_edit);
+        let names: Vec<String> = config.user_ops.iter().map(|o| o.name.clone()).collect();
+        filters.extend(super::owner::user_filters(
+            &config.prefix,
+            config.group.as_deref(),
+            config.no_edit,
+            &names,
+        ));
         let mut link = Link {
             client,
             filter: filters.join(", "),
             filters,
-            all_filters: super::owner::all_filters(&config.prefix, config.no_edit),
+            all_filters: super::owner::all_filters(&config.prefix, config.no_edit, &names),
             _pong: pong_client,
             stale: super::owner::stale_filters(
                 &config.prefix,

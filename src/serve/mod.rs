@@ -33,6 +33,7 @@ mod stats;
 mod supervisor;
 #[cfg(test)]
 mod tests;
+mod user;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -80,6 +81,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(40);
 /// Stack of the lane threads: calc recursion is bounded for the size of a
 /// main thread's stack (`limits::MAX_CALC_DEPTH`).
 const LANE_STACK: usize = 8 * 1024 * 1024;
+/// Stack of a user-defined operation's worker (no calc recursion there:
+/// a thread's usual size).
+const USER_STACK: usize = 2 * 1024 * 1024;
 
 /// Why the server could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +134,7 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
     let served: Vec<&str> = owner::served_ops(config.no_edit)
         .into_iter()
         .map(|op| op.as_str())
+        .chain(config.user_ops.iter().map(|op| op.name.as_str()))
         .collect();
     let stats = Arc::new(Stats::new(topics.clone(), &served, ops.replayed()));
     let snapshot = {
@@ -150,10 +155,21 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
             config.limits.max_payload,
             memory.clone(),
         )
-        .counting(stats.clone()),
+        .counting(stats.clone())
+        .with_user_ops(&config.user_ops, config.limits.max_queue_bytes),
     );
     let link = Link::open(config, client, admission.clone(), control.sender())?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, max_queue_bytes = config.limits.max_queue_bytes, "serving");
+    for op in &config.user_ops {
+        match crate::operations::user::find_program(&op.program) {
+            Some(path) => {
+                tracing::info!(op = %op.name, program = %path.display(), timeout = ?op.timeout, max_output = op.max_output, max_concurrent = op.max_concurrent, idempotent = op.idempotent, "user-defined operation")
+            }
+            None => {
+                tracing::warn!(op = %op.name, program = %op.program, "user-defined operation: program not found (its requests get error internal until it exists)")
+            }
+        }
+    }
     let store = DeadLetters::new(&config.data_dir, &config.server_id)
         .with_max_payload(config.limits.max_payload);
     let letters = Arc::new(DeadLetterSink::start(
@@ -169,6 +185,13 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
         memory,
         stats,
         max_payload: config.limits.max_payload,
+        user: config
+            .user_ops
+            .iter()
+            .cloned()
+            .map(user::UserLane::new)
+            .collect(),
+        server_id: config.server_id.clone(),
     };
     let sender = || {
         ReplySender::start(
@@ -199,13 +222,27 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
         let mut lanes = Vec::new();
         let mut orders = Vec::new();
         let mut unstarted = None;
-        for (lane, name) in [(Lane::Fast, "fast-lane"), (Lane::Edit, "edit-lane")] {
+        // The built-ins' two lanes, then each user-defined operation's
+        // workers: one thread per allowed concurrent run.
+        let mut threads = vec![
+            (Lane::Fast, "fast-lane".to_string()),
+            (Lane::Edit, "edit-lane".to_string()),
+        ];
+        for (i, op) in config.user_ops.iter().enumerate() {
+            for n in 0..op.max_concurrent {
+                threads.push((Lane::User(i), format!("op-{}-{n}", op.name)));
+            }
+        }
+        for (lane, name) in threads {
             let replies = sender();
             let (order, mode) = unbounded();
             let (queue, server, done) = (admission.queue(lane), &server, control.sender());
             let spawned = thread::Builder::new()
-                .name(name.into())
-                .stack_size(LANE_STACK)
+                .name(name)
+                .stack_size(match lane {
+                    Lane::User(_) => USER_STACK,
+                    _ => LANE_STACK,
+                })
                 .spawn_scoped(scope, move || {
                     server.serve_lane(lane, queue, replies, &mode);
                     let _ = done.send(events::Event::LaneDone);
@@ -395,6 +432,10 @@ struct Server {
     memory: Arc<Memory>,
     stats: Arc<Stats>,
     max_payload: usize,
+    /// User-defined operations, in configuration order (`Lane::User(i)`).
+    user: Vec<user::UserLane>,
+    /// This server's id, for the programs' environment.
+    server_id: String,
 }
 
 impl Server {
@@ -418,6 +459,7 @@ impl Server {
                 Next::Item(first, ticket) => match lane {
                     Lane::Edit => self.answer_burst(first, ticket, queue, &replies),
                     Lane::Fast => self.answer_one(first, ticket, &replies),
+                    Lane::User(i) => self.answer_user(i, first, ticket, &replies),
                 },
                 Next::Order(Mode::Drain) => {
                     drain_until.get_or_insert(Instant::now() + DRAIN_LIMIT);
@@ -443,6 +485,25 @@ impl Server {
         let incoming = incoming_of(first);
         let outcome = handle(&self.ops, &self.topics, self.max_payload, &incoming);
         self.deliver(&incoming, outcome, replies);
+        drop(ticket);
+    }
+
+    /// Answers one request of the user-defined operation `i` (and the
+    /// copies of it that waited for its run).
+    fn answer_user(
+        &self,
+        i: usize,
+        first: Queued,
+        ticket: Ticket<'_, Queued>,
+        replies: &ReplySender,
+    ) {
+        let incoming = incoming_of(first);
+        if let Some(lane) = self.user.get(i) {
+            let outcomes = lane.answer(&self.topics, self.max_payload, &self.server_id, &incoming);
+            for outcome in outcomes {
+                self.deliver(&incoming, outcome, replies);
+            }
+        }
         drop(ticket);
     }
 
@@ -501,7 +562,7 @@ impl Server {
     /// dead letters (the broker has them acknowledged, so they would be
     /// lost otherwise); refusals not yet published are counted.
     fn keep_late_arrivals(&self, admission: &Admission) {
-        for lane in [Lane::Fast, Lane::Edit] {
+        for lane in admission.lanes() {
             while let Some((queued, _ticket)) = admission.queue(lane).try_recv() {
                 let incoming = incoming_of(queued);
                 self.stats.dead_letter(&incoming.topic, Reason::Shutdown);

@@ -113,8 +113,9 @@ pub fn request_filters(prefix: &str, group: Option<&str>, no_edit: bool) -> Vec<
 /// The scatter-gather filters of a server: `<prefix>/v1/all/req/+`, or
 /// one per operation served with `--no-edit`. Never shared (`$share`),
 /// group or not: a request to all servers must reach every member, not
-/// one member of each group.
-pub fn all_filters(prefix: &str, no_edit: bool) -> Vec<String> {
+/// one member of each group. `user_ops`: the user-defined operations'
+/// names (covered by the `+` filter when not `no_edit`).
+pub fn all_filters(prefix: &str, no_edit: bool, user_ops: &[String]) -> Vec<String> {
     let topics = Topics::new(prefix);
     if !no_edit {
         return vec![topics.all_request_filter()];
@@ -122,6 +123,26 @@ pub fn all_filters(prefix: &str, no_edit: bool) -> Vec<String> {
     served_ops(no_edit)
         .into_iter()
         .map(|op| topics.all_request(op))
+        .chain(user_ops.iter().map(|name| topics.all_request_named(name)))
+        .collect()
+}
+
+/// The request filters of a server's user-defined operations `names`:
+/// none for a lone server that serves everything (`.../req/+` covers
+/// them), one per operation otherwise, like the built-ins'.
+pub fn user_filters(
+    prefix: &str,
+    group: Option<&str>,
+    no_edit: bool,
+    names: &[String],
+) -> Vec<String> {
+    if group.is_none() && !no_edit {
+        return Vec::new();
+    }
+    let topics = Topics::new(prefix);
+    names
+        .iter()
+        .map(|name| Topics::shared(&topics.request_named(name), group))
         .collect()
 }
 
@@ -131,7 +152,7 @@ pub fn all_filters(prefix: &str, no_edit: bool) -> Vec<String> {
 /// and deliver them twice (after an upgrade, or a change of `--no-edit`).
 pub fn stale_filters(prefix: &str, group: Option<&str>, no_edit: bool) -> Vec<String> {
     let mut current = request_filters(prefix, group, no_edit);
-    current.extend(all_filters(prefix, no_edit));
+    current.extend(all_filters(prefix, no_edit, &[]));
     let topics = Topics::new(prefix);
     std::iter::once(Topics::shared(&topics.request_filter(), group))
         .chain(Op::ALL.map(|op| Topics::shared(&topics.request(op), group)))
@@ -223,10 +244,21 @@ mod tests {
 
     #[test]
     fn every_server_takes_requests_for_all_unshared() {
-        assert_eq!(all_filters("p", false), vec!["p/v1/all/req/+"]);
+        assert_eq!(all_filters("p", false, &[]), vec!["p/v1/all/req/+"]);
         assert_eq!(
-            all_filters("p", true),
+            all_filters("p", true, &[]),
             vec!["p/v1/all/req/calc", "p/v1/all/req/echo"]
+        );
+        assert_eq!(stale_filters("p", None, false).len(), 3);
+        let names = ["upper".to_string()];
+        assert!(user_filters("p", None, false, &names).is_empty());
+        assert_eq!(
+            user_filters("p", Some("g"), false, &names),
+            vec!["$share/g/p/v1/req/upper"]
+        );
+        assert_eq!(
+            user_filters("p", None, true, &names),
+            vec!["p/v1/req/upper"]
         );
     }
 }

@@ -119,7 +119,7 @@ impl Rig {
             expiry_secs: None,
             user: Vec::new(),
         };
-        let topic = Topics::new("p").request(request.op());
+        let topic = Topics::new("p").request_named(request.op_name());
         let msg = Message::new(&topic, encode_request(request, Encoding::Cbor), meta, false);
         self.asker.try_publish(msg).unwrap();
         correlation

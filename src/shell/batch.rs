@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::command::{self, Command};
 use crate::ask::{retry_interval, status_grace, AskError, Outcome, Pipeline, Requester};
 use crate::config::Config;
-use crate::protocol::{EditAction, EditRequest, EditResult, Encoding, OkValue, Op, Reply, Request};
+use crate::protocol::{EditAction, EditRequest, EditResult, Encoding, OkValue, Reply, Request};
 
 /// Requests in flight at once in a batch. Enough to keep a loopback
 /// server busy; more costs CPU without answering faster, because paho C
@@ -82,7 +82,7 @@ pub fn run_batch(
         batch.summary.total += 1;
         match request {
             Ok(request) => {
-                batch.ensure_server(request.op())?;
+                batch.ensure_server(request.op_name())?;
                 if let Request::Edit(show) = &request {
                     if show.action == EditAction::Show {
                         batch.shows.insert(index, (show.clone(), None));
@@ -112,7 +112,7 @@ struct Batch {
     pipeline: Pipeline<u64>,
     done: BTreeMap<u64, String>,
     next_out: u64,
-    ops_seen: HashSet<Op>,
+    ops_seen: HashSet<String>,
     /// `show` requests by line, with the pages received so far: servers
     /// page large files (docs/PROTOCOL.md), the batch prints them whole.
     shows: HashMap<u64, (EditRequest, Option<EditResult>)>,
@@ -124,8 +124,8 @@ struct Batch {
 
 impl Batch {
     /// Fails fast, before sending, when no server offers `op`.
-    fn ensure_server(&mut self, op: Op) -> Result<(), AskError> {
-        if self.ops_seen.insert(op) {
+    fn ensure_server(&mut self, op: &str) -> Result<(), AskError> {
+        if self.ops_seen.insert(op.to_string()) {
             self.pipeline
                 .requester()
                 .wait_for_server(op, Instant::now() + self.grace)?;
@@ -218,7 +218,12 @@ impl Batch {
         self.summary.failed += u64::from(failed);
         let text = match (result, self.json) {
             (Ok(reply), true) => serde_json::to_string(&reply).unwrap_or_default(),
-            (Ok(Reply::Ok(value)), false) => value.to_string(),
+            // One line per request: a program's output (`run NAME`)
+            // usually ends its line already.
+            (Ok(Reply::Ok(value)), false) => {
+                let text = value.to_string();
+                text.strip_suffix('\n').map(str::to_string).unwrap_or(text)
+            }
             (Ok(Reply::Err(e)), false) => format!("error: {e}"),
             (Err((code, message)), true) => {
                 serde_json::json!({"err": {"code": code, "message": message}}).to_string()

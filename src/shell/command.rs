@@ -60,8 +60,15 @@ struct Line {
 
 #[derive(Debug, Subcommand)]
 enum LineCommand {
-    #[command(flatten)]
-    Op(AskOp),
+    /// Run a user-defined operation offered by a server: run upper hello
+    Run {
+        /// The operation's name
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Its input; several words are joined with spaces
+        #[arg(num_args = 0.., value_name = "INPUT")]
+        input: Vec<String>,
+    },
     /// Print the file and its revision (same as `edit --show`)
     Show {
         /// File to show instead of the server's default
@@ -77,14 +84,22 @@ enum LineCommand {
     /// Leave the shell (also `exit` and Ctrl-D)
     #[command(alias = "exit")]
     Quit,
+    // `ask NAME INPUT` takes any other word as a user-defined operation;
+    // at the prompt a typo should say "unknown command", so user
+    // operations go through `run NAME INPUT` here.
+    #[command(flatten)]
+    Op(AskOp),
 }
 
 /// The names a line may start with, for completion on the prompt.
-pub const NAMES: &[&str] = &["calc", "echo", "edit", "show", "help", "quit", "exit"];
+pub const NAMES: &[&str] = &[
+    "calc", "echo", "edit", "run", "show", "help", "quit", "exit",
+];
 
 /// A line parsed, before it becomes a request.
 enum Parsed {
     Op(AskOp),
+    User(Vec<String>),
     Help(Option<String>),
     Print(String),
     Quit,
@@ -102,6 +117,7 @@ pub fn parse(line: &str, default_file: Option<&str>) -> Result<Command, LineErro
     }
     Ok(match parse_words(line)? {
         Parsed::Op(op) => Command::Request(ask::build_request(&op, default_file)?),
+        Parsed::User(words) => Command::Request(Request::User(ask::user_request(&words)?)),
         Parsed::Help(command) => Command::Print(help(command.as_deref())?),
         Parsed::Print(text) => Command::Print(text),
         Parsed::Quit => Command::Quit,
@@ -167,6 +183,9 @@ fn parse_words(line: &str) -> Result<Parsed, LineError> {
     };
     Ok(match parsed.command {
         LineCommand::Op(op) => Parsed::Op(op),
+        LineCommand::Run { name, input } => {
+            Parsed::User(std::iter::once(name).chain(input).collect())
+        }
         LineCommand::Show { file } => Parsed::Op(AskOp::Edit(EditArgs {
             show: true,
             file,

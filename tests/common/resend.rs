@@ -98,9 +98,10 @@ fn one_resender(
     for i in 0..n {
         let request = make(c, i);
         // Before anything is sent, waiting and reconnecting are always safe.
-        while let Err(e) =
-            requester.wait_for_server(request.op(), Instant::now() + status_grace(config.timeout))
-        {
+        while let Err(e) = requester.wait_for_server(
+            request.op_name(),
+            Instant::now() + status_grace(config.timeout),
+        ) {
             assert!(Instant::now() < give_up, "no server for 150 s: {e}");
             out.no_server += 1;
             if matches!(e, AskError::Mqtt(_)) {

@@ -29,6 +29,13 @@ fn lines_become_requests() {
     };
     let cases: Vec<(&str, Command)> = vec![
         ("calc 2+3*4", calc("2+3*4")),
+        (
+            "run upper 'a  b' c",
+            Command::Request(Request::User(crate::protocol::UserRequest {
+                op: "upper".into(),
+                input: "a  b c".into(),
+            })),
+        ),
         ("  calc 2 + 3 * 4  ", calc("2 + 3 * 4")),
         ("calc -2^2", calc("-2^2")),
         ("calc (1+2)*3", calc("(1+2)*3")),
