@@ -249,7 +249,18 @@ mod tests {
             all_filters("p", true, &[]),
             vec!["p/v1/all/req/calc", "p/v1/all/req/echo"]
         );
-        assert_eq!(stale_filters("p", None, false).len(), 3);
+        assert_eq!(
+            all_filters("p", true, &["upper".to_string()]),
+            vec![
+                "p/v1/all/req/calc",
+                "p/v1/all/req/echo",
+                "p/v1/all/req/upper"
+            ]
+        );
+    }
+
+    #[test]
+    fn user_operations_get_their_own_filters_where_the_catch_all_is_not_used() {
         let names = ["upper".to_string()];
         assert!(user_filters("p", None, false, &names).is_empty());
         assert_eq!(
