@@ -25,6 +25,9 @@ pub enum ExitCode {
     /// The broker lacks a feature the command relies on (CONNACK), or
     /// `doctor` found a guarantee that does not hold on it.
     Broker = 8,
+    /// `bench --slo`: an objective was missed (or a reply lost or
+    /// duplicated) in the run.
+    SloMissed = 9,
     /// Anything else (I/O on the server's data directory, internal).
     Failure = 10,
 }
@@ -49,6 +52,7 @@ impl ExitCode {
             ExitCode::NoServer => "no_server",
             ExitCode::Tls => "tls",
             ExitCode::Broker => "broker",
+            ExitCode::SloMissed => "slo",
             ExitCode::Failure => "failure",
         }
     }

@@ -76,6 +76,7 @@ impl From<&BenchError> for ExitCode {
         match e {
             BenchError::Usage(_) => ExitCode::Usage,
             BenchError::Ask(a) => a.into(),
+            BenchError::Report { .. } => ExitCode::Failure,
         }
     }
 }
