@@ -239,6 +239,9 @@ fn run_bench(config: &Config, args: &BenchArgs) -> Result<ExitCode, Failure> {
     } else {
         print!("{}", bench::table(&report));
     }
+    if let Some(path) = &args.report {
+        bench::write_report(path, &report)?;
+    }
     if report.slo_missed() {
         let missed = report.slo.iter().filter(|v| !v.pass).count();
         eprintln!(

@@ -241,13 +241,19 @@ pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError>
     let mut report = report(args, &total, elapsed);
     report.stopped_by_duration = report.counts.sent < args.count;
     report.slo = slo::judge(&slos, &total.latency_us, &total.counts);
-    if let Some(path) = &args.report {
-        plot::write(path, &report).map_err(|reason| BenchError::Report {
-            path: path.display().to_string(),
-            reason,
-        })?;
-    }
     Ok(report)
+}
+
+/// Draws `report` into `path` (`--report`: .svg or .html), after the
+/// results were printed, so a file that cannot be written loses nothing.
+///
+/// # Errors
+/// [`BenchError::Report`] when it cannot be drawn or written.
+pub fn write_report(path: &std::path::Path, report: &BenchReport) -> Result<(), BenchError> {
+    plot::write(path, report).map_err(|reason| BenchError::Report {
+        path: path.display().to_string(),
+        reason,
+    })
 }
 
 /// Fails fast when no server is online for one of the mix's operations.
