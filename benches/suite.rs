@@ -468,7 +468,7 @@ The closed-loop rows above keep a window of requests in flight and send the next
 
 [bench-report.svg](bench-report.svg), drawn by `--report` (an `.html` name adds a table of the figures and the objectives):
 
-- **Top, latency by percentile.** The x axis is in nines: 0%, 90%, 99%, 99.9% ... equally spaced, so the tail gets as much room as the median; the curve ends at the slowest reply. A curve flat until a late sharp rise: rare stalls (garbage, fsync, a re-send after 2 s). A curve high from the left edge: the rate is above what the service sustains and a queue grew through the run (the bottom chart shows it).
+- **Top, latency by percentile.** The x axis is in nines: 0%, 90%, 99%, 99.9% ... equally spaced, so the tail gets as much room as the median; the curve ends at the slowest reply. A curve flat until a late sharp rise: rare stalls (the machine busy with other work, an fsync, a re-send after 2 s). A curve high from the left edge: the rate is above what the service sustains and a queue grew through the run (the bottom chart shows it).
 - **Bottom, replies per second** after the warm-up. At a sustainable rate every bar stands at the rate; the last one can be short or tall (replies to the final second's requests). A dip followed by a taller bar is a stall and its catch-up. The title gives the lost and duplicated replies: both must be 0, the counts no other benchmark tool shows.
 ";
 

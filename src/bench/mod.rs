@@ -240,7 +240,10 @@ pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError>
     }
     let mut report = report(args, &total, elapsed);
     report.stopped_by_duration = report.counts.sent < args.count;
-    report.slo = slo::judge(&slos, &total.latency_us, &total.counts);
+    // A request lost in the warm-up is lost all the same.
+    let mut every = total.counts;
+    every.add(&total.warmup);
+    report.slo = slo::judge(&slos, &total.latency_us, &every);
     Ok(report)
 }
 
@@ -274,7 +277,12 @@ fn progress_bar(args: &BenchArgs, stop: Instant) -> ProgressBar {
     if args.json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(args.count), ProgressDrawTarget::stderr());
+    // Open loop sends at most rate x duration.
+    let planned = args.rate.map_or(args.count, |rate| {
+        args.count
+            .min(rate.saturating_mul(args.duration.as_secs().max(1)))
+    });
+    let bar = ProgressBar::with_draw_target(Some(planned), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} replies  {rate}  {left}")
     {
         let style = style
