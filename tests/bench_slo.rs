@@ -111,7 +111,8 @@ fn a_bad_objective_is_a_usage_error() {
 
 /// `--report x.svg` and `x.html` are well-formed XML (python3's parser)
 /// holding both charts' titles, the lost and duplicate counts, and (HTML)
-/// the objectives' verdicts.
+/// the objectives' verdicts; a report that cannot be written exits 10
+/// after the results were printed.
 #[test]
 fn reports_are_well_formed_svg_and_html() {
     let broker = Broker::start();
@@ -137,6 +138,15 @@ fn reports_are_well_formed_svg_and_html() {
             .assert()
             .code(code);
     }
+    // A report that cannot be written: the results are printed all the
+    // same, then exit 10.
+    mqttapp(&broker, &prefix)
+        .args(["bench", "--rate", "100", "--duration", "500ms", "--report"])
+        .arg(dir.path().join("no-such-dir/x.svg"))
+        .assert()
+        .code(10)
+        .stdout(predicate::str::contains("sent            50"))
+        .stderr(predicate::str::contains("cannot write the report"));
     let check = r#"
 import sys, xml.etree.ElementTree as ET
 svg_root = ET.parse(sys.argv[1]).getroot()
