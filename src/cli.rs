@@ -273,7 +273,7 @@ pub struct DlqSelection {
 /// `mqttapp bench`: a bounded load against running servers.
 #[derive(Debug, Args, Clone)]
 #[command(
-    after_help = "Examples:\n  mqttapp bench                                   20000 calc requests over 4 connections\n  mqttapp bench --ops calc=8,echo=1,edit=1 --count 50000 --json\n  mqttapp bench --connections 100 --window 1000 --count 100000\n  mqttapp bench --rate 2000 --warmup 2s --duration 30s --slo 'p99<20ms,p99.9<50ms' --report bench.html\n\nClosed loop by default: each connection sends its next request when a reply frees a slot of its window, and latency runs from the send. With --rate the run is open loop: requests leave on a fixed schedule whether or not replies came, and latency runs from each request's intended send time, so a stall is counted for every request it delayed, not only for the one that was waiting (corrected for coordinated omission, as wrk2 does). --window still bounds the requests in flight per connection; when it is full, sending falls behind the schedule and the delay counts in the latency.\n\nLost replies and duplicates must be 0; the exit code is 1 when they are not. With --slo, each objective is printed with its measured value and PASS or MISS; lost=0 and duplicates=0 are always checked too, and the exit code is 9 when any is missed."
+    after_help = "Examples:\n  mqttapp bench                                   20000 calc requests over 4 connections\n  mqttapp bench --ops calc=8,echo=1,edit=1 --count 50000 --json\n  mqttapp bench --connections 100 --window 1000 --count 100000\n  mqttapp bench --rate 2000 --warmup 2s --duration 30s --slo 'p99<20ms,p99.9<50ms' --report bench.html\n\nClosed loop by default: each connection sends its next request when a reply frees a slot of its window, and latency runs from the send. With --rate the run is open loop: requests leave on a fixed schedule whether or not replies came, and latency runs from each request's intended send time, so a stall is counted for every request it delayed, not only for the one that was waiting (corrected for coordinated omission, as wrk2 does). --window still bounds the requests in flight per connection; when it is full, sending falls behind the schedule and the delay counts in the latency.\n\nLost replies and duplicates must be 0; the exit code is 1 when they are not. With --slo, each objective is printed with its measured value and PASS or MISS; lost=0 and duplicates=0 are always checked too, and the exit code is 11 when any is missed."
 )]
 #[command(mut_args = suffix::with_source_and_default)]
 pub struct BenchArgs {
@@ -331,7 +331,7 @@ pub struct BenchArgs {
     pub warmup: Option<Duration>,
 
     /// Objective checked after the run, repeatable or comma-separated:
-    /// p50<5ms, p99<=20ms, p99.9<50ms, max<1s, lost=0; a miss exits 9
+    /// p50<5ms, p99<=20ms, p99.9<50ms, max<1s, lost=0; a miss exits 11
     #[arg(long, value_name = "SPEC", value_parser = typed(&declared::SLO))]
     pub slo: Vec<String>,
 

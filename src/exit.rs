@@ -27,7 +27,7 @@ pub enum ExitCode {
     Broker = 8,
     /// `bench --slo`: an objective was missed (or a reply lost or
     /// duplicated) in the run.
-    SloMissed = 9,
+    SloMissed = 11,
     /// Anything else (I/O on the server's data directory, internal).
     Failure = 10,
 }
