@@ -25,11 +25,13 @@ pub enum ExitCode {
     /// The broker lacks a feature the command relies on (CONNACK), or
     /// `doctor` found a guarantee that does not hold on it.
     Broker = 8,
+    /// `ask --all`, `ping`: some servers answered, not all of them.
+    Partial = 9,
+    /// Anything else (I/O on the server's data directory, internal).
+    Failure = 10,
     /// `bench --slo`: an objective was missed (or a reply lost or
     /// duplicated) in the run.
     SloMissed = 11,
-    /// Anything else (I/O on the server's data directory, internal).
-    Failure = 10,
 }
 
 impl ExitCode {
@@ -52,8 +54,9 @@ impl ExitCode {
             ExitCode::NoServer => "no_server",
             ExitCode::Tls => "tls",
             ExitCode::Broker => "broker",
-            ExitCode::SloMissed => "slo",
+            ExitCode::Partial => "partial",
             ExitCode::Failure => "failure",
+            ExitCode::SloMissed => "slo",
         }
     }
 }

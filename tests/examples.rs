@@ -229,3 +229,35 @@ fn mosquitto_one_liners_get_text_and_json_answers_in_kind() {
                 )),
         );
 }
+
+#[test]
+fn the_python_gather_example_reaches_every_server_of_a_group_once() {
+    require_python_deps();
+    let broker = Broker::start();
+    let prefix = unique_prefix("pygather");
+    let shared = broker.dir().join("group-data");
+    let member = |id: &str| {
+        Server::start_with(
+            &broker,
+            &prefix,
+            &shared,
+            &["--server-id", id, "--group", "g"],
+        )
+    };
+    let _servers = [member("g1"), member("g2")];
+    let out = example("python3", "python_gather.py", &broker.url(), &prefix)
+        .args(["calc", "2*21"])
+        .assert()
+        .success();
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["g1 42", "g2 42"]);
+    example("python3", "python_gather.py", &broker.url(), &prefix)
+        .args(["--replies", "1", "echo", "hi"])
+        .assert()
+        .success()
+        .stdout(predicate::str::ends_with(" hi\n").and(predicate::str::contains("\n").count(1)));
+}

@@ -26,7 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "client / server",
         &[
-            "ask", "serve", "status", "dlq", "bench", "shell", "output", "doctor",
+            "ask", "serve", "status", "dlq", "bench", "shell", "output", "doctor", "gather",
         ],
     ),
     ("commands", &["cli", "lib", "main"]),

@@ -7,6 +7,7 @@
 //! contract written for people implementing clients in other languages.
 
 mod codec;
+mod description;
 mod error;
 mod messages;
 #[cfg(test)]
@@ -18,6 +19,9 @@ mod wording;
 
 pub use codec::{
     decode_reply, decode_request, encode_reply, encode_request, from_cbor, to_cbor, Encoding,
+};
+pub use description::{
+    Description, Example, Field, Limit, OpDescription, DESCRIPTION_VERSION, MAX_DESCRIPTION_BYTES,
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use messages::{

@@ -5,10 +5,13 @@
 //! Each line is parsed by [`command::parse`], sent with [`ask::call`]
 //! (the same re-sending and fail-fast rules as one-shot `ask`) and shown
 //! by [`Output`]. A failed command is shown and the session goes on; a
-//! dropped connection is re-opened before the next command.
+//! dropped connection is re-opened before the next command. `help` and
+//! Tab completion use the servers' self-descriptions where they have them
+//! ([`described`]).
 
 mod batch;
 pub mod command;
+mod described;
 mod input;
 
 use std::sync::atomic::AtomicBool;
@@ -54,8 +57,10 @@ impl Summary {
 /// shown and counted in the [`Summary`].
 pub fn run(config: &Config, output: &Output) -> Result<Summary, AskError> {
     let mut requester = Requester::connect(config, Encoding::Cbor)?;
-    let mut input = Input::open();
+    let completions = described::Shared::default();
+    let mut input = Input::open(&completions);
     if input.interactive() {
+        described::load_in_background(config, &completions);
         // Ctrl-C while a request waits cancels that request, not the
         // session (at the prompt, the line editor handles it).
         let interrupted = Arc::new(AtomicBool::new(false));
@@ -71,6 +76,15 @@ pub fn run(config: &Config, output: &Output) -> Result<Summary, AskError> {
         line_no += 1;
         if !input.interactive() {
             output.set_context(format!("line {line_no}: "));
+        }
+        // `help` from the servers' descriptions; the built-in help below
+        // when they have none.
+        let described = described::help_request(&line)
+            .and_then(|op| described::help(config, &completions, op.as_deref()));
+        if let Some(text) = described {
+            input.remember(&line);
+            println!("{text}");
+            continue;
         }
         let succeeded = match command::parse(&line, config.file.as_deref()) {
             Ok(Command::Nothing) => continue,
