@@ -63,6 +63,13 @@ fn the_python_client_speaks_the_protocol() {
     };
     py(&["calc", "2+3*4"]).success().stdout("14\n");
     py(&["calc", "7/2"]).success().stdout("3.5\n");
+    // Past 64 bits: a CBOR bignum (tag 2/3), decoded by cbor2.
+    py(&["calc", "2^100"])
+        .success()
+        .stdout("1267650600228229401496703205376\n");
+    py(&["calc", "0 - 10^5000"])
+        .success()
+        .stdout(format!("-1{}\n", "0".repeat(5000)));
     py(&["echo", "olá", "mundo"])
         .success()
         .stdout("olá mundo\n");

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "client / server",
         &[
             "ask", "serve", "status", "dlq", "bench", "shell", "output", "doctor", "gather",
+            "describe",
         ],
     ),
     ("commands", &["cli", "lib", "main"]),

@@ -8,7 +8,7 @@
 //! know; the version goes up only when an existing field changes meaning.
 //!
 //! Size: a description is at most [`MAX_DESCRIPTION_BYTES`] encoded; the
-//! builder (`crate::describe::builder`) caps every text and list and drops
+//! builder (`src/describe/builder.rs`) caps every text and list and drops
 //! examples, then operations (setting `truncated`), to stay under it, and
 //! readers ignore anything larger.
 

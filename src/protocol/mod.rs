@@ -10,6 +10,7 @@ mod codec;
 mod description;
 mod error;
 mod messages;
+mod ok_value;
 #[cfg(test)]
 mod props;
 mod status;
