@@ -20,7 +20,7 @@ help:
 	@echo "make cluster / cluster-stop   a 2-node rmqtt cluster on loopback (config/rmqtt, NODES=3 for three; RMQTTD=path)"
 	@echo "make cluster-install   rmqttd into .tools/rmqtt unless found (cargo install, about 20 min)"
 	@echo "make bench-cluster   requests/s, lost and duplicated for 1/2/4 group members on Mosquitto and the cluster"
-	@echo "make bench   speed figures as ratios against references measured in the same run (docs/BENCHMARKS.md)"
+	@echo "make bench   speed figures as ratios against references measured in the same run (docs/BENCHMARKS.md, docs/bench-report.svg)"
 	@echo "make install put mqttapp on PATH (cargo install --path .)"
 	@echo "make deb     Debian package with the systemd unit into target/debian (cargo-deb, installed when missing)"
 	@echo "make man     man pages into target/man (man -l target/man/mqttapp.1)"

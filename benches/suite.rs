@@ -7,6 +7,8 @@
 //! - edits/s with real fsync, server peak RSS, 1/2/4 servers in a group
 //! - a flood: another client's calc latency under an edit flood, `busy`
 //!   refusals, server peak RSS under a flood of large-property requests
+//! - open loop: latency at a fixed rate, from each request's intended send
+//!   time, judged by an objective and drawn into `docs/bench-report.svg`
 //!
 //! - calc: small-integer evaluations/s vs the frozen i64-only evaluator,
 //!   and the cost of the largest allowed integers (in-process)
@@ -64,6 +66,7 @@ fn main() {
     edits(&broker, &mut report);
     scale(&broker, &mut report);
     flood(&broker, &mut report);
+    open_loop(&broker, &mut report);
     calc(&mut report);
     report.line(
         "whole benchmark run",
@@ -100,6 +103,7 @@ impl Report {
             let _ = writeln!(md, "| {what} | {figure} | {note} |");
         }
         md.push_str("\nTargets (issue 5): one-shot ask <= 1.5x mosquitto_rr; serve >= 90% of the bare echo responder; batch >= 50x faster than one-shots; serve peak RSS <= 20 MiB.\n");
+        md.push_str(OPEN_LOOP_DOC);
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/BENCHMARKS.md");
         std::fs::write(&path, md).expect("write docs/BENCHMARKS.md");
         println!("\nwritten to {}", path.display());
@@ -410,6 +414,89 @@ fn scale(broker: &Broker, report: &mut Report) {
         );
     }
 }
+
+/// The open-loop stage's rate: a quarter of what one server answers closed
+/// loop on this machine, so the latency is the service's, not a queue's.
+const OPEN_LOOP_RATE: &str = "5000";
+/// Its objective.
+const OPEN_LOOP_SLO: &str = "p99<50ms";
+
+/// `mqttapp bench --rate`: a fixed rate for 10 s after a 2 s warm-up,
+/// latency from the intended send times, one objective; the report is
+/// drawn into docs/bench-report.svg.
+fn open_loop(broker: &Broker, report: &mut Report) {
+    let prefix = unique_prefix("openloop");
+    let _server = Server::start(broker, &prefix);
+    let svg = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/bench-report.svg");
+    let out = mqttapp(broker, &prefix)
+        .arg("bench")
+        .args(["--json", "--rate", OPEN_LOOP_RATE, "--warmup", "2s"])
+        .args([
+            "--duration",
+            "10s",
+            "--count",
+            "1000000",
+            "--slo",
+            OPEN_LOOP_SLO,
+        ])
+        .arg("--report")
+        .arg(&svg)
+        .output()
+        .expect("run mqttapp bench --rate");
+    // Exit 9 (an objective missed) still prints the report.
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "bench --rate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let l = &v["latency_ms"];
+    let verdicts: Vec<String> = v["slo"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    format!(
+                        "{} {} ({})",
+                        s["spec"].as_str().unwrap_or(""),
+                        if s["pass"] == true { "PASS" } else { "MISS" },
+                        s["measured"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    report.line(
+        &format!("open loop, {OPEN_LOOP_RATE} calc/s for 10 s (latency from intended send)"),
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            l["p50"].as_f64().unwrap_or(0.0),
+            l["p99"].as_f64().unwrap_or(0.0),
+            l["p999"].as_f64().unwrap_or(0.0),
+            l["max"].as_f64().unwrap_or(0.0)
+        ),
+        &format!(
+            "{} sent, {:.0} replies/s; {}; [report](bench-report.svg)",
+            v["sent"].as_u64().unwrap_or(0),
+            rps(&v),
+            verdicts.join(", ")
+        ),
+    );
+}
+
+/// What BENCHMARKS.md says about the open-loop row and its report.
+const OPEN_LOOP_DOC: &str = "
+## Open loop, and how to read the report
+
+The closed-loop rows above keep a window of requests in flight and send the next one when a reply comes: they measure how much the service can do, and their latency is mostly the queue they build themselves. The open-loop row (`mqttapp bench --rate R`) answers *is it fast enough at R requests/s*: requests leave on a fixed schedule whether or not replies came, and each latency runs from the request's **intended** send time. A closed-loop client stops sending while the server stalls, and records one slow request where users at that rate would have met hundreds (coordinated omission); timed from the intended send time, every request the stall delayed carries the delay, as wrk2 does it. `--warmup` requests are sent at the same rate and not recorded; `--slo` judges the recorded ones (exit 11 on a miss, and lost or duplicated replies always miss).
+
+![latency by percentile and replies per second](bench-report.svg)
+
+[bench-report.svg](bench-report.svg), drawn by `--report` (an `.html` name adds a table of the figures and the objectives):
+
+- **Top, latency by percentile.** The x axis is in nines: 0%, 90%, 99%, 99.9% ... equally spaced, so the tail gets as much room as the median; the curve ends at the slowest reply. A curve flat until a late sharp rise: rare stalls (the machine busy with other work, an fsync, a re-send after 2 s). A curve high from the left edge: the rate is above what the service sustains and a queue grew through the run (the bottom chart shows it).
+- **Bottom, replies per second** after the warm-up. At a sustainable rate every bar stands at the rate; the last one can be short or tall (replies to the final second's requests). A dip followed by a taller bar is a stall and its catch-up. The title gives the lost and duplicated replies: both must be 0, the counts no other benchmark tool shows.
+";
 
 /// The edit flood's requests: keyed appends to four files.
 const FLOOD_EDITS: usize = 20_000;

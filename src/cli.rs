@@ -325,7 +325,7 @@ pub struct DlqSelection {
 /// `mqttapp bench`: a bounded load against running servers.
 #[derive(Debug, Args, Clone)]
 #[command(
-    after_help = "Examples:\n  mqttapp bench                                   20000 calc requests over 4 connections\n  mqttapp bench --ops calc=8,echo=1,edit=1 --count 50000 --json\n  mqttapp bench --connections 100 --window 1000 --count 100000\n\nLost replies and duplicates must be 0; the exit code is 1 when they are not."
+    after_help = "Examples:\n  mqttapp bench                                   20000 calc requests over 4 connections\n  mqttapp bench --ops calc=8,echo=1,edit=1 --count 50000 --json\n  mqttapp bench --connections 100 --window 1000 --count 100000\n  mqttapp bench --rate 2000 --warmup 2s --duration 30s --slo 'p99<20ms,p99.9<50ms' --report bench.html\n\nClosed loop by default: each connection sends its next request when a reply frees a slot of its window, and latency runs from the send. With --rate the run is open loop: requests leave on a fixed schedule whether or not replies came, and latency runs from each request's intended send time, so a stall is counted for every request it delayed, not only for the one that was waiting (corrected for coordinated omission, as wrk2 does). --window still bounds the requests in flight per connection; when it is full, sending falls behind the schedule and the delay counts in the latency.\n\nLost replies and duplicates must be 0; the exit code is 1 when they are not. With --slo, each objective is printed with its measured value and PASS or MISS; lost=0 and duplicates=0 are always checked too, and the exit code is 11 when any is missed."
 )]
 #[command(mut_args = suffix::with_source_and_default)]
 pub struct BenchArgs {
@@ -341,7 +341,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 20_000, value_name = "N", value_parser = whole::<u64>)]
     pub count: u64,
 
-    /// Stop sending after this long even if --count is not reached: 10s, 1m
+    /// Stop sending after this long (after the warm-up) even if --count is
+    /// not reached: 10s, 1m
     #[arg(
         long,
         default_value = "60s",
@@ -370,6 +371,26 @@ pub struct BenchArgs {
     /// Do not wait for a server's online status (e.g. against a bare responder)
     #[arg(long)]
     pub no_status_check: bool,
+    /// Open loop: send this many requests per second in total on a fixed
+    /// schedule, whether or not replies came; latency is measured from each
+    /// request's intended send time (corrected for coordinated omission)
+    #[arg(long, value_name = "PER_SECOND", value_parser = typed(&declared::RATE))]
+    pub rate: Option<u64>,
+
+    /// Send requests for this long first without recording them (connections,
+    /// caches and the server warm up): 2s
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::WARMUP))]
+    pub warmup: Option<Duration>,
+
+    /// Objective checked after the run, repeatable or comma-separated:
+    /// p50<5ms, p99<=20ms, p99.9<50ms, max<1s, lost=0; a miss exits 11
+    #[arg(long, value_name = "SPEC", value_parser = typed(&declared::SLO))]
+    pub slo: Vec<String>,
+
+    /// Draw the latency by percentile and the requests completed per second
+    /// into this file: .svg, or .html (the SVG and a table of the figures)
+    #[arg(long, value_name = "FILE", value_parser = typed(&declared::REPORT))]
+    pub report: Option<PathBuf>,
 }
 
 // ---- shell -----------------------------------------------------------------

@@ -29,6 +29,9 @@ pub enum ExitCode {
     Partial = 9,
     /// Anything else (I/O on the server's data directory, internal).
     Failure = 10,
+    /// `bench --slo`: an objective was missed (or a reply lost or
+    /// duplicated) in the run.
+    SloMissed = 11,
 }
 
 impl ExitCode {
@@ -53,6 +56,7 @@ impl ExitCode {
             ExitCode::Broker => "broker",
             ExitCode::Partial => "partial",
             ExitCode::Failure => "failure",
+            ExitCode::SloMissed => "slo",
         }
     }
 }

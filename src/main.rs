@@ -291,6 +291,17 @@ fn run_bench(config: &Config, args: &BenchArgs) -> Result<ExitCode, Failure> {
     } else {
         print!("{}", bench::table(&report));
     }
+    if let Some(path) = &args.report {
+        bench::write_report(path, &report)?;
+    }
+    if report.slo_missed() {
+        let missed = report.slo.iter().filter(|v| !v.pass).count();
+        eprintln!(
+            "error: {missed} of {} objectives (--slo) missed",
+            report.slo.len()
+        );
+        return Ok(ExitCode::SloMissed);
+    }
     if report.is_clean() {
         return Ok(ExitCode::Ok);
     }

@@ -1,8 +1,13 @@
 //! `mqttapp bench`: a bounded, pipelined load against running servers,
-//! reporting throughput, latency percentiles, and every request that was
-//! not answered exactly once.
+//! closed loop or on an open-loop schedule (`--rate`), reporting
+//! throughput, latency percentiles, and every request that was not
+//! answered exactly once; optionally judged against objectives (`--slo`)
+//! and drawn (`--report`).
 
 mod mix;
+mod plot;
+pub mod schedule;
+pub mod slo;
 mod worker;
 
 use std::time::{Duration, Instant};
@@ -15,6 +20,8 @@ use crate::cli::BenchArgs;
 use crate::config::Config;
 use crate::protocol::Encoding;
 pub use mix::Mix;
+use schedule::Schedule;
+use slo::Verdict;
 use worker::{Plan, Tally};
 
 /// Why a benchmark could not run.
@@ -26,6 +33,14 @@ pub enum BenchError {
     /// Connection problems or no server.
     #[error(transparent)]
     Ask(#[from] AskError),
+    /// The `--report` file could not be drawn or written.
+    #[error("cannot write the report {path}: {reason}")]
+    Report {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Latency percentiles in milliseconds.
@@ -37,6 +52,8 @@ pub struct Latency {
     pub p90: f64,
     /// 99th percentile.
     pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
     /// Slowest.
     pub max: f64,
     /// Mean.
@@ -116,14 +133,41 @@ pub struct BenchReport {
     pub latency_ms: Latency,
     /// Sending stopped at `--duration` before `--count` requests were sent.
     pub stopped_by_duration: bool,
+    /// Open loop at this many requests per second (`--rate`); absent:
+    /// closed loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_rps: Option<u64>,
+    /// The warm-up's length, seconds (0: none).
+    pub warmup_s: f64,
+    /// What the warm-up sent and got back (not in the counts above).
+    pub warmup: Counts,
+    /// Replies to recorded requests in each second after the warm-up.
+    pub per_second: Vec<u64>,
+    /// The `--slo` objectives and how each fared (empty without --slo).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub slo: Vec<Verdict>,
+    /// The latency curve for `--report`: (percentile as a count of nines,
+    /// e.g. 2 for p99, milliseconds).
+    #[serde(skip)]
+    pub curve: Vec<(f64, f64)>,
 }
 
 impl BenchReport {
     /// True when every request was answered exactly once (`busy` replies
     /// that were followed by a final answer are fine).
     pub fn is_clean(&self) -> bool {
-        let c = &self.counts;
-        c.lost == 0 && c.duplicates == 0 && c.publish_errors == 0 && c.busy_gave_up == 0
+        let (c, w) = (&self.counts, &self.warmup);
+        c.lost == 0
+            && c.duplicates == 0
+            && c.publish_errors == 0
+            && c.busy_gave_up == 0
+            && w.lost == 0
+            && w.busy_gave_up == 0
+    }
+
+    /// True when an objective of `--slo` was missed.
+    pub fn slo_missed(&self) -> bool {
+        self.slo.iter().any(|v| !v.pass)
     }
 }
 
@@ -133,7 +177,12 @@ impl BenchReport {
 /// [`BenchError`] for bad flags, connection failures or no server online.
 pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError> {
     let mix = Mix::parse(&args.ops, args.payload_size).map_err(BenchError::Usage)?;
+    let slos = slo::parse_all(&args.slo).map_err(BenchError::Usage)?;
+    if let Some(path) = &args.report {
+        plot::Format::of(path).map_err(BenchError::Usage)?;
+    }
     let duration = args.duration;
+    let warmup = args.warmup.unwrap_or(Duration::ZERO);
     if args.connections == 0 || args.connections > 1000 || args.window == 0 || args.window > 65_535
     {
         return Err(BenchError::Usage(
@@ -144,7 +193,8 @@ pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError>
         wait_for_servers(config, &mix)?;
     }
     let start = Instant::now();
-    let stop_sending = start + duration;
+    let measure_from = start + warmup;
+    let stop_sending = measure_from + duration;
     let progress = progress_bar(args, stop_sending);
     let per_worker = args.count / args.connections as u64;
     let extra = args.count % args.connections as u64;
@@ -155,7 +205,10 @@ pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError>
                     worker: w,
                     count: per_worker + u64::from((w as u64) < extra),
                     window: args.window,
+                    start,
+                    measure_from,
                     stop_sending,
+                    schedule: args.rate.map(|r| Schedule::new(r, args.connections, w)),
                     mix: mix.clone(),
                     qos: args.qos,
                     // The first re-send after 2 s, then at 6, 10, 14 s ...
@@ -179,7 +232,7 @@ pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError>
             })
             .collect()
     });
-    let elapsed = start.elapsed();
+    let elapsed = measure_from.elapsed();
     progress.finish_and_clear();
     let mut total = Tally::empty();
     for tally in tallies {
@@ -187,7 +240,23 @@ pub fn run(config: &Config, args: &BenchArgs) -> Result<BenchReport, BenchError>
     }
     let mut report = report(args, &total, elapsed);
     report.stopped_by_duration = report.counts.sent < args.count;
+    // A request lost in the warm-up is lost all the same.
+    let mut every = total.counts;
+    every.add(&total.warmup);
+    report.slo = slo::judge(&slos, &total.latency_us, &every);
     Ok(report)
+}
+
+/// Draws `report` into `path` (`--report`: .svg or .html), after the
+/// results were printed, so a file that cannot be written loses nothing.
+///
+/// # Errors
+/// [`BenchError::Report`] when it cannot be drawn or written.
+pub fn write_report(path: &std::path::Path, report: &BenchReport) -> Result<(), BenchError> {
+    plot::write(path, report).map_err(|reason| BenchError::Report {
+        path: path.display().to_string(),
+        reason,
+    })
 }
 
 /// Fails fast when no server is online for one of the mix's operations.
@@ -208,7 +277,12 @@ fn progress_bar(args: &BenchArgs, stop: Instant) -> ProgressBar {
     if args.json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(Some(args.count), ProgressDrawTarget::stderr());
+    // Open loop sends at most rate x duration.
+    let planned = args.rate.map_or(args.count, |rate| {
+        args.count
+            .min(rate.saturating_mul(args.duration.as_secs().max(1)))
+    });
+    let bar = ProgressBar::with_draw_target(Some(planned), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} replies  {rate}  {left}")
     {
         let style = style
@@ -264,11 +338,38 @@ fn report(args: &BenchArgs, t: &Tally, elapsed: Duration) -> BenchReport {
             p50: ms(h.value_at_quantile(0.5)),
             p90: ms(h.value_at_quantile(0.9)),
             p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
             max: ms(h.max()),
             mean: h.mean() / 1000.0,
         },
         stopped_by_duration: false,
+        rate_rps: args.rate,
+        warmup_s: args.warmup.unwrap_or(Duration::ZERO).as_secs_f64(),
+        warmup: t.warmup,
+        per_second: t.per_second.clone(),
+        slo: Vec::new(),
+        curve: percentile_curve(h),
     }
+}
+
+/// The latency by percentile, as (nines, milliseconds): 0 nines is p0, 1
+/// is p90, 2 is p99 ..., up to the nines the sample size can tell (at most
+/// 5), in steps of 1/50 of a nine, and the maximum last.
+fn percentile_curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let top = (h.len() as f64).log10().clamp(1.0, 5.0);
+    let steps = (top * 50.0) as u32;
+    let mut curve: Vec<(f64, f64)> = (0..steps)
+        .map(|i| {
+            let nines = f64::from(i) / 50.0;
+            let q = 1.0 - 10f64.powf(-nines);
+            (nines, h.value_at_quantile(q) as f64 / 1000.0)
+        })
+        .collect();
+    curve.push((top, h.max() as f64 / 1000.0));
+    curve
 }
 
 /// The report as a table for people.
@@ -279,15 +380,35 @@ pub fn table(r: &BenchReport) -> String {
          replies         {} (ok {}, error {}, not a reply map {})\nlost            {}\n\
          duplicates      {}\nre-sent         {}\nbusy replies    {} (gave up busy {})\npublish errors  {}\n\
          elapsed         {:.2} s\nthroughput      {:.0} requests/s\n\
-         latency ms      p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  mean {:.3}\n",
+         latency ms      p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  mean {:.3}\n",
         r.connections, r.window, r.ops, c.sent, r.replies, c.ok, c.errors, c.undecodable, c.lost,
         c.duplicates, c.resent, c.busy, c.busy_gave_up, c.publish_errors, r.elapsed_s, r.throughput_rps,
-        l.p50, l.p90, l.p99, l.max, l.mean
-    ) + if r.stopped_by_duration {
-        "stopped         at --duration, before --count requests were sent\n"
-    } else {
-        ""
+        l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+    ) + &loop_line(r)
+        // Open loop ends at --duration by design: only say so in closed loop.
+        + if r.stopped_by_duration && r.rate_rps.is_none() {
+            "stopped         at --duration, before --count requests were sent\n"
+        } else {
+            ""
+        }
+        + &slo::table(&r.slo)
+}
+
+/// How the load was paced, and the warm-up, for the table.
+fn loop_line(r: &BenchReport) -> String {
+    let mut line = match r.rate_rps {
+        Some(rate) => format!(
+            "loop            open, {rate} requests/s (latency from each request's intended send time)\n"
+        ),
+        None => "loop            closed (latency from each request's send)\n".to_string(),
+    };
+    if r.warmup_s > 0.0 {
+        line += &format!(
+            "warm-up         {:.1} s, {} requests not recorded ({} lost)\n",
+            r.warmup_s, r.warmup.sent, r.warmup.lost
+        );
     }
+    line
 }
 
 #[cfg(test)]

@@ -100,6 +100,7 @@ impl From<&BenchError> for ExitCode {
         match e {
             BenchError::Usage(_) => ExitCode::Usage,
             BenchError::Ask(a) => a.into(),
+            BenchError::Report { .. } => ExitCode::Failure,
         }
     }
 }

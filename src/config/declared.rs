@@ -425,6 +425,26 @@ pub const DURATION: Typed<Duration> = Typed {
     setting: flag_only("duration", "duration", "none", "60s", &[Cmd::Bench]),
     parse: parse::duration,
 };
+/// `bench --rate`: open loop at this many requests per second.
+pub const RATE: Typed<u64> = Typed {
+    setting: flag_only("rate", "rate", "none", "none, closed loop", &[Cmd::Bench]),
+    parse: parse::per_second,
+};
+/// `bench --warmup`: requests sent first and not recorded.
+pub const WARMUP: Typed<Duration> = Typed {
+    setting: flag_only("warmup", "warmup", "none", "none", &[Cmd::Bench]),
+    parse: parse::duration,
+};
+/// `bench --slo`: objectives checked after the run (bench parses them).
+pub const SLO: Typed<String> = Typed {
+    setting: flag_only("slo", "slo", "none", "none", &[Cmd::Bench]),
+    parse: parse::text,
+};
+/// `bench --report`: the SVG or HTML file drawn after the run.
+pub const REPORT: Typed<PathBuf> = Typed {
+    setting: flag_only("report", "report", "none", "none", &[Cmd::Bench]),
+    parse: parse::path,
+};
 
 /// Every declared setting.
 pub const ALL: &[&Setting] = &[
@@ -456,6 +476,10 @@ pub const ALL: &[&Setting] = &[
     &WAIT.setting,
     &FORGET.setting,
     &DURATION.setting,
+    &RATE.setting,
+    &WARMUP.setting,
+    &SLO.setting,
+    &REPORT.setting,
 ];
 
 /// The setting called `name`.

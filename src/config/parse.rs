@@ -74,6 +74,18 @@ pub fn bytes(value: &str) -> Result<u64, String> {
         .ok_or_else(|| "must be a number of bytes, optionally with KiB, MiB or GiB".to_string())
 }
 
+/// A rate (`bench --rate`): a whole number of requests per second, 1 to
+/// 1,000,000 (more than one machine's loopback carries).
+pub fn per_second(value: &str) -> Result<u64, String> {
+    value
+        .trim()
+        .trim_end_matches("/s")
+        .parse::<u64>()
+        .ok()
+        .filter(|r| (1..=1_000_000).contains(r))
+        .ok_or_else(|| "use a whole number of requests per second from 1 to 1000000".to_string())
+}
+
 /// The server's queue budget: [`bytes`], at least the smallest that works.
 pub fn queue_bytes(value: &str) -> Result<u64, String> {
     let min = crate::limits::MIN_QUEUE_BYTES;
