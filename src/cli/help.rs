@@ -25,6 +25,7 @@ pub(super) const SHELL_HELP: &str = "Commands at the prompt:
   echo hello world                send text back
   edit --line 3 new text          the same flags as `mqttapp ask edit`
   show [--file NAME]              print the file (edit --show)
+  -H KEY=VALUE COMMAND            send a user property with this one request
   help [COMMAND]                  the commands, or one command's flags
   quit, exit, Ctrl-D              leave (Ctrl-C cancels a request awaiting its reply)
 
@@ -57,6 +58,8 @@ pub(super) const ASK_HELP: &str = "Examples:
   mqttapp ask edit --show              prints the file
   mqttapp ask --json calc 7/2          prints {\"ok\":3.5}
   mqttapp ask -q calc 1/0 || echo bad  no output; the exit code tells
+  mqttapp ask -v calc 1+1              also prints on stderr where the time went
+  mqttapp ask -H traceparent=00-...-01 calc 1+1   sends a user property along
   mqttapp ask                          no operation: the interactive shell
   printf 'calc 1+2\\necho hi\\n' | mqttapp ask --batch   pipelined: prints 3 and hi
 

@@ -46,7 +46,12 @@ impl Message {
         let props_len = meta.response_topic.as_ref().map_or(0, |t| t.len() + 3)
             + meta.correlation.as_ref().map_or(0, |c| c.len() + 3)
             + meta.content_type.as_ref().map_or(0, |c| c.len() + 3)
-            + meta.expiry_secs.map_or(0, |_| 5);
+            + meta.expiry_secs.map_or(0, |_| 5)
+            + meta
+                .user
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 5)
+                .sum::<usize>();
         Message {
             topic: topic.to_string(),
             payload,

@@ -15,6 +15,7 @@
 //! shutdown, lanes done), waited on with the deadline the state machine
 //! (`supervisor.rs`) gives, whose actions it performs.
 
+mod breakdown;
 mod events;
 mod handler;
 mod identity;
@@ -42,7 +43,8 @@ use crate::config::Config;
 use crate::deadletter::{DeadLetters, Reason};
 use crate::mqtt::{Client, Message, MqttError};
 use crate::operations::{edit::EditError, Operations};
-use crate::protocol::Topics;
+use crate::protocol::{request_traceparent, Topics};
+use breakdown::Timing;
 use handler::{handle, Incoming};
 use lanes::{Admission, Lane, Queued};
 use letters::DeadLetterSink;
@@ -113,12 +115,15 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
     let ops = Operations::open(&config.data_dir, default_file, config.limits)?;
     let topics = Topics::new(&config.prefix).allowing_replies(&config.reply_topics);
     let memory = Arc::new(Memory::default());
-    let admission = Arc::new(Admission::new(
-        topics.clone(),
-        config.limits.max_queue_bytes,
-        config.limits.max_payload,
-        memory.clone(),
-    ));
+    let admission = Arc::new(
+        Admission::new(
+            topics.clone(),
+            config.limits.max_queue_bytes,
+            config.limits.max_payload,
+            memory.clone(),
+        )
+        .answering_as(&config.server_id),
+    );
     let link = Link::open(config, client, admission.clone(), control.sender())?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, max_queue_bytes = config.limits.max_queue_bytes, "serving");
     let store = DeadLetters::new(&config.data_dir, &config.server_id)
@@ -135,6 +140,7 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
         letters,
         memory,
         max_payload: config.limits.max_payload,
+        server_id: config.server_id.clone(),
     };
     let sender = || ReplySender::start(link.client.clone(), server.letters.clone());
     let (stop_refusals, refusal_orders) = unbounded::<()>();
@@ -309,6 +315,8 @@ struct Server {
     letters: Arc<DeadLetterSink>,
     memory: Arc<Memory>,
     max_payload: usize,
+    /// Named on every reply (`mqttapp-server-id`), as in the status topic.
+    server_id: String,
 }
 
 impl Server {
@@ -355,8 +363,11 @@ impl Server {
     /// Answers one request of the fast lane.
     fn answer_one(&self, first: Queued, ticket: Ticket<'_, Queued>, replies: &ReplySender) {
         let incoming = incoming_of(first);
+        let span = breakdown::request_span(&incoming.meta.user);
+        let _entered = span.enter();
+        let started = Instant::now();
         let outcome = handle(&self.ops, &self.topics, self.max_payload, &incoming);
-        self.deliver(&incoming, outcome, replies);
+        self.deliver(&incoming, outcome, Timing::since(started), replies);
         drop(ticket);
     }
 
@@ -385,19 +396,39 @@ impl Server {
             .into_iter()
             .map(|(queued, ticket)| (incoming_of(queued), ticket))
             .unzip();
+        let started = Instant::now();
         let outcomes = handler::handle_burst(&self.ops, &self.topics, self.max_payload, &incoming);
+        // Every reply of the burst waited for the whole burst (its commit).
+        let timing = Timing::since(started);
         for (incoming, outcome) in incoming.iter().zip(outcomes) {
-            self.deliver(incoming, outcome, replies);
+            let span = breakdown::request_span(&incoming.meta.user);
+            let _entered = span.enter();
+            self.deliver(incoming, outcome, timing, replies);
         }
         drop(tickets);
     }
 
-    /// Records the outcome's dead letter, if any, and publishes its reply.
-    fn deliver(&self, incoming: &Incoming, outcome: handler::Outcome, replies: &ReplySender) {
+    /// Records the outcome's dead letter, if any, and publishes its reply
+    /// with the server's id and time breakdown (`breakdown.rs`).
+    fn deliver(
+        &self,
+        incoming: &Incoming,
+        outcome: handler::Outcome,
+        timing: Timing,
+        replies: &ReplySender,
+    ) {
         if let Some((reason, detail)) = &outcome.dead_letter {
             self.letters.record(*reason, detail, &incoming.original());
         }
-        if let Some(reply) = outcome.reply {
+        if let Some(mut reply) = outcome.reply {
+            let traceparent = request_traceparent(&incoming.meta.user);
+            breakdown::stamp(
+                &mut reply.meta,
+                &self.server_id,
+                incoming.arrived,
+                timing,
+                traceparent,
+            );
             tracing::debug!(topic = %crate::logging::shorten(&incoming.topic, 120), reply_to = %crate::logging::shorten(&reply.topic, 120), error = ?reply.error, "answered");
             replies.send(Message::new(&reply.topic, reply.payload, reply.meta, false));
         }
