@@ -85,7 +85,10 @@ fn send(
         Timing::not_run(),
         traceparent,
     );
-    let span = tracing::debug_span!("request", traceparent);
+    let span = match traceparent {
+        Some(traceparent) => tracing::debug_span!("request", traceparent),
+        None => tracing::Span::none(),
+    };
     let _entered = span.enter();
     let payload = encode_reply(
         &Reply::error(refusal.code, refusal.text.clone()),
