@@ -131,10 +131,15 @@ impl<K> Pipeline<K> {
     /// A refusal by the broker fails its request at once; other failures (a
     /// dropped connection) are left to the re-send.
     fn check_publishes(&mut self, out: &mut Vec<Outcome<K>>) {
-        while let Some(token) = self.unchecked.front() {
+        let window = self.window;
+        loop {
+            let unchecked = self.unchecked.len();
+            let Some(token) = self.unchecked.front_mut() else {
+                return;
+            };
             let result = match token.completed() {
                 Some(result) => result,
-                None if self.unchecked.len() > 2 * self.window => token.wait(ACK_LIMIT),
+                None if unchecked > 2 * window => token.wait(ACK_LIMIT),
                 None => return,
             };
             let Some(token) = self.unchecked.pop_front() else {

@@ -171,9 +171,12 @@ impl Delivery {
         }
     }
 
-    /// The result if it has completed, without waiting.
-    pub fn completed(&self) -> Option<Result<(), DeliveryError>> {
-        futures::FutureExt::now_or_never(self.clone())
+    /// The result if it has completed, without waiting. Polls this token
+    /// itself: a clone of a paho token is a deep copy of its message
+    /// (payload and every property), and replies are checked this way
+    /// once or more each.
+    pub fn completed(&mut self) -> Option<Result<(), DeliveryError>> {
+        futures::FutureExt::now_or_never(self)
     }
 
     /// Waits up to `timeout` for the result.
