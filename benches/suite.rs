@@ -8,13 +8,27 @@
 //! - a flood: another client's calc latency under an edit flood, `busy`
 //!   refusals, server peak RSS under a flood of large-property requests
 //!
-//! `MQTTAPP_BENCH_ONLY=flood` runs the flood alone and only prints it.
+//! - calc: small-integer evaluations/s vs the frozen i64-only evaluator,
+//!   and the cost of the largest allowed integers (in-process)
+//!
+//! `MQTTAPP_BENCH_ONLY=flood` runs the flood alone and only prints it;
+//! `MQTTAPP_BENCH_ONLY=calc` the same for the calc stage.
 //!
 //! Prints a table and writes `docs/BENCHMARKS.md`. Bounded: every load has
 //! a count and a time limit.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+
+#[allow(dead_code)] // a frozen copy: only `evaluate` is measured
+#[path = "calc_i64/mod.rs"]
+mod calc_i64;
+#[path = "calc_stage/mod.rs"]
+mod calc_stage;
+/// What the frozen copy's `crate::limits` refers to.
+mod limits {
+    pub use mqttapp::limits::CalcLimits;
+}
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -29,6 +43,10 @@ fn main() {
     let started = Instant::now();
     if std::env::var("MQTTAPP_BENCH_ONLY").as_deref() == Ok("flood") {
         flood(&Broker::start_quiet(), &mut Report::default());
+        return;
+    }
+    if std::env::var("MQTTAPP_BENCH_ONLY").as_deref() == Ok("calc") {
+        calc(&mut Report::default());
         return;
     }
     let bare_echo = Path::new(MQTTAPP)
@@ -46,12 +64,20 @@ fn main() {
     edits(&broker, &mut report);
     scale(&broker, &mut report);
     flood(&broker, &mut report);
+    calc(&mut report);
     report.line(
         "whole benchmark run",
         format!("{:.0} s", started.elapsed().as_secs_f64()),
         "",
     );
     report.write();
+}
+
+/// The calc stage (benches/calc_stage/), in-process.
+fn calc(report: &mut Report) {
+    for (what, figure, note) in calc_stage::rows() {
+        report.line(&what, figure, &note);
+    }
 }
 
 /// Rows of (what, figure, reference/ratio).

@@ -4,6 +4,7 @@ with nothing but paho-mqtt and cbor2 (`pip install paho-mqtt cbor2`, or
 `make setup`).
 
     python3 examples/python_client.py calc "2+3*4"            # 14
+    python3 examples/python_client.py calc "2^100"            # 1267650600228229401496703205376
     python3 examples/python_client.py echo hello world        # hello world
     python3 examples/python_client.py edit --line 3 new text  # notes.txt: rev 1, 3 lines
     python3 examples/python_client.py edit --show             # the file
@@ -103,6 +104,13 @@ def show(value):
             print(f"{value['file']}: rev {value['rev']}, {value['lines']} lines")
     elif isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
         print(int(value))
+    elif isinstance(value, int):
+        # Integers past 64 bits arrive as CBOR bignums (tags 2 and 3), which
+        # cbor2 turns into Python ints. They have up to 10,000 digits, and
+        # Python 3.11+ refuses to print more than 4,300 unless told.
+        if hasattr(sys, "set_int_max_str_digits"):
+            sys.set_int_max_str_digits(0)
+        print(value)
     else:
         print(value)
 

@@ -20,8 +20,9 @@ pub mod parse;
 mod settings;
 mod suffix;
 pub use help::SHORT_USAGE;
-use help::{ASK_HELP, COMPLETIONS_HELP, DLQ_HELP, SERVE_HELP, SHELL_HELP, STATUS_HELP, TOP_HELP};
+use help::{ASK_HELP, COMPLETIONS_HELP, DLQ_HELP, PING_HELP, SERVE_HELP, SHELL_HELP};
 use help::{CALC_HELP, ECHO_HELP, EDIT_HELP};
+use help::{STATUS_HELP, TOP_HELP};
 
 /// [`Cli`] as completion scripts and `completions --help` show it:
 /// `completions` without the connection, TLS and logging flags, which it
@@ -161,6 +162,14 @@ pub enum Command {
     /// List the servers and their state (online/offline, operations, version)
     #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
+    /// List the operations the online servers offer, or describe one
+    /// (fields, limits, examples, error codes), from their self-descriptions
+    #[command(after_help = help::DESCRIBE_HELP)]
+    Describe(DescribeArgs),
+    /// A live round trip to every online server (group members too):
+    /// id, instance, version, round-trip time; exit 6 when none answers
+    #[command(after_help = PING_HELP)]
+    Ping(PingArgs),
     /// Dead letters: requests a server could not answer (list, replay, purge)
     #[command(after_help = DLQ_HELP)]
     Dlq(DlqArgs),
@@ -205,6 +214,43 @@ pub struct StatusArgs {
     /// good (it is listed no more); online servers are refused
     #[arg(long, value_name = "ID")]
     pub forget: Option<String>,
+}
+
+// ---- describe --------------------------------------------------------------
+
+/// `mqttapp describe [OP]`: the servers' self-descriptions.
+#[derive(Debug, Args, Clone, Default)]
+#[command(mut_args = suffix::with_source_and_default)]
+pub struct DescribeArgs {
+    /// The operation to describe in full; none lists every operation
+    #[arg(value_name = "OP")]
+    pub op: Option<String>,
+
+    /// Print JSON (an array of operations, or one operation's object)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Wait at most this long for the descriptions: 3, 500ms
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::WAIT))]
+    pub wait: Option<Duration>,
+}
+
+// ---- ping ------------------------------------------------------------------
+
+/// `mqttapp ping`: a live round trip to every server.
+#[derive(Debug, Args, Clone)]
+pub struct PingArgs {
+    /// Rounds to send; after more than one, a min/avg/max summary per server
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub count: u32,
+
+    /// Print one JSON object per answer (and per summary) instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// How long each round waits for answers: 1s, 300ms [env: none] [default: 1s]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::WAIT))]
+    pub wait: Option<Duration>,
 }
 
 // ---- dlq -------------------------------------------------------------------
@@ -424,6 +470,22 @@ pub struct AskArgs {
     /// one result line per request in input order
     #[arg(long)]
     pub batch: bool,
+
+    /// Send the request to every online server, group members included
+    /// (PREFIX/v1/all/req/OP), and print one line per server:
+    /// `<server-id> <result>`; exit 0 all answered, 9 some, 6 none
+    #[arg(long, conflicts_with = "batch")]
+    pub all: bool,
+
+    /// With --all: stop after N distinct servers answered (0: wait for
+    /// every server online) [env: none] [default: every server online]
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true, value_parser = whole::<usize>, requires = "all")]
+    pub replies: usize,
+
+    /// With --all: how long to gather answers at most: 2s, 500ms
+    /// [env: none] [default: the timeout]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, value_parser = typed(&declared::WAIT), requires = "all")]
+    pub wait: Option<Duration>,
 
     /// The operation and its arguments; none opens the interactive shell
     /// (or, with --batch, reads requests from stdin).

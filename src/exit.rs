@@ -25,6 +25,8 @@ pub enum ExitCode {
     /// The broker lacks a feature the command relies on (CONNACK), or
     /// `doctor` found a guarantee that does not hold on it.
     Broker = 8,
+    /// `ask --all`, `ping`: some servers answered, not all of them.
+    Partial = 9,
     /// Anything else (I/O on the server's data directory, internal).
     Failure = 10,
 }
@@ -49,6 +51,7 @@ impl ExitCode {
             ExitCode::NoServer => "no_server",
             ExitCode::Tls => "tls",
             ExitCode::Broker => "broker",
+            ExitCode::Partial => "partial",
             ExitCode::Failure => "failure",
         }
     }

@@ -14,6 +14,8 @@
 //! - [`serve`]: the server loop.
 //! - [`ask`]: the client.
 //! - [`status`]: `mqttapp status`, the servers' retained statuses.
+//! - [`describe`]: servers' self-descriptions: built, published, listed.
+//! - [`gather`]: `mqttapp ping` and `ask --all`, answers from every server.
 //! - [`shell`]: the interactive shell over one connection.
 //! - [`output`]: how results and errors are shown (plain, JSON, quiet, colour).
 //! - [`bench`]: the load generator.
@@ -31,9 +33,11 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod deadletter;
+pub mod describe;
 pub mod dlq;
 pub mod doctor;
 pub mod exit;
+pub mod gather;
 pub mod ids;
 pub mod limits;
 pub mod logging;

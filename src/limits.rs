@@ -13,6 +13,21 @@ use serde::Deserialize;
 /// (up to ~2 KiB), and the server's main thread has 8 MiB.
 pub const MAX_CALC_DEPTH: usize = 512;
 
+/// Most decimal digits an exact calc integer may have (its magnitude stays
+/// below 10^10000), for literals, results and every intermediate value.
+/// Fixed, not configurable: it bounds the work of one request (a product
+/// of two such numbers, or formatting one, takes well under a millisecond)
+/// and every size check is decided from bit lengths before computing.
+pub const MAX_INT_DIGITS: u32 = 10_000;
+
+/// Most big-integer work one calc expression may do, in 64-bit limb
+/// operations (a product of an m-limb and an n-limb number counts m * n;
+/// a power its result's limbs squared; a sum m + n). About 15 products of
+/// two 10,000-digit numbers, a few milliseconds: without it a 4 KiB
+/// expression of a few hundred near-limit powers could keep a server busy
+/// for 0.1 s. Integers that fit in 64 bits cost nothing.
+pub const MAX_INT_WORK: u64 = 4_000_000;
+
 /// Default largest request payload the server decodes, in bytes.
 pub const DEFAULT_MAX_PAYLOAD: usize = 256 * 1024;
 

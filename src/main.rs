@@ -10,14 +10,14 @@ use mqttapp::ask;
 use mqttapp::bench;
 use mqttapp::cli::exits::Failure;
 use mqttapp::cli::{
-    AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, DlqAction, DlqArgs, DlqSelection,
-    RequestArgs, StatusArgs,
+    AskArgs, AskOp, BenchArgs, Cli, ColorWhen, Command, DescribeArgs, DlqAction, DlqArgs,
+    DlqSelection, PingArgs, RequestArgs, StatusArgs,
 };
 use mqttapp::config::{self, Config};
 use mqttapp::exit::ExitCode;
 use mqttapp::mqtt::MqttError;
 use mqttapp::output::{Format, Output};
-use mqttapp::{dlq, serve, shell, status};
+use mqttapp::{dlq, gather, serve, shell, status};
 
 fn main() {
     pin_timezone();
@@ -64,6 +64,8 @@ fn run_command(cli: &Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::Ok)
         }
         Command::Status(args) => run_status(&resolve(cli)?, args),
+        Command::Describe(args) => run_describe(&resolve(cli)?, args),
+        Command::Ping(args) => run_ping(&resolve(cli)?, args),
         Command::Dlq(args) => run_dlq(&resolve(cli)?, args),
         Command::Bench(args) => run_bench(&resolve(cli)?, args),
         Command::Doctor(args) => Ok(mqttapp::doctor::main(&resolve(cli)?, args.json)),
@@ -195,6 +197,9 @@ fn run_ask(cli: &Cli, args: &AskArgs) -> Result<ExitCode, Failure> {
     let headers = ask::headers::parse_all(&args.request.header)?;
     let config = resolve(cli)?;
     let output = output(cli, &args.request);
+    if args.all {
+        return run_all(&config, args, &output, headers);
+    }
     match (&args.op, args.batch) {
         (Some(op), false) => run_one(&config, op, &output, headers),
         (None, false) => run_shell(&config, &output, headers),
@@ -204,6 +209,50 @@ fn run_ask(cli: &Cli, args: &AskArgs) -> Result<ExitCode, Failure> {
         )
         .into()),
     }
+}
+
+/// `ask --all OP ...`: one request to every online server, one line each.
+fn run_all(
+    config: &Config,
+    args: &AskArgs,
+    output: &Output,
+    headers: Vec<(String, String)>,
+) -> Result<ExitCode, Failure> {
+    let Some(op) = &args.op else {
+        return Err(gather::GatherError::Usage(
+            "--all sends one request to every server: give an operation, e.g. ask --all calc 1+1"
+                .into(),
+        )
+        .into());
+    };
+    let request = ask::build_request(op, config.file.as_deref())?;
+    let options = gather::all::AllOptions {
+        replies: (args.replies > 0).then_some(args.replies),
+        wait: args.wait.unwrap_or(config.timeout),
+        format: output.format(),
+        headers,
+    };
+    let mut out = std::io::stdout().lock();
+    Ok(gather::all::run(config, &request, &options, &mut out)?)
+}
+
+/// `mqttapp ping`: exit 0 when some server answered, 6 when none did.
+fn run_ping(config: &Config, args: &PingArgs) -> Result<ExitCode, Failure> {
+    let options = gather::ping::PingOptions {
+        count: args.count,
+        wait: args.wait.unwrap_or(gather::ping::DEFAULT_WAIT),
+        json: args.json,
+    };
+    let verdict = gather::ping::run(config, &options, &mut std::io::stdout().lock())?;
+    if verdict == gather::Verdict::None {
+        let wait = humantime::format_duration(options.wait);
+        eprintln!(
+            "no server answered a ping on {}/v1/ping within {wait} (`mqttapp status` shows the retained statuses)",
+            config.prefix
+        );
+        return Ok(ExitCode::NoServer);
+    }
+    Ok(ExitCode::Ok)
 }
 
 fn run_one(
@@ -291,6 +340,31 @@ fn run_status(config: &Config, args: &StatusArgs) -> Result<ExitCode, Failure> {
     let (prefix, known) = (&config.prefix, rows.len());
     eprintln!("no server online under {prefix}/v1/status/ ({known} known)");
     Ok(ExitCode::NoServer)
+}
+
+/// Lists the operations the online servers offer, or describes one;
+/// exit 6 when no server is online, 2 when none offers the operation.
+fn run_describe(config: &Config, args: &DescribeArgs) -> Result<ExitCode, Failure> {
+    use mqttapp::describe::{self, render};
+    let catalog = describe::collect(config, args.wait.unwrap_or(describe::DEFAULT_WAIT))?;
+    let text = match &args.op {
+        None => {
+            catalog.require_online(&config.prefix)?;
+            match args.json {
+                true => render::list_json(&catalog).to_string() + "\n",
+                false => render::list(&catalog),
+            }
+        }
+        Some(op) => {
+            let offer = describe::find(&catalog, op, &config.prefix)?;
+            match args.json {
+                true => render::one_json(offer).to_string() + "\n",
+                false => render::one(offer),
+            }
+        }
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(ExitCode::Ok)
 }
 
 /// `status --forget ID`: removes an offline server's retained status.

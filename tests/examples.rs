@@ -63,6 +63,13 @@ fn the_python_client_speaks_the_protocol() {
     };
     py(&["calc", "2+3*4"]).success().stdout("14\n");
     py(&["calc", "7/2"]).success().stdout("3.5\n");
+    // Past 64 bits: a CBOR bignum (tag 2/3), decoded by cbor2.
+    py(&["calc", "2^100"])
+        .success()
+        .stdout("1267650600228229401496703205376\n");
+    py(&["calc", "0 - 10^5000"])
+        .success()
+        .stdout(format!("-1{}\n", "0".repeat(5000)));
     py(&["echo", "olá", "mundo"])
         .success()
         .stdout("olá mundo\n");
@@ -228,4 +235,36 @@ fn mosquitto_one_liners_get_text_and_json_answers_in_kind() {
                     "all one-liners answered as expected",
                 )),
         );
+}
+
+#[test]
+fn the_python_gather_example_reaches_every_server_of_a_group_once() {
+    require_python_deps();
+    let broker = Broker::start();
+    let prefix = unique_prefix("pygather");
+    let shared = broker.dir().join("group-data");
+    let member = |id: &str| {
+        Server::start_with(
+            &broker,
+            &prefix,
+            &shared,
+            &["--server-id", id, "--group", "g"],
+        )
+    };
+    let _servers = [member("g1"), member("g2")];
+    let out = example("python3", "python_gather.py", &broker.url(), &prefix)
+        .args(["calc", "2*21"])
+        .assert()
+        .success();
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["g1 42", "g2 42"]);
+    example("python3", "python_gather.py", &broker.url(), &prefix)
+        .args(["--replies", "1", "echo", "hi"])
+        .assert()
+        .success()
+        .stdout(predicate::str::ends_with(" hi\n").and(predicate::str::contains("\n").count(1)));
 }

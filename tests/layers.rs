@@ -26,7 +26,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "client / server",
         &[
-            "ask", "serve", "status", "dlq", "bench", "shell", "output", "doctor",
+            "ask", "serve", "status", "dlq", "bench", "shell", "output", "doctor", "gather",
+            "describe",
         ],
     ),
     ("commands", &["cli", "lib", "main"]),

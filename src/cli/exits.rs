@@ -9,8 +9,10 @@ use std::error::Error;
 use crate::ask::AskError;
 use crate::bench::BenchError;
 use crate::config::ConfigError;
+use crate::describe::DescribeError;
 use crate::dlq::DlqError;
 use crate::exit::ExitCode;
+use crate::gather::GatherError;
 use crate::mqtt::MqttError;
 use crate::serve::ServeError;
 use crate::status::ForgetError;
@@ -42,6 +44,16 @@ impl From<&AskError> for ExitCode {
     }
 }
 
+impl From<&GatherError> for ExitCode {
+    fn from(e: &GatherError) -> ExitCode {
+        match e {
+            GatherError::Mqtt(m) => m.into(),
+            GatherError::NoServer { .. } => ExitCode::NoServer,
+            GatherError::Usage(_) => ExitCode::Usage,
+        }
+    }
+}
+
 impl From<&DlqError> for ExitCode {
     fn from(e: &DlqError) -> ExitCode {
         match e {
@@ -67,6 +79,16 @@ impl From<&ForgetError> for ExitCode {
         match e {
             ForgetError::Mqtt(m) => m.into(),
             _ => ExitCode::Usage,
+        }
+    }
+}
+
+impl From<&DescribeError> for ExitCode {
+    fn from(e: &DescribeError) -> ExitCode {
+        match e {
+            DescribeError::Mqtt(m) => m.into(),
+            DescribeError::NoServer { .. } => ExitCode::NoServer,
+            DescribeError::Unknown { .. } => ExitCode::Usage,
         }
     }
 }

@@ -8,6 +8,7 @@ pub(super) const TOP_HELP: &str = "Examples:
   mqttapp ask edit --line 3 \"text\"       line 3 of the server's file becomes \"text\"
   mqttapp ask edit --show                prints the file
   mqttapp shell                          a prompt: calc 1+1, echo hi, show, help, quit
+  mqttapp describe calc                  what calc takes, its limits, examples, error codes
   mqttapp completions bash > ~/.local/share/bash-completion/completions/mqttapp
 
 Run `mqttapp help <command>` or `mqttapp <command> --help` for each command's flags.";
@@ -62,10 +63,13 @@ pub(super) const ASK_HELP: &str = "Examples:
   mqttapp ask -H traceparent=00-...-01 calc 1+1   sends a user property along
   mqttapp ask                          no operation: the interactive shell
   printf 'calc 1+2\\necho hi\\n' | mqttapp ask --batch   pipelined: prints 3 and hi
+  mqttapp ask --all calc 1+1           every online server: one \"<server-id> 2\" line each
+  mqttapp ask --all --replies 2 echo hi   stops after two servers answered
 
 Exit codes: 0 ok, 1 the server answered with an error, 2 usage or
 configuration, 3 cannot connect, 4 authentication or authorization refused,
-5 timeout, 6 no server online, 7 TLS failure.";
+5 timeout, 6 no server online, 7 TLS failure; with --all: 0 every server
+answered (1 if one answered with an error), 9 some did not, 6 none did.";
 
 pub(super) const STATUS_HELP: &str = "Examples:
   mqttapp status
@@ -73,6 +77,23 @@ pub(super) const STATUS_HELP: &str = "Examples:
 
 Exit codes: 0 at least one server is online, 6 none is, 3 cannot connect,
 4 refused. A server that crashed shows \"offline\" (its MQTT will).";
+
+pub(super) const DESCRIBE_HELP: &str = "Examples:
+  mqttapp describe                      the operations online servers offer, and which servers
+  mqttapp describe calc                 calc's fields, limits, examples and error codes
+  mqttapp describe edit --json          the same as one JSON object
+
+Only servers whose status is online are described (`mqttapp status`).
+Exit codes: 0 described, 2 no online server offers the operation, 6 no
+server online, 3 cannot connect, 4 refused.";
+
+pub(super) const PING_HELP: &str = "Examples:
+  mqttapp ping                      every online server once: id, instance, version, time
+  mqttapp ping --count 3 --json     three rounds as JSON lines, then a summary per server
+  mqttapp ping --wait 300ms         wait 300 ms for answers in each round
+
+Exit codes: 0 some server answered, 6 none answered (see `mqttapp status` for
+the retained statuses), 3/4/7 connection, authentication, TLS.";
 
 pub(super) const DLQ_HELP: &str =
     "Runs on the server's host: it reads and rewrites the dead-letter store in
@@ -97,6 +118,8 @@ Usage: mqttapp <COMMAND> [OPTIONS]
   ask          send one request: mqttapp ask calc 2+3
   shell        a prompt over one connection
   status       which servers are online
+  describe     what the servers offer: mqttapp describe calc
+  ping         a live round trip to every server
   dlq          requests a server could not answer
   bench        measure throughput and latency
   completions  print a shell completion script

@@ -13,7 +13,8 @@ impl Cli {
             Command::Serve(_) => Some(Cmd::Serve),
             Command::Ask(_) => Some(Cmd::Ask),
             Command::Shell(_) => Some(Cmd::Shell),
-            Command::Status(_) => Some(Cmd::Status),
+            // The same settings as `status`: the connection and the prefix.
+            Command::Status(_) | Command::Describe(_) | Command::Ping(_) => Some(Cmd::Status),
             Command::Dlq(_) => Some(Cmd::Dlq),
             Command::Bench(_) => Some(Cmd::Bench),
             Command::Doctor(_) => Some(Cmd::Doctor),
@@ -50,6 +51,8 @@ impl Cli {
             Command::Shell(shell) => s.timeout = shell.request.timeout,
             Command::Dlq(dlq) => s.data_dir = dlq.data_dir.clone(),
             Command::Status(_)
+            | Command::Describe(_)
+            | Command::Ping(_)
             | Command::Bench(_)
             | Command::Doctor(_)
             | Command::Completions(_) => {}

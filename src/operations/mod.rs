@@ -83,6 +83,7 @@ impl Operations {
     fn calc(&self, expr: &str) -> Reply {
         match calc::evaluate(expr, &self.limits.calc) {
             Ok(calc::Number::Int(n)) => Reply::Ok(OkValue::Int(n)),
+            Ok(calc::Number::Big(n)) => Reply::Ok(OkValue::Big(n)),
             Ok(calc::Number::Float(x)) => Reply::Ok(OkValue::Float(x)),
             Err(e) => Reply::Err(calc_error(e)),
         }

@@ -153,12 +153,15 @@ pub struct EditResult {
     pub next: Option<u64>,
 }
 
-/// A successful result. Untagged: on the wire it is just the value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+/// A successful result. Untagged: on the wire it is just the value (see
+/// `ok_value.rs` for how each variant is written and read).
+#[derive(Debug, Clone, PartialEq)]
 pub enum OkValue {
     /// An exact integer (calc).
     Int(i64),
+    /// An exact integer outside the `i64` range (calc): a CBOR bignum (tag
+    /// 2 or 3) or plain integer, a JSON number with all its digits.
+    Big(num_bigint::BigInt),
     /// A floating-point number (calc).
     Float(f64),
     /// Text (echo).
@@ -172,6 +175,7 @@ impl fmt::Display for OkValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OkValue::Int(n) => write!(f, "{n}"),
+            OkValue::Big(n) => write!(f, "{n}"),
             OkValue::Float(x) => f.write_str(&format_float(*x)),
             OkValue::Text(s) => f.write_str(s),
             OkValue::Edit(e) => match &e.content {

@@ -8,8 +8,10 @@
 
 mod breakdown;
 mod codec;
+mod description;
 mod error;
 mod messages;
+mod ok_value;
 #[cfg(test)]
 mod props;
 mod status;
@@ -21,6 +23,9 @@ mod wording;
 pub use breakdown::{is_reserved_property, reply_properties, request_traceparent, ServerTimes};
 pub use codec::{
     decode_reply, decode_request, encode_reply, encode_request, from_cbor, to_cbor, Encoding,
+};
+pub use description::{
+    Description, Example, Field, Limit, OpDescription, DESCRIPTION_VERSION, MAX_DESCRIPTION_BYTES,
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use messages::{

@@ -45,14 +45,34 @@ impl Topics {
         format!("{}/v1/req/+", self.prefix)
     }
 
-    /// The operation name in a request topic, if the topic is one of ours.
+    /// `<prefix>/v1/all/req/<op>`: a request for every online server
+    /// (scatter-gather). Servers subscribe to it without a shared group,
+    /// so each member of a group gets its own copy.
+    pub fn all_request(&self, op: Op) -> String {
+        format!("{}/v1/all/req/{}", self.prefix, op.as_str())
+    }
+
+    /// `<prefix>/v1/all/req/+`: what every server subscribes to, never
+    /// inside `$share/...`.
+    pub fn all_request_filter(&self) -> String {
+        format!("{}/v1/all/req/+", self.prefix)
+    }
+
+    /// `<prefix>/v1/ping`: live servers answer here (status again, or a
+    /// direct answer when the ping names a response topic).
+    pub fn ping(&self) -> String {
+        format!("{}/v1/ping", self.prefix)
+    }
+
+    /// The operation name in a request topic (`req/<op>` or
+    /// `all/req/<op>`), if the topic is one of ours.
     ///
     /// Returns the raw name so that unknown operations can be answered with
     /// `unknown_op` instead of being ignored.
     pub fn op_name<'a>(&self, topic: &'a str) -> Option<&'a str> {
-        topic
-            .strip_prefix(self.prefix.as_str())?
-            .strip_prefix("/v1/req/")
+        let rest = topic.strip_prefix(self.prefix.as_str())?;
+        rest.strip_prefix("/v1/req/")
+            .or_else(|| rest.strip_prefix("/v1/all/req/"))
             .filter(|op| !op.is_empty() && !op.contains('/'))
     }
 
@@ -90,6 +110,17 @@ impl Topics {
     /// `<prefix>/v1/status/+`: every server's status.
     pub fn status_filter(&self) -> String {
         format!("{}/v1/status/+", self.prefix)
+    }
+
+    /// `<prefix>/v1/describe/<server-id>`: a server's retained
+    /// self-description (`docs/PROTOCOL.md`, "Self-description").
+    pub fn describe(&self, server_id: &str) -> String {
+        format!("{}/v1/describe/{}", self.prefix, server_id)
+    }
+
+    /// `<prefix>/v1/describe/+`: every server's self-description.
+    pub fn describe_filter(&self) -> String {
+        format!("{}/v1/describe/+", self.prefix)
     }
 
     /// `<prefix>/v1/dlq`: where dead letters are announced.
@@ -227,6 +258,12 @@ mod tests {
         assert_eq!(t.op_name("mqttapp/v1/req/"), None);
         assert_eq!(t.op_name("other/v1/req/calc"), None);
         assert_eq!(t.op_name("mqttapp/v1/req/a/b"), None);
+        assert_eq!(t.all_request(Op::Calc), "mqttapp/v1/all/req/calc");
+        assert_eq!(t.all_request_filter(), "mqttapp/v1/all/req/+");
+        assert_eq!(t.op_name("mqttapp/v1/all/req/calc"), Some("calc"));
+        assert_eq!(t.op_name("mqttapp/v1/all/req/"), None);
+        assert_eq!(t.op_name("mqttapp/v1/all/calc"), None);
+        assert_eq!(t.ping(), "mqttapp/v1/ping");
     }
 
     #[test]
@@ -236,6 +273,8 @@ mod tests {
         assert_eq!(t.status("s1"), "p/q/v1/status/s1");
         assert_eq!(t.status_filter(), "p/q/v1/status/+");
         assert_eq!(t.dead_letters(), "p/q/v1/dlq");
+        assert_eq!(t.describe("s1"), "p/q/v1/describe/s1");
+        assert_eq!(t.describe_filter(), "p/q/v1/describe/+");
         assert_eq!(Topics::shared("a/+", Some("g")), "$share/g/a/+");
         assert_eq!(Topics::shared("a/+", None), "a/+");
     }
@@ -246,7 +285,10 @@ mod tests {
         for reserved in [
             "p/v1/req/calc",
             "p/v1/status/s",
+            "p/v1/describe/s",
             "p/v1/dlq",
+            "p/v1/all/req/calc",
+            "p/v1/ping",
             "p/v1/resp",
             "p/v1/x",
         ] {

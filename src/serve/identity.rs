@@ -32,6 +32,10 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 /// This server's status topic and instance, and what was seen on the topic.
 pub struct Identity {
     topic: String,
+    /// `<prefix>/v1/describe/<server-id>`.
+    describe_topic: String,
+    /// The encoded self-description, built once (`crate::describe`).
+    description: Vec<u8>,
     group: Option<String>,
     instance: String,
     ops: Vec<Op>,
@@ -45,11 +49,19 @@ pub struct Identity {
 impl Identity {
     /// The identity of this process as the server `config.server_id`.
     pub fn new(config: &Config) -> Identity {
+        let topics = Topics::new(&config.prefix);
+        let instance = format!("{:016x}", random_u64());
+        let ops = crate::serve::owner::served_ops(config.no_edit);
+        let description = crate::describe::builder::Builder::new(Some(instance.clone()))
+            .builtins(&ops, &config.limits)
+            .build();
         Identity {
-            topic: Topics::new(&config.prefix).status(&config.server_id),
+            topic: topics.status(&config.server_id),
+            describe_topic: topics.describe(&config.server_id),
+            description: description.encode(),
             group: config.group.clone(),
-            instance: format!("{:016x}", random_u64()),
-            ops: crate::serve::owner::served_ops(config.no_edit),
+            instance,
+            ops,
             data_dir: (!config.no_edit)
                 .then(|| crate::serve::owner::id_of(&config.data_dir))
                 .flatten(),
@@ -58,6 +70,11 @@ impl Identity {
             retain: AtomicBool::new(true),
             warned: Mutex::new(None),
         }
+    }
+
+    /// The random id of this run (in its status and its ping answers).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// `<prefix>/v1/status/<server-id>`.
@@ -85,6 +102,32 @@ impl Identity {
         };
         let retain = self.retain.load(Ordering::SeqCst);
         Message::new(&self.topic, status.encode(), meta, retain)
+    }
+
+    /// The retained self-description, published before the "online"
+    /// status; `None` where the broker keeps no retained messages (a
+    /// description is only of use retained).
+    pub fn description(&self) -> Option<Message> {
+        self.describing(self.description.clone())
+    }
+
+    /// The empty retained message that removes the description, published
+    /// on a clean stop before the "offline" status. A server that dies
+    /// leaves its description retained; readers ignore it next to the
+    /// "offline" of its will (docs/PROTOCOL.md, "Self-description").
+    pub fn description_cleared(&self) -> Option<Message> {
+        self.describing(Vec::new())
+    }
+
+    fn describing(&self, payload: Vec<u8>) -> Option<Message> {
+        if !self.retain.load(Ordering::SeqCst) {
+            return None;
+        }
+        let meta = MessageMeta {
+            content_type: (!payload.is_empty()).then(|| "application/cbor".into()),
+            ..MessageMeta::default()
+        };
+        Some(Message::new(&self.describe_topic, payload, meta, true))
     }
 
     /// From now on statuses (and the will) are published without the
@@ -303,6 +346,22 @@ mod tests {
         assert!(t.lost(Duration::from_secs(60), true));
         assert_eq!(t.count(), 5, "the broker's word does not lower the count");
         assert!(t.in_conflict());
+    }
+
+    #[test]
+    fn the_description_is_retained_cbor_of_this_process_and_cleared_by_an_empty_message() {
+        let me = identity();
+        let msg = me.description().unwrap();
+        assert!(msg.retained && msg.topic.ends_with("/v1/describe/s"));
+        let d = crate::protocol::Description::decode(&msg.payload).unwrap();
+        let status = Status::decode(&me.status(Status::ONLINE).payload).unwrap();
+        assert_eq!(d.instance, status.instance);
+        let names: Vec<&str> = d.ops.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, status.ops);
+        let cleared = me.description_cleared().unwrap();
+        assert!(cleared.retained && cleared.payload.is_empty());
+        me.forgo_retain();
+        assert!(me.description().is_none());
     }
 
     #[test]

@@ -40,6 +40,7 @@ use crossbeam_channel::Sender;
 use super::events::Event;
 use super::identity::Identity;
 use super::lanes::Admission;
+use super::pong::{Detach, Responder};
 use crate::config::Config;
 use crate::mqtt::{self, Arrival, Client, Connect, MqttError, SessionSpec, Subscription};
 use crate::protocol::Status;
@@ -60,15 +61,23 @@ pub struct Link {
     /// `--no-edit`: `super::owner`), joined for the log.
     pub filter: String,
     filters: Vec<String>,
+    /// `<prefix>/v1/all/req/+` (or per operation): requests for every
+    /// server, never shared (`super::owner::all_filters`).
+    all_filters: Vec<String>,
     /// Request filters an earlier run may have left in the session.
     stale: Vec<String>,
     /// The broker still had this server's session at the first connect
     /// (see the module docs).
     pub resumed: bool,
+    /// Connected and subscribed at the first connect; when false, the
+    /// control loop's first reconnect brings it online.
+    pub online: bool,
     prefix: String,
     client_id: String,
     grouped: bool,
     identity: Arc<Identity>,
+    /// Lets the ping responder use the client while the link lives.
+    _pong: Detach,
 }
 
 impl Link {
@@ -90,11 +99,18 @@ impl Link {
     ) -> Result<Link, MqttError> {
         let client_id = Link::client_id_of(config);
         let identity = Arc::new(Identity::new(config));
+        let pong = Arc::new(Responder::new(
+            admission.topics().clone(),
+            &config.server_id,
+            identity.instance(),
+        ));
+        let pong_client = pong.attach(client.clone());
         route_callbacks(
             &client,
             admission,
             events.clone(),
             identity.clone(),
+            pong,
             &config.prefix,
         );
         let session = SessionSpec {
@@ -128,12 +144,15 @@ impl Link {
             client,
             filter: filters.join(", "),
             filters,
+            all_filters: super::owner::all_filters(&config.prefix, config.no_edit),
+            _pong: pong_client,
             stale: super::owner::stale_filters(
                 &config.prefix,
                 config.group.as_deref(),
                 config.no_edit,
             ),
             resumed: false,
+            online: false,
             prefix: config.prefix.clone(),
             client_id,
             grouped: config.group.is_some(),
@@ -142,7 +161,10 @@ impl Link {
         let online =
             mqtt::block_on(link.go_online(), 2 * ACK_WAIT).unwrap_or(Err(MqttError::timed_out()));
         match online {
-            Ok(()) => link.resumed = link.verified(present),
+            Ok(()) => {
+                link.resumed = link.verified(present);
+                link.online = true;
+            }
             // Connected, then lost or stalled while subscribing (another
             // process with this id can knock us off right away): the
             // control loop takes it from here, as after any later loss.
@@ -202,6 +224,35 @@ impl Link {
         }
         self.client.subscribe(&subscriptions).await?;
         crate::broker::ping::listen(&self.client, &self.prefix);
+        // Before the status: a client that sees this process online finds
+        // its description too. Best effort (an ACL from before
+        // descriptions may refuse it): clients then use their built-in help.
+        if let Some(description) = self.identity.description() {
+            match self.client.try_publish(description) {
+                Ok(delivery) => {
+                    if let Err(e) = delivery.await {
+                        tracing::warn!(error = %e.into_mqtt(), "could not publish this server's description");
+                    }
+                }
+                Err(e) => return Err(e.into_mqtt()),
+            }
+        }
+        // Requests for every server: best effort and not awaited, like the
+        // ping (an ACL without the line leaves the server as before, not
+        // stopped); sent before the status below, so a client that sees
+        // us online finds the subscription in place. QoS 0: a request for
+        // all servers is for those online now; the broker does not queue
+        // it for a server that is away.
+        let all: Vec<Subscription> = self
+            .all_filters
+            .iter()
+            .map(|filter| Subscription {
+                filter: filter.clone(),
+                qos: 0,
+                retained_only_if_new: false,
+            })
+            .collect();
+        drop(self.client.subscribe(&all));
         // Bounded: with send_while_disconnected a publish made just as the
         // connection drops waits for the next connection.
         let online = self
@@ -259,9 +310,19 @@ impl Link {
         }
     }
 
-    /// Publishes the retained "offline" status and disconnects normally,
+    /// Removes the retained description, publishes the retained "offline"
+    /// status and disconnects normally,
     /// which keeps the session at the broker and discards the will.
     pub fn close(&self) {
+        if let Some(cleared) = self.identity.description_cleared() {
+            let cleared = match self.client.try_publish(cleared) {
+                Ok(delivery) => delivery.wait(Duration::from_secs(2)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = cleared {
+                tracing::warn!(error = %e.into_mqtt(), "could not remove this server's description; readers ignore it next to its offline status");
+            }
+        }
         let offline = match self
             .client
             .try_publish(self.identity.status(Status::OFFLINE))
@@ -287,6 +348,7 @@ fn route_callbacks(
     admission: Arc<Admission>,
     events: Sender<Event>,
     identity: Arc<Identity>,
+    pong: Arc<Responder>,
     prefix: &str,
 ) {
     let ping = crate::broker::ping::topic(prefix);
@@ -297,9 +359,12 @@ fn route_callbacks(
                     let _ = events.send(Event::ForeignStatus);
                 }
             } else if msg.topic == ping {
-                // A client looks for live servers: our status again, as
+                // A ping with a response topic gets a direct, rate-limited
+                // answer; a plain one asks for our status again, as
                 // rate-limited as the answer to a foreign status.
-                let _ = events.send(Event::ForeignStatus);
+                if !pong.answer(&msg) {
+                    let _ = events.send(Event::ForeignStatus);
+                }
             } else {
                 admission.admit(msg);
             }

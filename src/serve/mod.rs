@@ -23,7 +23,9 @@ mod lanes;
 mod letters;
 mod link;
 mod memory;
+mod notify;
 pub mod owner;
+pub mod pong;
 mod queue;
 mod refusals;
 mod replies;
@@ -50,6 +52,7 @@ use lanes::{Admission, Lane, Queued};
 use letters::DeadLetterSink;
 use link::Link;
 use memory::Memory;
+use notify::Notifier;
 use queue::{ByteQueue, Next, Ticket};
 use replies::ReplySender;
 use supervisor::{Action, Input, Supervisor};
@@ -142,7 +145,13 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
         max_payload: config.limits.max_payload,
         server_id: config.server_id.clone(),
     };
-    let sender = || ReplySender::start(link.client.clone(), server.letters.clone());
+    let sender = || {
+        ReplySender::start(
+            link.client.clone(),
+            server.letters.clone(),
+            &config.server_id,
+        )
+    };
     let (stop_refusals, refusal_orders) = unbounded::<()>();
     thread::scope(|scope| {
         let refusing = {
@@ -193,7 +202,19 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
                 Err(ServeError::Thread(e))
             }
             None => {
-                supervise(&link, control, &admission.tally, &orders, &stop_refusals);
+                let mut notifier = Notifier::from_env(notify::serving_status(
+                    &owner::served_ops(config.no_edit),
+                    link.broker(),
+                    &config.server_id,
+                ));
+                supervise(
+                    &link,
+                    control,
+                    &admission.tally,
+                    &orders,
+                    &stop_refusals,
+                    &mut notifier,
+                );
                 Ok(())
             }
         };
@@ -211,12 +232,15 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
 /// machine's next deadline, feeds what came (or the deadline) to the
 /// machine and performs its actions, until it says stop. The reconnect
 /// attempt is a future polled here whenever one of its tokens completes.
+/// The service manager hears from here that the server is ready, alive
+/// (the watchdog: only a loop that turns pings it) and stopping.
 fn supervise(
     link: &Link,
     control: &Control,
     tally: &lanes::Tally,
     lanes: &[Sender<Mode>],
     stop_refusals: &Sender<()>,
+    notifier: &mut Notifier,
 ) {
     use events::Event;
     let mut machine = Supervisor::new(
@@ -241,10 +265,17 @@ fn supervise(
     };
     let mut reported = [0; 4];
     let mut inputs = VecDeque::new();
+    if link.online {
+        notifier.ready();
+    }
     while !machine.stopped() {
+        notifier.tick(Instant::now());
+        let deadline = machine.deadline();
         let input = match inputs.pop_front() {
             Some(input) => input,
-            None => match control.next(machine.deadline()) {
+            None => match control.next(notifier.deadline().map_or(deadline, |d| d.min(deadline))) {
+                // Woken for the watchdog only.
+                None if Instant::now() < deadline => continue,
                 None => Input::Tick,
                 Some(Event::Lost) => Input::Lost,
                 Some(Event::TakenOver) => Input::TakenOver,
@@ -269,6 +300,10 @@ fn supervise(
                 }
                 Action::WarnLost => {
                     tracing::warn!(broker = %link.broker(), "connection to the broker lost; reconnecting");
+                    notifier.status(&format!(
+                        "connection to {} lost; reconnecting",
+                        link.broker()
+                    ));
                 }
                 Action::Attempt => {
                     attempt = Some(link.attempt());
@@ -278,11 +313,15 @@ fn supervise(
                 Action::WarnRetry { error, retry_in } => {
                     tracing::warn!(%error, ?retry_in, "reconnect failed");
                 }
-                Action::Reconnected { resumed } => tracing::info!(resumed, "reconnected"),
+                Action::Reconnected { resumed } => {
+                    tracing::info!(resumed, "reconnected");
+                    notifier.ready();
+                }
                 Action::Reassert => link.reassert(),
                 Action::Report => tally.report(&mut reported),
                 Action::Drain => {
                     tracing::info!("shutting down: answering what already arrived");
+                    notifier.stopping();
                     link.leave_group();
                     for lane in lanes {
                         let _ = lane.send(Mode::Drain);
@@ -295,6 +334,7 @@ fn supervise(
             }
         }
     }
+    notifier.stopping();
     tally.report(&mut reported);
 }
 

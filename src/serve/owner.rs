@@ -110,15 +110,33 @@ pub fn request_filters(prefix: &str, group: Option<&str>, no_edit: bool) -> Vec<
         .collect()
 }
 
+/// The scatter-gather filters of a server: `<prefix>/v1/all/req/+`, or
+/// one per operation served with `--no-edit`. Never shared (`$share`),
+/// group or not: a request to all servers must reach every member, not
+/// one member of each group.
+pub fn all_filters(prefix: &str, no_edit: bool) -> Vec<String> {
+    let topics = Topics::new(prefix);
+    if !no_edit {
+        return vec![topics.all_request_filter()];
+    }
+    served_ops(no_edit)
+        .into_iter()
+        .map(|op| topics.all_request(op))
+        .collect()
+}
+
 /// Request filters an earlier run with this client id may have left in
 /// its persistent session (`.../req/+`, or per-operation ones) that this
 /// run does not use: kept, they would match the same requests as ours
 /// and deliver them twice (after an upgrade, or a change of `--no-edit`).
 pub fn stale_filters(prefix: &str, group: Option<&str>, no_edit: bool) -> Vec<String> {
-    let current = request_filters(prefix, group, no_edit);
+    let mut current = request_filters(prefix, group, no_edit);
+    current.extend(all_filters(prefix, no_edit));
     let topics = Topics::new(prefix);
     std::iter::once(Topics::shared(&topics.request_filter(), group))
         .chain(Op::ALL.map(|op| Topics::shared(&topics.request(op), group)))
+        .chain(std::iter::once(topics.all_request_filter()))
+        .chain(Op::ALL.map(|op| topics.all_request(op)))
         .filter(|f| !current.contains(f))
         .collect()
 }
@@ -193,8 +211,22 @@ mod tests {
         );
         assert_eq!(
             stale_filters("p", Some("g"), true),
-            vec!["$share/g/p/v1/req/+", "$share/g/p/v1/req/edit"]
+            vec![
+                "$share/g/p/v1/req/+",
+                "$share/g/p/v1/req/edit",
+                "p/v1/all/req/+",
+                "p/v1/all/req/edit"
+            ]
         );
-        assert_eq!(stale_filters("p", None, false).len(), 3);
+        assert_eq!(stale_filters("p", None, false).len(), 6);
+    }
+
+    #[test]
+    fn every_server_takes_requests_for_all_unshared() {
+        assert_eq!(all_filters("p", false), vec!["p/v1/all/req/+"]);
+        assert_eq!(
+            all_filters("p", true),
+            vec!["p/v1/all/req/calc", "p/v1/all/req/echo"]
+        );
     }
 }

@@ -14,6 +14,7 @@ use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
 use super::command;
+use super::described::Shared;
 
 /// The prompt on a terminal.
 const PROMPT: &str = "mqttapp> ";
@@ -34,12 +35,13 @@ pub enum Input {
 }
 
 impl Input {
-    /// A terminal when stdin is one and rustyline can drive it, else a pipe.
-    pub fn open() -> Input {
+    /// A terminal when stdin is one and rustyline can drive it, else a
+    /// pipe. Tab also completes what `described` holds when Tab is pressed.
+    pub fn open(described: &Shared) -> Input {
         if !std::io::stdin().is_terminal() {
             return Input::Pipe(std::io::stdin().lock());
         }
-        match terminal() {
+        match terminal(described) {
             Ok(input) => input,
             Err(e) => {
                 tracing::warn!(error = %e, "no line editing on this terminal");
@@ -105,7 +107,7 @@ impl Input {
     }
 }
 
-fn terminal() -> rustyline::Result<Input> {
+fn terminal(described: &Shared) -> rustyline::Result<Input> {
     let config = rustyline::Config::builder()
         .auto_add_history(false)
         .history_ignore_space(true)
@@ -113,7 +115,9 @@ fn terminal() -> rustyline::Result<Input> {
         .max_history_size(HISTORY_SIZE)?
         .build();
     let mut editor = Editor::with_config(config)?;
-    editor.set_helper(Some(Names));
+    editor.set_helper(Some(Names {
+        described: described.clone(),
+    }));
     let history = history_path();
     if let Some(path) = &history {
         // A missing file is the first session; anything else is not worth
@@ -146,8 +150,12 @@ fn save(editor: &mut Editor<Names, DefaultHistory>, path: &PathBuf) -> rustyline
     Ok(())
 }
 
-/// Completes command names at the start of a line (Tab).
-pub struct Names;
+/// Completes (Tab) command names and described operations at the start
+/// of a line, operation names after `help`, and `edit`'s described
+/// actions and fields as flags (`edit --ins` -> `edit --insert`).
+pub struct Names {
+    described: Shared,
+}
 
 impl Completer for Names {
     type Candidate = String;
@@ -158,17 +166,37 @@ impl Completer for Names {
         pos: usize,
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<String>)> {
-        let typed = &line[..pos];
-        if typed.contains(char::is_whitespace) {
-            return Ok((pos, Vec::new()));
-        }
-        let names = command::NAMES
-            .iter()
-            .filter(|n| n.starts_with(typed))
-            .map(|n| format!("{n} "))
-            .collect();
-        Ok((0, names))
+        let described = self.described.lock().map(|d| d.clone()).unwrap_or_default();
+        Ok(complete(&line[..pos], &described))
     }
+}
+
+/// Where the word being typed starts, and its candidates.
+fn complete(typed: &str, described: &super::described::Completions) -> (usize, Vec<String>) {
+    let start = typed.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    let (before, word) = typed.split_at(start);
+    let first = before.split_whitespace().next();
+    let words: Vec<&str> = match first {
+        None => command::NAMES.to_vec(),
+        Some("help") if before.split_whitespace().count() == 1 => command::NAMES.to_vec(),
+        Some("edit") if word.starts_with('-') => {
+            described.edit_flags.iter().map(String::as_str).collect()
+        }
+        _ => return (typed.len(), Vec::new()),
+    };
+    let extra = match first {
+        Some("edit") => &[][..],
+        _ => &described.ops[..],
+    };
+    let mut names: Vec<String> = words
+        .into_iter()
+        .chain(extra.iter().map(String::as_str))
+        .filter(|n| n.starts_with(word))
+        .map(|n| format!("{n} "))
+        .collect();
+    names.sort();
+    names.dedup();
+    (start, names)
 }
 
 impl Hinter for Names {
@@ -180,3 +208,36 @@ impl Highlighter for Names {}
 impl Validator for Names {}
 
 impl Helper for Names {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::described::Completions;
+
+    #[test]
+    fn tab_completes_described_operations_and_edit_actions() {
+        let described = Completions {
+            ops: vec!["calc".into(), "wordcount".into()],
+            edit_flags: vec!["--insert".into(), "--line".into()],
+        };
+        assert_eq!(
+            complete("w", &described),
+            (0, vec!["wordcount ".to_string()])
+        );
+        assert_eq!(complete("c", &described).1, ["calc "]);
+        assert_eq!(
+            complete("help w", &described),
+            (5, vec!["wordcount ".to_string()])
+        );
+        assert_eq!(
+            complete("edit --i", &described),
+            (5, vec!["--insert ".to_string()])
+        );
+        assert_eq!(complete("edit 3 --l", &described).1, ["--line "]);
+        assert!(complete("calc 1", &described).1.is_empty());
+        // Without descriptions: the built-in names, as before.
+        let none = Completions::default();
+        assert_eq!(complete("q", &none).1, ["quit "]);
+        assert!(complete("edit --i", &none).1.is_empty());
+    }
+}

@@ -5,10 +5,13 @@
 //! Each line is parsed by [`command::parse`], sent with [`ask::call`]
 //! (the same re-sending and fail-fast rules as one-shot `ask`) and shown
 //! by [`Output`]. A failed command is shown and the session goes on; a
-//! dropped connection is re-opened before the next command.
+//! dropped connection is re-opened before the next command. `help` and
+//! Tab completion use the servers' self-descriptions where they have them
+//! ([`described`]).
 
 mod batch;
 pub mod command;
+mod described;
 mod input;
 
 use std::sync::atomic::AtomicBool;
@@ -59,8 +62,10 @@ pub fn run(
     headers: Vec<(String, String)>,
 ) -> Result<Summary, AskError> {
     let mut requester = Requester::connect(config, Encoding::Cbor)?;
-    let mut input = Input::open();
+    let completions = described::Shared::default();
+    let mut input = Input::open(&completions);
     if input.interactive() {
+        described::load_in_background(config, &completions);
         // Ctrl-C while a request waits cancels that request, not the
         // session (at the prompt, the line editor handles it).
         let interrupted = Arc::new(AtomicBool::new(false));
@@ -76,6 +81,15 @@ pub fn run(
         line_no += 1;
         if !input.interactive() {
             output.set_context(format!("line {line_no}: "));
+        }
+        // `help` from the servers' descriptions; the built-in help below
+        // when they have none.
+        let described = described::help_request(&line)
+            .and_then(|op| described::help(config, &completions, op.as_deref()));
+        if let Some(text) = described {
+            input.remember(&line);
+            println!("{text}");
+            continue;
         }
         let parsed = command::take_headers(&line)
             .and_then(|(own, rest)| Ok((own, command::parse(&rest, config.file.as_deref())?)));

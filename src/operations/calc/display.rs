@@ -24,11 +24,12 @@ fn float_text(x: f64) -> String {
 }
 
 impl fmt::Display for Number {
-    /// Int as plain digits; Float as described on [`float_text`]. Honors
+    /// Integers as plain digits; Float as described on [`float_text`]. Honors
     /// width, fill and alignment.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
             Number::Int(i) => i.to_string(),
+            Number::Big(b) => b.to_string(),
             Number::Float(x) => float_text(*x),
         };
         f.pad(&text)

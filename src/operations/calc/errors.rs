@@ -3,10 +3,6 @@
 
 use super::CalcError;
 
-/// Message for any exact integer result outside the i64 range.
-pub(super) const OVERFLOW: &str = "integer overflow: result exceeds the 64-bit range \
-     (use a decimal such as 2.0^100 for a floating-point result)";
-
 /// Message for a floating-point result (or literal) beyond f64's range.
 pub(super) const FLOAT_RANGE: &str =
     "result too large: beyond the floating-point range of about 1.8e308";
@@ -35,11 +31,6 @@ pub(super) fn limit(message: impl Into<String>) -> CalcError {
     CalcError::Limit {
         message: message.into(),
     }
-}
-
-/// The integer-overflow limit error.
-pub(super) fn overflow() -> CalcError {
-    limit(OVERFLOW)
 }
 
 /// `text`, cut to a bounded number of characters (with "..." when cut), so a

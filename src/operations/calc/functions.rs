@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use super::errors;
-use super::ops::{compare, f64_to_i64, finite};
+use super::ops::{compare, f64_to_i64, finite, neg};
 use super::{CalcError, Number};
 
 /// The value of a named constant, if `name` is one.
@@ -85,8 +85,8 @@ impl Func {
     /// smaller/larger (the earlier one on ties); others keep the first.
     pub(super) fn fold(self, acc: Number, next: Number) -> Number {
         let replace = match self {
-            Func::Min => compare(next, acc) == Ordering::Less,
-            Func::Max => compare(next, acc) == Ordering::Greater,
+            Func::Min => compare(&next, &acc) == Ordering::Less,
+            Func::Max => compare(&next, &acc) == Ordering::Greater,
             _ => false,
         };
         if replace {
@@ -104,7 +104,7 @@ impl Func {
             Func::Floor => Ok(to_integral(x, f64::floor)),
             Func::Ceil => Ok(to_integral(x, f64::ceil)),
             Func::Round => Ok(to_integral(x, f64::round)),
-            _ => self.apply_real(x.to_f64(), at),
+            _ => self.apply_real(x.to_f64()?, at),
         }
     }
 
@@ -136,24 +136,24 @@ fn domain(x: f64, at: usize, name: &str, zero_bad: bool) -> Result<f64, CalcErro
     }
 }
 
-/// Absolute value; Int stays Int (abs(i64::MIN) is an overflow).
+/// Absolute value; integers stay exact (abs(i64::MIN) is the big 2^63).
 fn abs(x: Number) -> Result<Number, CalcError> {
     match x {
-        Number::Int(i) => i
-            .checked_abs()
-            .map(Number::Int)
-            .ok_or_else(errors::overflow),
+        Number::Int(i) if i < 0 => neg(x),
+        Number::Big(ref b) if b.sign() == num_bigint::Sign::Minus => neg(x),
         Number::Float(f) => Ok(Number::Float(f.abs())),
+        _ => Ok(x),
     }
 }
 
-/// floor/ceil/round: Int unchanged; Float rounded, as Int when it fits.
+/// floor/ceil/round: integers unchanged; Float rounded, as Int when it
+/// fits in 64 bits (else it stays a Float, as before big integers).
 fn to_integral(x: Number, round: fn(f64) -> f64) -> Number {
     match x {
-        Number::Int(_) => x,
         Number::Float(f) => {
             let r = round(f);
             f64_to_i64(r).map_or(Number::Float(r), Number::Int)
         }
+        _ => x,
     }
 }

@@ -3,13 +3,18 @@
 //! offset of each token for error messages.
 
 use super::errors::{self, snippet};
-use super::{CalcError, Number};
+use super::CalcError;
 
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Kind<'a> {
-    /// A numeric literal, already converted.
-    Num(Number),
+    /// An integer literal that fits in `i64`.
+    Int(i64),
+    /// A decimal literal (with `.` or an exponent), already converted.
+    Float(f64),
+    /// An integer literal too large for `i64`, as written (digits only);
+    /// the parser converts it (see `int::literal`).
+    Digits(&'a str),
     /// An identifier: a constant or function name (maybe unknown).
     Name(&'a str),
     /// One of `+ - * / % ^ ( ) ,`.
@@ -151,31 +156,19 @@ impl<'a> Lexer<'a> {
         if text == "." {
             return Err(errors::parse(at, "unexpected character '.'"));
         }
-        let value = if is_float {
-            float_literal(text, at)?
+        if is_float {
+            float_literal(text, at)
         } else {
-            int_literal(text)?
-        };
-        Ok(Kind::Num(value))
+            // Digits only: the parse fails only past the i64 range.
+            Ok(text.parse::<i64>().map_or(Kind::Digits(text), Kind::Int))
+        }
     }
 }
 
-/// Converts a digits-only literal; one outside i64 is a limit error.
-fn int_literal(text: &str) -> Result<Number, CalcError> {
-    text.parse::<i64>().map(Number::Int).map_err(|_| {
-        errors::limit(format!(
-            "integer literal {} does not fit in 64 bits (largest is {}; \
-             add \".0\" for a floating-point value)",
-            snippet(text),
-            i64::MAX
-        ))
-    })
-}
-
 /// Converts a decimal literal; one that overflows f64 is a limit error.
-fn float_literal(text: &str, at: usize) -> Result<Number, CalcError> {
+fn float_literal(text: &str, at: usize) -> Result<Kind<'_>, CalcError> {
     match text.parse::<f64>() {
-        Ok(x) if x.is_finite() => Ok(Number::Float(x)),
+        Ok(x) if x.is_finite() => Ok(Kind::Float(x)),
         Ok(_) => Err(errors::limit(format!(
             "number too large: {} is beyond the floating-point range of about 1.8e308",
             snippet(text)

@@ -2,8 +2,10 @@
 //!
 //! This module owns everything between the raw expression text a client sent
 //! and the [`Number`] (or [`CalcError`]) that goes back in the reply: the
-//! byte-length and nesting limits, tokenising, parsing, exact checked integer
-//! arithmetic, floating-point arithmetic with non-finite results rejected,
+//! byte-length and nesting limits, tokenising, parsing, exact integer
+//! arithmetic of any size up to [`MAX_INT_DIGITS`] decimal digits (as
+//! Python's integers, with checked `i64` as the fast path), floating-point
+//! arithmetic with non-finite results rejected,
 //! the built-in functions and constants, and the textual form of results.
 //! It is not `eval`: only the language below is understood.
 //!
@@ -27,7 +29,7 @@
 //! function   = "sqrt" | "abs" | "ln" | "log10" | "log2" | "exp" | "sin"
 //!            | "cos" | "tan" | "floor" | "ceil" | "round" | "min" | "max" ;
 //! number     = integer | decimal ;
-//! integer    = digit , { digit } ;                            (* i64, exact *)
+//! integer    = digit , { digit } ;          (* exact, up to MAX_INT_DIGITS digits *)
 //! decimal    = ( digit , { digit } , [ "." , { digit } ] | "." , digit , { digit } ) ,
 //!              [ ( "e" | "E" ) , [ "+" | "-" ] , digit , { digit } ] ;
 //!                                     (* has "." or exponent; f64 *)
@@ -36,10 +38,22 @@
 //! Whitespace (any Unicode white space) may appear between tokens. Names are
 //! case-sensitive. Each of `(`, a function call, a unary sign and the right
 //! operand of `^` counts one level toward [`CalcLimits::max_depth`].
+//!
+//! # Integers
+//!
+//! Integers are exact whatever their size, as in Python: `2^64` is
+//! 18446744073709551616. A literal, result or intermediate value of more
+//! than [`MAX_INT_DIGITS`] digits is a [`CalcError::Limit`], decided from
+//! the operands' bit lengths before a product or power is computed, so
+//! `9^9^9^9` or `(10^9999)*(10^9999)` is refused at once. The big-integer
+//! work of one expression is bounded too ([`MAX_INT_WORK`]). An integer
+//! meeting a float is converted to f64; one beyond the f64 range (about
+//! 1.8e308) is a `limit` error, as Python's `OverflowError`.
 
 mod display;
 mod errors;
 mod functions;
+mod int;
 mod lexer;
 mod ops;
 mod parser;
@@ -47,16 +61,22 @@ mod parser;
 #[cfg(test)]
 mod tests;
 
-pub use crate::limits::CalcLimits;
+pub use crate::limits::{CalcLimits, MAX_INT_DIGITS, MAX_INT_WORK};
+pub use num_bigint::BigInt;
 
 /// A calculation result: exact integers stay exact, everything else is a
 /// finite `f64`.
 ///
-/// `evaluate` never returns a NaN or infinite `Float`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `evaluate` never returns a NaN or infinite `Float`, and returns `Big`
+/// only for values outside the `i64` range (so matching `Int` alone sees
+/// every small integer).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Number {
     /// An exact 64-bit integer (from integer literals and exact integer ops).
     Int(i64),
+    /// An exact integer outside the `i64` range, of at most
+    /// [`MAX_INT_DIGITS`] decimal digits.
+    Big(BigInt),
     /// A finite floating-point value (from decimals, functions, inexact ops).
     Float(f64),
 }
@@ -85,7 +105,8 @@ pub enum CalcError {
         message: String,
     },
     /// A size limit was exceeded: expression length, nesting depth, an
-    /// integer literal or an integer result outside the 64-bit range.
+    /// integer literal or result of more than [`MAX_INT_DIGITS`] digits, a
+    /// float beyond the f64 range.
     #[error("{message}")]
     Limit {
         /// Lowercase description naming the limit.
@@ -113,5 +134,6 @@ pub fn evaluate(expr: &str, limits: &CalcLimits) -> Result<Number, CalcError> {
             message: "empty expression".to_string(),
         });
     }
+    int::reset_work();
     parser::Parser::new(expr, limits.max_depth)?.parse_all()
 }

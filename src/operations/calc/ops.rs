@@ -1,12 +1,16 @@
-//! Arithmetic on [`Number`]: exact checked integer operations, f64 operations
-//! whose non-finite results become errors, and numeric comparison.
+//! Arithmetic on [`Number`]: checked `i64` operations first, exact big
+//! integers (see `int`) when those overflow, f64 operations whose
+//! non-finite results become errors, and numeric comparison.
 //!
 //! Every function takes `at`, the character offset of the operator or
 //! function responsible, for the error it may return.
 
 use std::cmp::Ordering;
 
+use num_bigint::BigInt;
+
 use super::errors;
+use super::int;
 use super::{CalcError, Number};
 
 /// Smallest f64 that is >= 2^63 (i.e. 2^63 itself), the exclusive upper
@@ -14,11 +18,22 @@ use super::{CalcError, Number};
 const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 
 impl Number {
-    /// The value as f64 (large integers round to the nearest f64).
-    pub(super) fn to_f64(self) -> f64 {
+    /// The value as f64 (large integers round to the nearest f64); an
+    /// integer beyond the f64 range is a `limit` error.
+    pub(super) fn to_f64(&self) -> Result<f64, CalcError> {
         match self {
-            Number::Int(i) => i as f64,
-            Number::Float(x) => x,
+            Number::Int(i) => Ok(*i as f64),
+            Number::Big(b) => int::to_f64(b),
+            Number::Float(x) => Ok(*x),
+        }
+    }
+
+    /// True for an integer or float below zero.
+    fn is_negative(&self) -> bool {
+        match self {
+            Number::Int(i) => *i < 0,
+            Number::Big(b) => b.sign() == num_bigint::Sign::Minus,
+            Number::Float(x) => *x < 0.0,
         }
     }
 }
@@ -41,87 +56,124 @@ pub(super) fn f64_to_i64(x: f64) -> Option<i64> {
     (in_range && x.fract() == 0.0).then_some(x as i64)
 }
 
-/// Applies an integer op when both are Int, else the float op.
-fn binary(
-    a: Number,
-    b: Number,
-    at: usize,
-    int_op: fn(i64, i64) -> Option<i64>,
-    float_op: fn(f64, f64) -> f64,
-) -> Result<Number, CalcError> {
-    match (a, b) {
-        (Number::Int(x), Number::Int(y)) => {
-            int_op(x, y).map(Number::Int).ok_or_else(errors::overflow)
+/// The three ways of doing one operation: on i64 (`None` on overflow),
+/// on big integers, on f64.
+struct Ways {
+    small: fn(i64, i64) -> Option<i64>,
+    big: fn(&BigInt, &BigInt) -> Result<Number, CalcError>,
+    float: fn(f64, f64) -> f64,
+}
+
+/// Applies an operation: i64 when both are Int and it does not overflow,
+/// exact big integers when both are integers, else f64.
+fn binary(a: Number, b: Number, at: usize, ways: Ways) -> Result<Number, CalcError> {
+    if let (Number::Int(x), Number::Int(y)) = (&a, &b) {
+        if let Some(r) = (ways.small)(*x, *y) {
+            return Ok(Number::Int(r));
         }
-        _ => finite(float_op(a.to_f64(), b.to_f64()), at),
+    }
+    match (int::big(&a), int::big(&b)) {
+        (Some(x), Some(y)) => (ways.big)(&x, &y),
+        _ => finite((ways.float)(a.to_f64()?, b.to_f64()?), at),
     }
 }
 
 /// `a + b`.
 pub(super) fn add(a: Number, b: Number, at: usize) -> Result<Number, CalcError> {
-    binary(a, b, at, i64::checked_add, |x, y| x + y)
+    let ways = Ways {
+        small: i64::checked_add,
+        big: int::add,
+        float: |x, y| x + y,
+    };
+    binary(a, b, at, ways)
 }
 
 /// `a - b`.
 pub(super) fn sub(a: Number, b: Number, at: usize) -> Result<Number, CalcError> {
-    binary(a, b, at, i64::checked_sub, |x, y| x - y)
+    let ways = Ways {
+        small: i64::checked_sub,
+        big: int::sub,
+        float: |x, y| x - y,
+    };
+    binary(a, b, at, ways)
 }
 
 /// `a * b`.
 pub(super) fn mul(a: Number, b: Number, at: usize) -> Result<Number, CalcError> {
-    binary(a, b, at, i64::checked_mul, |x, y| x * y)
+    let ways = Ways {
+        small: i64::checked_mul,
+        big: int::mul,
+        float: |x, y| x * y,
+    };
+    binary(a, b, at, ways)
 }
 
-/// `-a` (negating i64::MIN is an overflow).
+/// `-a` (negating i64::MIN gives the big integer 2^63).
 pub(super) fn neg(a: Number) -> Result<Number, CalcError> {
     match a {
-        Number::Int(x) => x
-            .checked_neg()
-            .map(Number::Int)
-            .ok_or_else(errors::overflow),
+        Number::Int(x) => match x.checked_neg() {
+            Some(n) => Ok(Number::Int(n)),
+            None => int::checked(-BigInt::from(x)),
+        },
+        Number::Big(b) => int::checked(-b),
         Number::Float(x) => Ok(Number::Float(-x)),
     }
 }
 
-/// True for Int 0 and for ±0.0.
-fn is_zero(n: Number) -> bool {
+/// True for Int 0 and for ±0.0 (a Big is never zero).
+fn is_zero(n: &Number) -> bool {
     match n {
-        Number::Int(x) => x == 0,
-        Number::Float(x) => x == 0.0,
+        Number::Int(x) => *x == 0,
+        Number::Big(_) => false,
+        Number::Float(x) => *x == 0.0,
     }
 }
 
-/// `a / b`: Int when both are Int and the division is exact, else Float.
+/// `a / b`: an integer when both are integers and the division is exact,
+/// else Float.
 pub(super) fn div(a: Number, b: Number, at: usize) -> Result<Number, CalcError> {
-    if is_zero(b) {
+    if is_zero(&b) {
         return Err(errors::math(at, "division by zero"));
     }
-    match (a, b) {
-        (Number::Int(x), Number::Int(-1)) => neg(Number::Int(x)),
+    match (&a, &b) {
+        (Number::Int(x), Number::Int(-1)) => neg(Number::Int(*x)),
         (Number::Int(x), Number::Int(y)) if x % y == 0 => Ok(Number::Int(x / y)),
-        _ => finite(a.to_f64() / b.to_f64(), at),
+        (Number::Int(_), Number::Int(_)) | (Number::Float(_), _) | (_, Number::Float(_)) => {
+            finite(a.to_f64()? / b.to_f64()?, at)
+        }
+        _ => {
+            // At least one Big and no Float: both convert.
+            let (x, y) = (
+                int::big(&a).unwrap_or_default(),
+                int::big(&b).unwrap_or_default(),
+            );
+            match int::exact_div(&x, &y)? {
+                Some(q) => int::checked(q),
+                None => finite(int::ratio(&x, &y)?, at),
+            }
+        }
     }
 }
 
 /// `a % b` with Python semantics: the result has the divisor's sign.
 pub(super) fn rem(a: Number, b: Number, at: usize) -> Result<Number, CalcError> {
-    if is_zero(b) {
+    if is_zero(&b) {
         return Err(errors::math(at, "modulo by zero"));
     }
-    match (a, b) {
+    match (&a, &b) {
         (Number::Int(_), Number::Int(-1)) => Ok(Number::Int(0)),
         (Number::Int(x), Number::Int(y)) => {
             let r = x % y;
             // r and y have opposite signs here, so r + y cannot overflow.
-            let fixed = if r != 0 && (r < 0) != (y < 0) {
+            let fixed = if r != 0 && (r < 0) != (*y < 0) {
                 r + y
             } else {
                 r
             };
             Ok(Number::Int(fixed))
         }
-        _ => {
-            let (x, y) = (a.to_f64(), b.to_f64());
+        (Number::Float(_), _) | (_, Number::Float(_)) => {
+            let (x, y) = (a.to_f64()?, b.to_f64()?);
             let r = x % y;
             let fixed = if r != 0.0 && (r < 0.0) != (y < 0.0) {
                 r + y
@@ -130,13 +182,18 @@ pub(super) fn rem(a: Number, b: Number, at: usize) -> Result<Number, CalcError> 
             };
             finite(fixed, at)
         }
+        _ => int::rem(
+            &int::big(&a).unwrap_or_default(),
+            &int::big(&b).unwrap_or_default(),
+        ),
     }
 }
 
-/// Exact `base ^ exp` for `exp >= 0`; fails fast on overflow (at most a few
-/// dozen multiplications whatever the exponent).
+/// Exact `base ^ exp` for `exp >= 0`: `i64::checked_pow` first (at most a
+/// few dozen multiplications whatever the exponent), big integers when
+/// that overflows.
 fn int_pow(base: i64, exp: i64) -> Result<Number, CalcError> {
-    let result = match u32::try_from(exp) {
+    let small = match u32::try_from(exp) {
         Ok(e) => base.checked_pow(e),
         // exp > u32::MAX: only 0, 1 and -1 stay in range.
         Err(_) => match base {
@@ -145,20 +202,30 @@ fn int_pow(base: i64, exp: i64) -> Result<Number, CalcError> {
             _ => None,
         },
     };
-    result.map(Number::Int).ok_or_else(errors::overflow)
+    match small {
+        Some(n) => Ok(Number::Int(n)),
+        None => int::pow(&BigInt::from(base), &BigInt::from(exp)),
+    }
 }
 
-/// `base ^ exp`: exact for Int^(Int >= 0), else f64.
+/// `base ^ exp`: exact for an integer raised to an integer >= 0, else f64.
 pub(super) fn pow(base: Number, exp: Number, at: usize) -> Result<Number, CalcError> {
-    if is_zero(base) && exp.to_f64() < 0.0 {
+    if is_zero(&base) && exp.is_negative() {
         return Err(errors::math(
             at,
             "division by zero: 0 raised to a negative power",
         ));
     }
-    match (base, exp) {
-        (Number::Int(b), Number::Int(e)) if e >= 0 => int_pow(b, e),
-        _ => finite(base.to_f64().powf(exp.to_f64()), at),
+    match (&base, &exp) {
+        (Number::Int(b), Number::Int(e)) if *e >= 0 => int_pow(*b, *e),
+        (Number::Float(_), _) | (_, Number::Float(_)) => {
+            finite(base.to_f64()?.powf(exp.to_f64()?), at)
+        }
+        _ if !exp.is_negative() => int::pow(
+            &int::big(&base).unwrap_or_default(),
+            &int::big(&exp).unwrap_or_default(),
+        ),
+        _ => finite(base.to_f64()?.powf(exp.to_f64()?), at),
     }
 }
 
@@ -178,12 +245,18 @@ fn cmp_int_float(i: i64, x: f64) -> Ordering {
     }
 }
 
-/// Exact numeric order of two numbers (Int and Float compared by value).
-pub(super) fn compare(a: Number, b: Number) -> Ordering {
+/// Exact numeric order of two numbers (integers and floats compared by
+/// value, as Python does).
+pub(super) fn compare(a: &Number, b: &Number) -> Ordering {
     match (a, b) {
-        (Number::Int(x), Number::Int(y)) => x.cmp(&y),
-        (Number::Int(x), Number::Float(y)) => cmp_int_float(x, y),
-        (Number::Float(x), Number::Int(y)) => cmp_int_float(y, x).reverse(),
-        (Number::Float(x), Number::Float(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        (Number::Int(x), Number::Int(y)) => x.cmp(y),
+        (Number::Int(x), Number::Float(y)) => cmp_int_float(*x, *y),
+        (Number::Float(x), Number::Int(y)) => cmp_int_float(*y, *x).reverse(),
+        (Number::Float(x), Number::Float(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
+        (Number::Big(x), Number::Float(y)) => int::cmp_float(x, *y),
+        (Number::Float(x), Number::Big(y)) => int::cmp_float(y, *x).reverse(),
+        // A Big is outside the i64 range, so a Big and an Int compare
+        // like the two big integers.
+        _ => int::big(a).cmp(&int::big(b)),
     }
 }

@@ -6,6 +6,7 @@
 
 use super::errors::{self, snippet};
 use super::functions::{self, Func};
+use super::int;
 use super::lexer::{Kind, Lexer, Token};
 use super::ops;
 use super::{CalcError, Number};
@@ -21,7 +22,7 @@ pub(super) struct Parser<'a> {
 /// How a token is named in "unexpected ..." messages.
 fn describe(kind: Kind<'_>) -> String {
     match kind {
-        Kind::Num(_) => "number".to_string(),
+        Kind::Int(_) | Kind::Float(_) | Kind::Digits(_) => "number".to_string(),
         Kind::Name(name) => format!("name '{}'", snippet(name)),
         Kind::Op(c) => format!("'{c}'"),
         Kind::End => "end of expression".to_string(),
@@ -152,7 +153,16 @@ impl<'a> Parser<'a> {
     fn primary(&mut self) -> Result<Number, CalcError> {
         let Token { kind, at } = self.tok;
         match kind {
-            Kind::Num(value) => {
+            Kind::Int(value) => {
+                self.bump()?;
+                Ok(Number::Int(value))
+            }
+            Kind::Float(value) => {
+                self.bump()?;
+                Ok(Number::Float(value))
+            }
+            Kind::Digits(text) => {
+                let value = int::literal(text)?;
                 self.bump()?;
                 Ok(value)
             }
@@ -213,7 +223,10 @@ impl<'a> Parser<'a> {
             loop {
                 let value = self.sum()?;
                 count = count.saturating_add(1);
-                acc = Some(acc.map_or(value, |a| func.fold(a, value)));
+                acc = Some(match acc {
+                    None => value,
+                    Some(a) => func.fold(a, value),
+                });
                 if self.tok.kind != Kind::Op(',') {
                     break;
                 }

@@ -126,7 +126,10 @@ fn value_table() {
     assert!(CASES.len() >= 60, "only {} value cases", CASES.len());
     for (expr, want) in CASES {
         match eval(expr) {
-            Ok(got) => assert!(matches(got, *want), "{expr:?}: got {got:?}, want {want:?}"),
+            Ok(got) => assert!(
+                matches(got.clone(), *want),
+                "{expr:?}: got {got:?}, want {want:?}"
+            ),
             Err(e) => panic!("{expr:?}: got error {e:?}, want {want:?}"),
         }
     }
