@@ -426,6 +426,14 @@ pub struct RequestArgs {
     /// such as "timeout" [env: none] [default: plain text]
     #[arg(long)]
     pub json: bool,
+
+    /// Send an MQTT 5 user property with each request: -H
+    /// traceparent=00-...-01; repeatable. Names starting with mqttapp- are
+    /// the protocol's own and refused. With -v, each reply's server and
+    /// time breakdown is printed on stderr (and added to --json's line)
+    /// [env: none] [default: none]
+    #[arg(short = 'H', long = "header", value_name = "KEY=VALUE")]
+    pub header: Vec<String>,
 }
 
 /// `mqttapp serve`

@@ -35,8 +35,12 @@ pub fn init(verbose: u8, quiet: bool, colour: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(colour)
-        .with_filter(env.and(filter_fn(allowed)))
-        .with_filter(NoPointers);
+        // One filter, not two nested ones: with a second `with_filter`
+        // every DEBUG event counted as enabled (the outer filter said
+        // yes), so its fields were computed on each request and dropped
+        // by the inner filter only afterwards (14% of a debug server's
+        // CPU per calc request, in `shorten`).
+        .with_filter(env.and(filter_fn(allowed)).and(NoPointers));
     // A second init (only possible in tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(layer).try_init();
     // Only paho logs through the `log` crate, and its records below WARN

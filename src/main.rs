@@ -50,7 +50,10 @@ fn run_command(cli: &Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
         Command::Serve(args) => run_serve(&resolve(cli)?, args.wait_for_broker),
         Command::Ask(args) => run_ask(cli, args),
-        Command::Shell(args) => run_shell(&resolve(cli)?, &output(cli, &args.request)),
+        Command::Shell(args) => {
+            let headers = ask::headers::parse_all(&args.request.header)?;
+            run_shell(&resolve(cli)?, &output(cli, &args.request), headers)
+        }
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,
@@ -119,6 +122,7 @@ fn resolve(cli: &Cli) -> Result<Config, Failure> {
 
 fn output(cli: &Cli, request: &RequestArgs) -> Output {
     Output::new(Format::from_flags(request.json, cli.global.quiet))
+        .with_breakdown(cli.global.verbose > 0)
 }
 
 fn run_serve(config: &Config, wait_for_broker: Option<Duration>) -> Result<ExitCode, Failure> {
@@ -190,15 +194,16 @@ fn warn_about_neighbours(config: &Config) -> Result<(), Failure> {
 
 /// One request, the interactive shell (no operation), or a batch.
 fn run_ask(cli: &Cli, args: &AskArgs) -> Result<ExitCode, Failure> {
+    let headers = ask::headers::parse_all(&args.request.header)?;
     let config = resolve(cli)?;
     let output = output(cli, &args.request);
     if args.all {
-        return run_all(&config, args, &output);
+        return run_all(&config, args, &output, headers);
     }
     match (&args.op, args.batch) {
-        (Some(op), false) => run_one(&config, op, &output),
-        (None, false) => run_shell(&config, &output),
-        (None, true) => run_batch(&config, &output, args.request.json),
+        (Some(op), false) => run_one(&config, op, &output, headers),
+        (None, false) => run_shell(&config, &output, headers),
+        (None, true) => run_batch(&config, &output, args.request.json, &headers),
         (Some(_), true) => Err(ask::AskError::Usage(
             "--batch reads its requests from stdin; give no operation with it".into(),
         )
@@ -207,7 +212,12 @@ fn run_ask(cli: &Cli, args: &AskArgs) -> Result<ExitCode, Failure> {
 }
 
 /// `ask --all OP ...`: one request to every online server, one line each.
-fn run_all(config: &Config, args: &AskArgs, output: &Output) -> Result<ExitCode, Failure> {
+fn run_all(
+    config: &Config,
+    args: &AskArgs,
+    output: &Output,
+    headers: Vec<(String, String)>,
+) -> Result<ExitCode, Failure> {
     let Some(op) = &args.op else {
         return Err(gather::GatherError::Usage(
             "--all sends one request to every server: give an operation, e.g. ask --all calc 1+1"
@@ -220,6 +230,7 @@ fn run_all(config: &Config, args: &AskArgs, output: &Output) -> Result<ExitCode,
         replies: (args.replies > 0).then_some(args.replies),
         wait: args.wait.unwrap_or(config.timeout),
         format: output.format(),
+        headers,
     };
     let mut out = std::io::stdout().lock();
     Ok(gather::all::run(config, &request, &options, &mut out)?)
@@ -253,14 +264,24 @@ fn request_of(config: &Config, op: &AskCommand) -> Result<mqttapp::protocol::Req
     })
 }
 
-fn run_one(config: &Config, op: &AskCommand, output: &Output) -> Result<ExitCode, Failure> {
+fn run_one(
+    config: &Config,
+    op: &AskCommand,
+    output: &Output,
+    headers: Vec<(String, String)>,
+) -> Result<ExitCode, Failure> {
     let request = request_of(config, op)?;
-    let reply = ask::request_then_exit(config, &request)?;
-    Ok(output.reply(&request, &reply))
+    let answer = ask::request_then_exit_traced(config, &request, headers)?;
+    Ok(output.reply_with(&request, &answer.reply, Some(&answer.breakdown)))
 }
 
 /// `--quiet` batches write their result lines nowhere.
-fn run_batch(config: &Config, output: &Output, json: bool) -> Result<ExitCode, Failure> {
+fn run_batch(
+    config: &Config,
+    output: &Output,
+    json: bool,
+    headers: &[(String, String)],
+) -> Result<ExitCode, Failure> {
     let stdin = std::io::stdin().lock();
     let sink: Box<dyn Write> = if output.format() == Format::Quiet {
         Box::new(std::io::sink())
@@ -268,7 +289,7 @@ fn run_batch(config: &Config, output: &Output, json: bool) -> Result<ExitCode, F
         Box::new(std::io::stdout().lock())
     };
     let mut stdout = std::io::BufWriter::new(sink);
-    let outcome = shell::run_batch(config, stdin, &mut stdout, json);
+    let outcome = shell::run_batch(config, stdin, &mut stdout, json, headers);
     let _ = stdout.flush();
     let summary = outcome?;
     if summary.failed == 0 {
@@ -443,6 +464,10 @@ fn print_listing_notes(listing: dlq::Listing, json: bool, data_dir: &std::path::
 
 /// A failed first connection ends the session with its own exit code
 /// (3, 4, 7, ...); after that, 0 when every command succeeded, else 1.
-fn run_shell(config: &Config, output: &Output) -> Result<ExitCode, Failure> {
-    Ok(shell::run(config, output)?.exit_code())
+fn run_shell(
+    config: &Config,
+    output: &Output,
+    headers: Vec<(String, String)>,
+) -> Result<ExitCode, Failure> {
+    Ok(shell::run(config, output, headers)?.exit_code())
 }

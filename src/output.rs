@@ -11,6 +11,7 @@ use std::io::Write;
 
 use anstyle::{AnsiColor, Style};
 
+use crate::ask::Breakdown;
 use crate::exit::ExitCode;
 use crate::protocol::{OkValue, Reply, Request};
 
@@ -48,6 +49,9 @@ pub struct Output {
     format: Format,
     /// Put before every stderr message, e.g. "line 3: " in piped shells.
     context: String,
+    /// Show each reply's time breakdown (`-v`): a line on stderr, and a
+    /// `"breakdown"` object in `--json`'s line.
+    breakdown: bool,
 }
 
 impl Output {
@@ -56,6 +60,15 @@ impl Output {
         Output {
             format,
             context: String::new(),
+            breakdown: false,
+        }
+    }
+
+    /// The same output, showing time breakdowns when `on` (`-v`).
+    pub fn with_breakdown(self, on: bool) -> Output {
+        Output {
+            breakdown: on,
+            ..self
         }
     }
 
@@ -73,6 +86,19 @@ impl Output {
     /// Shows a reply and returns the exit code it stands for: [`ExitCode::Ok`]
     /// or [`ExitCode::OperationError`].
     pub fn reply(&self, request: &Request, reply: &Reply) -> ExitCode {
+        self.reply_with(request, reply, None)
+    }
+
+    /// [`Output::reply`], and, when breakdowns are shown (`-v`), where the
+    /// reply's time went: one line on stderr (whatever the format), and
+    /// with `--json` a `"breakdown"` object after the reply's fields.
+    pub fn reply_with(
+        &self,
+        request: &Request,
+        reply: &Reply,
+        breakdown: Option<&Breakdown>,
+    ) -> ExitCode {
+        let breakdown = breakdown.filter(|_| self.breakdown);
         let code = match reply {
             Reply::Ok(_) => ExitCode::Ok,
             Reply::Err(_) => ExitCode::OperationError,
@@ -81,7 +107,12 @@ impl Output {
             (Format::Json, _) => {
                 // A reply is plain data (strings, numbers, maps with string
                 // keys); serializing it to JSON cannot fail.
-                let text = serde_json::to_string(reply).expect("reply serializes to JSON");
+                let mut text = serde_json::to_string(reply).expect("reply serializes to JSON");
+                // The reply is an object: its fields keep their order.
+                if let Some(b) = breakdown.filter(|_| text.ends_with('}')) {
+                    text.pop();
+                    text.push_str(&format!(",\"breakdown\":{}}}", b.json()));
+                }
                 self.stdout(&text);
             }
             (Format::Plain, Reply::Ok(value)) => {
@@ -102,6 +133,9 @@ impl Output {
                     caret(&calc.expr, at);
                 }
             }
+        }
+        if let Some(b) = breakdown {
+            anstream::eprintln!("{NOTE}{}{NOTE:#}", b.line());
         }
         code
     }

@@ -6,6 +6,8 @@
 //! its result into output and an exit code.
 
 mod backoff;
+mod breakdown;
+pub mod headers;
 mod pipeline;
 mod requester;
 #[cfg(test)]
@@ -18,10 +20,11 @@ use crate::config::Config;
 use crate::mqtt::MqttError;
 use crate::protocol::{
     CalcRequest, EchoRequest, EditAction, EditRequest, Encoding, ErrorCode, OkValue, Reply,
-    Request, UserRequest,
+    Request, ServerTimes, UserRequest,
 };
 
 pub use backoff::{busy_body, Attempts};
+pub use breakdown::Breakdown;
 pub use pipeline::{Outcome, Pipeline, Totals};
 pub use requester::{Received, Requester};
 
@@ -62,6 +65,15 @@ pub enum AskError {
     Cancelled,
 }
 
+/// A reply and where its time went (`ask -v`).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The final reply.
+    pub reply: Reply,
+    /// Its time breakdown (for a paged `show`: of the first page).
+    pub breakdown: Breakdown,
+}
+
 /// How often a wait for a reply looks at the cancel flag (Ctrl-C).
 const CANCEL_CHECK: Duration = Duration::from_millis(100);
 
@@ -95,10 +107,24 @@ pub fn request(config: &Config, request: &Request) -> Result<Reply, AskError> {
 /// # Errors
 /// As [`request`].
 pub fn request_then_exit(config: &Config, request: &Request) -> Result<Reply, AskError> {
+    request_then_exit_traced(config, request, Vec::new()).map(|a| a.reply)
+}
+
+/// [`request_then_exit`] sending `headers` as user properties (`ask -H`),
+/// returning the reply with its time breakdown.
+///
+/// # Errors
+/// As [`request`].
+pub fn request_then_exit_traced(
+    config: &Config,
+    request: &Request,
+    headers: Vec<(String, String)>,
+) -> Result<Answer, AskError> {
     let mut requester = Requester::connect(config, Encoding::Cbor)?;
-    let reply = call(&mut requester, request, config.timeout);
+    requester.set_headers(headers);
+    let answer = call_traced(&mut requester, request, config.timeout);
     requester.abandon();
-    reply
+    answer
 }
 
 /// Sends `request` over an open connection, re-sending with the same
@@ -111,15 +137,28 @@ pub fn call(
     request: &Request,
     timeout: Duration,
 ) -> Result<Reply, AskError> {
+    call_traced(requester, request, timeout).map(|a| a.reply)
+}
+
+/// [`call`], returning the reply with its time breakdown.
+///
+/// # Errors
+/// As [`call`].
+pub fn call_traced(
+    requester: &mut Requester,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Answer, AskError> {
     let start = Instant::now();
     requester.wait_for_server(request.op_name(), start + status_grace(timeout))?;
     let correlation = requester.next_correlation();
-    let reply = exchange(requester, request, &correlation, start + timeout, timeout)?;
+    let first = exchange_traced(requester, request, &correlation, start + timeout, timeout)?;
     match request {
-        Request::Edit(show) if show.action == EditAction::Show => {
-            rest_of_show(requester, show, reply, timeout)
-        }
-        _ => Ok(reply),
+        Request::Edit(show) if show.action == EditAction::Show => Ok(Answer {
+            reply: rest_of_show(requester, show, first.reply, timeout)?,
+            breakdown: first.breakdown,
+        }),
+        _ => Ok(first),
     }
 }
 
@@ -215,9 +254,25 @@ pub fn exchange(
     deadline: Instant,
     timeout: Duration,
 ) -> Result<Reply, AskError> {
+    exchange_traced(requester, request, correlation, deadline, timeout).map(|a| a.reply)
+}
+
+/// [`exchange`], returning the reply with its time breakdown: the round
+/// trip counts from the request's last send.
+///
+/// # Errors
+/// As [`exchange`].
+pub fn exchange_traced(
+    requester: &mut Requester,
+    request: &Request,
+    correlation: &[u8],
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Answer, AskError> {
     let mut attempts = Attempts::new(retry_interval(timeout), Instant::now());
     let mut last_busy: Option<String> = None;
     'send: loop {
+        let last_sent = Instant::now();
         let mut unchecked = Some(requester.publish_nowait(request, correlation));
         let mut resend_at = attempts.sent(Instant::now()).min(deadline);
         loop {
@@ -243,14 +298,23 @@ pub fn exchange(
             }
             let wake = resend_at.min(Instant::now() + CANCEL_CHECK);
             match requester.next(wake) {
-                Some(Received::Reply(c, reply)) if c == correlation => match busy_body(&reply) {
-                    Some(body) => {
-                        tracing::debug!(message = %body.message, "server busy; backing off");
-                        last_busy = Some(body.message.clone());
-                        resend_at = attempts.busy(Instant::now()).min(deadline);
+                Some(Received::Reply(c, reply, user)) if c == correlation => {
+                    match busy_body(&reply) {
+                        Some(body) => {
+                            tracing::debug!(message = %body.message, "server busy; backing off");
+                            last_busy = Some(body.message.clone());
+                            resend_at = attempts.busy(Instant::now()).min(deadline);
+                        }
+                        None => {
+                            let breakdown = Breakdown::new(
+                                last_sent.elapsed(),
+                                attempts.sends().saturating_sub(1),
+                                ServerTimes::of_reply(&user),
+                            );
+                            return Ok(Answer { reply, breakdown });
+                        }
                     }
-                    None => return Ok(reply),
-                },
+                }
                 Some(Received::Lost) => {
                     requester.reconnect(deadline)?;
                     continue 'send;

@@ -49,6 +49,8 @@ pub struct Totals {
 struct Pending<K> {
     key: K,
     request: Request,
+    /// The request's own user properties (a `-H` prefix on its line).
+    headers: Vec<(String, String)>,
     first_sent: Instant,
     attempts: Attempts,
 }
@@ -97,8 +99,17 @@ impl<K> Pipeline<K> {
 
     /// Sends a request without waiting.
     pub fn send(&mut self, key: K, request: Request) {
+        self.send_with(key, request, Vec::new());
+    }
+
+    /// [`Pipeline::send`] with user properties of its own (after the
+    /// requester's), sent again with every re-send.
+    pub fn send_with(&mut self, key: K, request: Request, headers: Vec<(String, String)>) {
         let correlation = self.requester.next_correlation();
-        self.publish(&request, &correlation);
+        let token = self
+            .requester
+            .publish_with(&request, &correlation, &headers);
+        self.unchecked.push_back(token);
         let now = Instant::now();
         let mut attempts = Attempts::new(self.retry, now);
         attempts.sent(now);
@@ -107,15 +118,11 @@ impl<K> Pipeline<K> {
             Pending {
                 key,
                 request,
+                headers,
                 first_sent: now,
                 attempts,
             },
         );
-    }
-
-    fn publish(&mut self, request: &Request, correlation: &[u8]) {
-        let token = self.requester.publish_nowait(request, correlation);
-        self.unchecked.push_back(token);
     }
 
     /// Checks the publish results that have come in, oldest first, without
@@ -124,10 +131,15 @@ impl<K> Pipeline<K> {
     /// A refusal by the broker fails its request at once; other failures (a
     /// dropped connection) are left to the re-send.
     fn check_publishes(&mut self, out: &mut Vec<Outcome<K>>) {
-        while let Some(token) = self.unchecked.front() {
+        let window = self.window;
+        loop {
+            let unchecked = self.unchecked.len();
+            let Some(token) = self.unchecked.front_mut() else {
+                return;
+            };
             let result = match token.completed() {
                 Some(result) => result,
-                None if self.unchecked.len() > 2 * self.window => token.wait(ACK_LIMIT),
+                None if unchecked > 2 * window => token.wait(ACK_LIMIT),
                 None => return,
             };
             let Some(token) = self.unchecked.pop_front() else {
@@ -172,7 +184,7 @@ impl<K> Pipeline<K> {
         // it: a reply lost that way cost a re-send).
         for handled in 1..=self.window {
             let answered = match received {
-                Some(Received::Reply(c, reply)) => Some((c, Some(reply))),
+                Some(Received::Reply(c, reply, _)) => Some((c, Some(reply))),
                 Some(Received::Undecodable(c)) => Some((c, None)),
                 Some(Received::Lost) => {
                     self.requester.reconnect(Instant::now() + self.timeout)?;
@@ -240,7 +252,9 @@ impl<K> Pipeline<K> {
             if p.attempts.due() <= now {
                 p.attempts.sent(now);
                 self.totals.resent += 1;
-                let token = self.requester.publish_nowait(&p.request, correlation);
+                let token = self
+                    .requester
+                    .publish_with(&p.request, correlation, &p.headers);
                 self.unchecked.push_back(token);
             }
             next_check = next_check.min(p.attempts.due()).min(p.first_sent + timeout);

@@ -30,8 +30,9 @@ const SUBSCRIBE_WAIT: Duration = Duration::from_secs(24 * 3600);
 /// What arrived for this client.
 #[derive(Debug)]
 pub enum Received {
-    /// A reply to the request with this correlation data.
-    Reply(Vec<u8>, Reply),
+    /// A reply to the request with this correlation data, and the reply's
+    /// user properties (the server's id and time breakdown).
+    Reply(Vec<u8>, Reply, Vec<(String, String)>),
     /// A reply with this correlation data that is not a reply map (e.g.
     /// from a bare echo responder).
     Undecodable(Vec<u8>),
@@ -76,6 +77,8 @@ pub struct Requester {
     qos: i32,
     /// Set (by the shell's Ctrl-C handler) to give up the pending request.
     cancel: Option<Arc<AtomicBool>>,
+    /// User properties sent with every request (`-H key=value`).
+    headers: Vec<(String, String)>,
 }
 
 impl Requester {
@@ -126,6 +129,7 @@ impl Requester {
             qos: mqtt::QOS,
             topics,
             cancel: None,
+            headers: Vec::new(),
         };
         requester.subscribe()?;
         tracing::debug!(broker = %requester.client.broker(), %client_id, user = config.connection.username.as_deref().unwrap_or("(anonymous)"), "connected");
@@ -167,12 +171,33 @@ impl Requester {
     /// or by the pipeline. Re-sending with the same correlation data is
     /// safe: the server applies an edit once.
     pub fn publish_nowait(&self, request: &Request, correlation: &[u8]) -> Delivery {
+        self.publish_with(request, correlation, &[])
+    }
+
+    /// Sends `headers` (user properties, checked by [`super::headers`])
+    /// with every later request, replacing those set before.
+    pub fn set_headers(&mut self, headers: Vec<(String, String)>) {
+        self.headers = headers;
+    }
+
+    /// [`Requester::publish_nowait`] with `extra` user properties after
+    /// the requester's own headers.
+    pub fn publish_with(
+        &self,
+        request: &Request,
+        correlation: &[u8],
+        extra: &[(String, String)],
+    ) -> Delivery {
+        let user = match extra {
+            [] => self.headers.clone(),
+            _ => self.headers.iter().chain(extra).cloned().collect(),
+        };
         let meta = MessageMeta {
             response_topic: Some(self.response_topic.clone()),
             correlation: Some(correlation.to_vec()),
             content_type: Some(self.encoding.content_type().to_string()),
             expiry_secs: Some(self.expiry_secs),
-            user: Vec::new(),
+            user,
         };
         let topic = self.topics.request_named(request.op_name());
         let payload = encode_request(request, self.encoding);
@@ -247,7 +272,7 @@ impl Requester {
         let meta = msg.meta;
         let encoding = Encoding::detect(meta.content_type.as_deref(), &msg.payload);
         match (meta.correlation, decode_reply(encoding, &msg.payload)) {
-            (Some(c), Ok(reply)) => Some(Received::Reply(c, reply)),
+            (Some(c), Ok(reply)) => Some(Received::Reply(c, reply, meta.user)),
             (Some(c), Err(e)) => {
                 tracing::warn!(error = %e, "undecodable reply");
                 Some(Received::Undecodable(c))

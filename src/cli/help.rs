@@ -28,6 +28,7 @@ pub(super) const SHELL_HELP: &str = "Commands at the prompt:
   edit --line 3 new text          the same flags as `mqttapp ask edit`
   show [--file NAME]              print the file (edit --show)
   run NAME INPUT...               a user-defined operation (serve --exec)
+  -H KEY=VALUE COMMAND            send a user property with this one request
   help [COMMAND]                  the commands, or one command's flags
   quit, exit, Ctrl-D              leave (Ctrl-C cancels a request awaiting its reply)
 
@@ -62,6 +63,8 @@ pub(super) const ASK_HELP: &str = "Examples:
   mqttapp ask -q calc 1/0 || echo bad  no output; the exit code tells
   mqttapp ask upper hello              a user-defined operation a server offers
                                        (serve --exec 'upper=tr a-z A-Z'): HELLO
+  mqttapp ask -v calc 1+1              also prints on stderr where the time went
+  mqttapp ask -H traceparent=00-...-01 calc 1+1   sends a user property along
   mqttapp ask                          no operation: the interactive shell
   printf 'calc 1+2\\necho hi\\n' | mqttapp ask --batch   pipelined: prints 3 and hi
   mqttapp ask --all calc 1+1           every online server: one \"<server-id> 2\" line each

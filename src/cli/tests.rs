@@ -6,7 +6,15 @@ use super::Cli;
 
 /// Flags that are fields of one request rather than settings: they have
 /// no environment variable and default to "not given".
-const REQUEST_FIELDS: &[&str] = &["line", "insert", "append", "delete", "show", "expect_rev"];
+const REQUEST_FIELDS: &[&str] = &[
+    "line",
+    "insert",
+    "append",
+    "delete",
+    "show",
+    "expect_rev",
+    "header",
+];
 
 fn help_of(arg: &clap::Arg) -> String {
     arg.get_long_help()

@@ -41,6 +41,8 @@ pub struct AllOptions {
     pub wait: Duration,
     /// Text, JSON lines, or nothing.
     pub format: Format,
+    /// The request's own user properties (`ask -H`).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Sends `request` to every server and prints one line per answer on
@@ -76,7 +78,7 @@ pub fn run(
         correlation: Some(corr.clone()),
         content_type: Some(Encoding::Cbor.content_type().to_string()),
         expiry_secs: Some(expiry_secs(options.wait)),
-        user: Vec::new(),
+        user: options.headers.clone(),
     };
     let topic = Topics::new(&config.prefix).all_request_named(op);
     let payload = encode_request(request, Encoding::Cbor);

@@ -46,7 +46,12 @@ impl Message {
         let props_len = meta.response_topic.as_ref().map_or(0, |t| t.len() + 3)
             + meta.correlation.as_ref().map_or(0, |c| c.len() + 3)
             + meta.content_type.as_ref().map_or(0, |c| c.len() + 3)
-            + meta.expiry_secs.map_or(0, |_| 5);
+            + meta.expiry_secs.map_or(0, |_| 5)
+            + meta
+                .user
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 5)
+                .sum::<usize>();
         Message {
             topic: topic.to_string(),
             payload,
@@ -166,9 +171,12 @@ impl Delivery {
         }
     }
 
-    /// The result if it has completed, without waiting.
-    pub fn completed(&self) -> Option<Result<(), DeliveryError>> {
-        futures::FutureExt::now_or_never(self.clone())
+    /// The result if it has completed, without waiting. Polls this token
+    /// itself: a clone of a paho token is a deep copy of its message
+    /// (payload and every property), and replies are checked this way
+    /// once or more each.
+    pub fn completed(&mut self) -> Option<Result<(), DeliveryError>> {
+        futures::FutureExt::now_or_never(self)
     }
 
     /// Waits up to `timeout` for the result.

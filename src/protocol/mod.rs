@@ -6,6 +6,7 @@
 //! the typed [`Request`] and [`Reply`]. `docs/PROTOCOL.md` is the same
 //! contract written for people implementing clients in other languages.
 
+mod breakdown;
 mod codec;
 mod description;
 mod error;
@@ -16,9 +17,11 @@ mod props;
 mod stats;
 mod status;
 mod topics;
+pub mod traceparent;
 pub mod user_props;
 mod wording;
 
+pub use breakdown::{is_reserved_property, reply_properties, request_traceparent, ServerTimes};
 pub use codec::{
     decode_reply, decode_request, decode_user_request, encode_reply, encode_request, from_cbor,
     to_cbor, Encoding,

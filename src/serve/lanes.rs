@@ -38,7 +38,7 @@ use super::queue::{cost_of, ByteQueue, OVERHEAD};
 use super::stats::Stats;
 use crate::deadletter::{bounded, cut_of, DeadLetter, Header, Original};
 use crate::mqtt::Message;
-use crate::protocol::{Encoding, ErrorCode, Op, Topics};
+use crate::protocol::{request_traceparent, Encoding, ErrorCode, Op, Topics};
 
 /// A request waiting in a lane.
 pub struct Queued {
@@ -65,6 +65,12 @@ pub struct Refusal {
     /// When there is nowhere to reply: the dead letter to record instead,
     /// already cut to the dead-letter caps (the store gives it its id).
     pub letter: Option<DeadLetter>,
+    /// When it arrived (the reply's `mqttapp-queued-us` counts from here).
+    pub arrived: Instant,
+    /// Its valid `traceparent` (at most `traceparent::MAX_LEN` bytes),
+    /// returned on the reply; the request's other user properties are
+    /// freed with it.
+    pub traceparent: Option<String>,
 }
 
 impl Refusal {
@@ -74,6 +80,7 @@ impl Refusal {
             + self.response_topic.as_ref().map_or(0, String::len)
             + self.correlation.as_ref().map_or(0, Vec::len)
             + self.text.len()
+            + self.traceparent.as_ref().map_or(0, String::len)
             + self.letter.as_ref().map_or(0, |l| {
                 l.detail.len()
                     + l.topic.len()
@@ -169,6 +176,8 @@ pub struct UserQueue {
 /// The lanes, the refusal queue and their counts.
 pub struct Admission {
     topics: Topics,
+    /// Named on every refusal (`mqttapp-server-id`).
+    server_id: String,
     /// Payload bytes a refused, unanswerable request keeps for its dead
     /// letter (`max_payload_bytes`).
     max_payload: usize,
@@ -198,6 +207,7 @@ impl Admission {
     ) -> Admission {
         let total = usize::try_from(max_queue_bytes).unwrap_or(usize::MAX);
         Admission {
+            server_id: String::new(),
             max_payload,
             fast: ByteQueue::new(total / 4, memory.clone()),
             edit: ByteQueue::new(total / 2, memory.clone()),
@@ -235,6 +245,19 @@ impl Admission {
             })
             .collect();
         self
+    }
+
+    /// The same admission, naming `server_id` on its refusals.
+    pub fn answering_as(self, server_id: &str) -> Admission {
+        Admission {
+            server_id: server_id.to_string(),
+            ..self
+        }
+    }
+
+    /// The server id refusals name.
+    pub fn server_id(&self) -> &str {
+        &self.server_id
     }
 
     /// The topics (and allowed reply topics) requests are checked against.
@@ -302,12 +325,12 @@ impl Admission {
                 }
             }
         };
-        self.refuse(msg, code, text);
+        self.refuse(msg, arrived, code, text);
     }
 
     /// Keeps what the refusal's reply needs and queues it for publishing;
     /// the request itself (payload and all) is freed here.
-    fn refuse(&self, msg: Message, code: ErrorCode, text: String) {
+    fn refuse(&self, msg: Message, arrived: Instant, code: ErrorCode, text: String) {
         let meta = &msg.meta;
         let letter = match reply_target(&self.topics, meta.response_topic.as_deref()) {
             Ok(_) => None,
@@ -343,6 +366,10 @@ impl Admission {
             code,
             text,
             letter,
+            arrived,
+            traceparent: request_traceparent(&meta.user)
+                .filter(|_| !unanswerable)
+                .map(String::from),
         };
         drop(msg);
         let cost = refusal.cost();
@@ -512,8 +539,11 @@ mod tests {
             code: ErrorCode::Busy,
             text: "x".repeat(11),
             letter: None,
+            arrived: Instant::now(),
+            traceparent: Some("p".repeat(19)),
         };
-        assert_eq!(r.cost(), 3 + 5 + 7 + 11 + OVERHEAD);
+        assert_eq!(r.cost(), 3 + 5 + 7 + 11 + 19 + OVERHEAD);
+        r.traceparent = None;
         r.response_topic = None;
         r.correlation = None;
         let header = Header {

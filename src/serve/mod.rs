@@ -15,6 +15,7 @@
 //! shutdown, lanes done), waited on with the deadline the state machine
 //! (`supervisor.rs`) gives, whose actions it performs.
 
+mod breakdown;
 mod events;
 mod handler;
 mod identity;
@@ -47,7 +48,8 @@ use crate::config::Config;
 use crate::deadletter::{DeadLetters, Reason};
 use crate::mqtt::{Client, Message, MqttError};
 use crate::operations::{edit::EditError, Operations};
-use crate::protocol::Topics;
+use crate::protocol::{request_traceparent, Topics};
+use breakdown::Timing;
 use handler::{handle, Incoming};
 use lanes::{Admission, Lane, Queued};
 use letters::DeadLetterSink;
@@ -156,7 +158,8 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
             memory.clone(),
         )
         .counting(stats.clone())
-        .with_user_ops(&config.user_ops, config.limits.max_queue_bytes),
+        .with_user_ops(&config.user_ops, config.limits.max_queue_bytes)
+        .answering_as(&config.server_id),
     );
     let link = Link::open(config, client, admission.clone(), control.sender())?;
     tracing::info!(broker = %link.broker(), filter = %link.filter, data_dir = %config.data_dir.display(), server_id = %config.server_id, session_resumed = link.resumed, max_queue_bytes = config.limits.max_queue_bytes, "serving");
@@ -434,7 +437,8 @@ struct Server {
     max_payload: usize,
     /// User-defined operations, in configuration order (`Lane::User(i)`).
     user: Vec<user::UserLane>,
-    /// This server's id, for the programs' environment.
+    /// Named on every reply (`mqttapp-server-id`), as in the status topic,
+    /// and in the user programs' environment.
     server_id: String,
 }
 
@@ -483,8 +487,11 @@ impl Server {
     /// Answers one request of the fast lane.
     fn answer_one(&self, first: Queued, ticket: Ticket<'_, Queued>, replies: &ReplySender) {
         let incoming = incoming_of(first);
+        let span = breakdown::request_span(&incoming.meta.user);
+        let _entered = span.enter();
+        let started = Instant::now();
         let outcome = handle(&self.ops, &self.topics, self.max_payload, &incoming);
-        self.deliver(&incoming, outcome, replies);
+        self.deliver(&incoming, outcome, Timing::since(started), replies);
         drop(ticket);
     }
 
@@ -498,10 +505,15 @@ impl Server {
         replies: &ReplySender,
     ) {
         let incoming = incoming_of(first);
+        let span = breakdown::request_span(&incoming.meta.user);
+        let _entered = span.enter();
         if let Some(lane) = self.user.get(i) {
+            let started = Instant::now();
             let outcomes = lane.answer(&self.topics, self.max_payload, &self.server_id, &incoming);
+            // The copies that waited for this run share its time.
+            let timing = Timing::since(started);
             for outcome in outcomes {
-                self.deliver(&incoming, outcome, replies);
+                self.deliver(&incoming, outcome, timing, replies);
             }
         }
         drop(ticket);
@@ -532,22 +544,42 @@ impl Server {
             .into_iter()
             .map(|(queued, ticket)| (incoming_of(queued), ticket))
             .unzip();
+        let started = Instant::now();
         let outcomes = handler::handle_burst(&self.ops, &self.topics, self.max_payload, &incoming);
+        // Every reply of the burst waited for the whole burst (its commit).
+        let timing = Timing::since(started);
         for (incoming, outcome) in incoming.iter().zip(outcomes) {
-            self.deliver(incoming, outcome, replies);
+            let span = breakdown::request_span(&incoming.meta.user);
+            let _entered = span.enter();
+            self.deliver(incoming, outcome, timing, replies);
         }
         drop(tickets);
     }
 
-    /// Records the outcome's dead letter, if any, and publishes its reply.
-    fn deliver(&self, incoming: &Incoming, outcome: handler::Outcome, replies: &ReplySender) {
+    /// Records the outcome's dead letter, if any, and publishes its reply
+    /// with the server's id and time breakdown (`breakdown.rs`).
+    fn deliver(
+        &self,
+        incoming: &Incoming,
+        outcome: handler::Outcome,
+        timing: Timing,
+        replies: &ReplySender,
+    ) {
         if let Some((reason, detail)) = &outcome.dead_letter {
             self.letters.record(*reason, detail, &incoming.original());
             if outcome.reply.is_none() {
                 self.stats.dead_letter(&incoming.topic, *reason);
             }
         }
-        if let Some(reply) = outcome.reply {
+        if let Some(mut reply) = outcome.reply {
+            let traceparent = request_traceparent(&incoming.meta.user);
+            breakdown::stamp(
+                &mut reply.meta,
+                &self.server_id,
+                incoming.arrived,
+                timing,
+                traceparent,
+            );
             tracing::debug!(topic = %crate::logging::shorten(&incoming.topic, 120), reply_to = %crate::logging::shorten(&reply.topic, 120), error = ?reply.error, "answered");
             // Counted before it is sent: whoever got the reply finds it
             // in the statistics.

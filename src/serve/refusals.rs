@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use super::breakdown::{self, Timing};
 use super::handler::reply_target;
-use super::lanes::{Admission, Refusal, Tally};
+use super::lanes::{Admission, Refusal};
 use super::letters::DeadLetterSink;
 use super::memory::Memory;
 use super::queue::Next;
 use super::replies::ReplySender;
-use super::stats::Stats;
 use crate::mqtt::{Message, MessageMeta};
-use crate::protocol::{encode_reply, ErrorCode, Reply, Topics};
+use crate::protocol::{encode_reply, ErrorCode, Reply};
 
 /// Publishes refusals until an order comes on `stop` (or its sender is
 /// dropped), checking the acknowledgements when idle for `idle_wait`, then
@@ -34,14 +34,7 @@ pub fn serve(
 ) {
     loop {
         match admission.refusals.recv_or(stop, idle_wait) {
-            Next::Item(refusal, _ticket) => send(
-                refusal,
-                admission.topics(),
-                letters,
-                &replies,
-                &admission.tally,
-                &admission.stats,
-            ),
+            Next::Item(refusal, _ticket) => send(refusal, admission, letters, &replies),
             Next::Idle => {
                 replies.check(usize::MAX);
                 memory.trim_if_drained();
@@ -54,16 +47,16 @@ pub fn serve(
     }
 }
 
-/// Publishes one refusal, or, when there is nowhere to send it (the same
+/// Publishes one refusal, with the server's id and time breakdown (no
+/// work: it was not run), or, when there is nowhere to send it (the same
 /// response-topic rules as for answers), records its dead letter.
 fn send(
     mut refusal: Refusal,
-    topics: &Topics,
+    admission: &Admission,
     letters: &DeadLetterSink,
     replies: &ReplySender,
-    tally: &Tally,
-    stats: &Stats,
 ) {
+    let (topics, tally, stats) = (admission.topics(), &admission.tally, &admission.stats);
     if let Some(letter) = refusal.letter.take() {
         tally.unanswerable.fetch_add(1, Ordering::Relaxed);
         stats.dead_letter(&refusal.topic, letter.reason);
@@ -79,13 +72,26 @@ fn send(
             return;
         }
     };
-    let meta = MessageMeta {
+    let mut meta = MessageMeta {
         response_topic: None,
         correlation: refusal.correlation.clone(),
         content_type: Some(refusal.encoding.content_type().to_string()),
         expiry_secs: None,
         user: Vec::new(),
     };
+    let traceparent = refusal.traceparent.as_deref();
+    breakdown::stamp(
+        &mut meta,
+        admission.server_id(),
+        refusal.arrived,
+        Timing::not_run(),
+        traceparent,
+    );
+    let span = match traceparent {
+        Some(traceparent) => tracing::debug_span!("request", traceparent),
+        None => tracing::Span::none(),
+    };
+    let _entered = span.enter();
     let payload = encode_reply(
         &Reply::error(refusal.code, refusal.text.clone()),
         refusal.encoding,

@@ -101,12 +101,13 @@ impl ReplySender {
     pub fn check(&self, keep: usize) {
         loop {
             let mut unacked = self.unacked.borrow_mut();
-            let Some((token, sent, _)) = unacked.front() else {
+            let queued = unacked.len();
+            let Some((token, sent, _)) = unacked.front_mut() else {
                 return;
             };
             let deadline = *sent + ACK_TIMEOUT;
             let over_bytes = keep != usize::MAX && self.unacked_bytes.get() > MAX_UNACKED_BYTES;
-            let wait = if unacked.len() > keep || over_bytes {
+            let wait = if queued > keep || over_bytes {
                 deadline.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO

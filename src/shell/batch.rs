@@ -45,8 +45,10 @@ pub fn run_batch(
     input: impl BufRead,
     out: &mut impl Write,
     json: bool,
+    headers: &[(String, String)],
 ) -> Result<BatchSummary, AskError> {
-    let requester = Requester::connect(config, Encoding::Cbor)?;
+    let mut requester = Requester::connect(config, Encoding::Cbor)?;
+    requester.set_headers(headers.to_vec());
     let mut batch = Batch {
         pipeline: Pipeline::new(
             requester,
@@ -65,7 +67,13 @@ pub fn run_batch(
     };
     for line in input.lines() {
         let line = line.map_err(|e| AskError::Usage(format!("cannot read input: {e}")))?;
-        let request = match command::parse(&line, config.file.as_deref()) {
+        let parsed = command::take_headers(&line)
+            .and_then(|(own, rest)| Ok((own, command::parse(&rest, config.file.as_deref())?)));
+        let (own, parsed) = match parsed {
+            Ok((own, command)) => (own, Ok(command)),
+            Err(e) => (Vec::new(), Err(e)),
+        };
+        let request = match parsed {
             Ok(Command::Nothing) => continue,
             Ok(Command::Quit) => break,
             // A file has many lines; a batch has one line per request.
@@ -88,7 +96,7 @@ pub fn run_batch(
                         batch.shows.insert(index, (show.clone(), None));
                     }
                 }
-                batch.pipeline.send(index, request);
+                batch.pipeline.send_with(index, request, own);
             }
             Err(message) => batch.finish_line(index, Err(("usage", message))),
         }

@@ -5,8 +5,11 @@
 //! definitions `mqttapp ask` uses ([`AskOp`], [`EditArgs`]), so a flag that
 //! works on the command line works at the prompt and vice versa.
 
+use std::borrow::Cow;
+
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::ask::headers::Headers;
 use crate::ask::{self, AskError};
 use crate::cli::{AskOp, EditArgs};
 use crate::protocol::{CalcRequest, EchoRequest, Request};
@@ -123,6 +126,39 @@ pub fn parse(line: &str, default_file: Option<&str>) -> Result<Command, LineErro
         Parsed::Quit => Command::Quit,
         Parsed::Nothing => Command::Nothing,
     })
+}
+
+/// A line's leading `-H KEY=VALUE` words (also `-HKEY=VALUE`, `--header
+/// KEY=VALUE`, `--header=KEY=VALUE`): the user properties of this line's
+/// request (as `ask -H`), and the rest of the line, a command.
+///
+/// # Errors
+/// [`LineError`] for an unmatched quote, a refused property (a name
+/// starting with `mqttapp-`, no `=`) or no command after the properties.
+pub fn take_headers(line: &str) -> Result<(Headers, Cow<'_, str>), LineError> {
+    let trimmed = line.trim_start();
+    if !trimmed.starts_with("-H") && !trimmed.starts_with("--header") {
+        return Ok((Vec::new(), Cow::Borrowed(line)));
+    }
+    let words = shell_words::split(trimmed).map_err(|_| LineError::Quote)?;
+    let mut headers = Vec::new();
+    let mut rest = words.as_slice();
+    loop {
+        let (value, used) = match rest {
+            [flag, value, ..] if flag == "-H" || flag == "--header" => (value.as_str(), 2),
+            [flag, ..] if flag.starts_with("--header=") => (&flag["--header=".len()..], 1),
+            [flag, ..] if flag.starts_with("-H") && flag.len() > 2 => (&flag[2..], 1),
+            _ => break,
+        };
+        headers.push(ask::headers::parse(value)?);
+        rest = &rest[used..];
+    }
+    if rest.is_empty() || rest[0] == "-H" || rest[0] == "--header" {
+        return Err(LineError::Usage(
+            "-H KEY=VALUE goes before a command: -H traceparent=00-...-01 calc 1+1".into(),
+        ));
+    }
+    Ok((headers, Cow::Owned(shell_words::join(rest))))
 }
 
 /// The common case without clap: `calc` or `echo` followed by plain words

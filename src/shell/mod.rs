@@ -51,11 +51,16 @@ impl Summary {
 
 /// Runs a session until `quit`, Ctrl-D or the end of the input. Meant
 /// for a process that exits afterwards (see [`Requester::abandon`]).
+/// `headers` (`-H`) go with every request, before a line's own `-H`.
 ///
 /// # Errors
 /// [`AskError`] only when the first connection fails; later failures are
 /// shown and counted in the [`Summary`].
-pub fn run(config: &Config, output: &Output) -> Result<Summary, AskError> {
+pub fn run(
+    config: &Config,
+    output: &Output,
+    headers: Vec<(String, String)>,
+) -> Result<Summary, AskError> {
     let mut requester = Requester::connect(config, Encoding::Cbor)?;
     let completions = described::Shared::default();
     let mut input = Input::open(&completions);
@@ -86,16 +91,19 @@ pub fn run(config: &Config, output: &Output) -> Result<Summary, AskError> {
             println!("{text}");
             continue;
         }
-        let succeeded = match command::parse(&line, config.file.as_deref()) {
-            Ok(Command::Nothing) => continue,
-            Ok(Command::Quit) => break,
-            Ok(Command::Print(text)) => {
+        let parsed = command::take_headers(&line)
+            .and_then(|(own, rest)| Ok((own, command::parse(&rest, config.file.as_deref())?)));
+        let succeeded = match parsed {
+            Ok((_, Command::Nothing)) => continue,
+            Ok((_, Command::Quit)) => break,
+            Ok((_, Command::Print(text))) => {
                 input.remember(&line);
                 println!("{text}");
                 continue;
             }
-            Ok(Command::Request(request)) => {
+            Ok((own, Command::Request(request))) => {
                 input.remember(&line);
+                requester.set_headers(headers.iter().chain(&own).cloned().collect());
                 send(&mut requester, &request, config.timeout, &output)
             }
             Err(e) => {
@@ -136,10 +144,12 @@ fn greet(config: &Config, requester: &mut Requester) {
 fn send(requester: &mut Requester, request: &Request, timeout: Duration, output: &Output) -> bool {
     // A Ctrl-C pressed while no request waited cancels nothing later.
     let _ = requester.take_cancel();
-    let result =
-        ensure_connected(requester, timeout).and_then(|()| ask::call(requester, request, timeout));
+    let result = ensure_connected(requester, timeout)
+        .and_then(|()| ask::call_traced(requester, request, timeout));
     match result {
-        Ok(reply) => output.reply(request, &reply) == ExitCode::Ok,
+        Ok(answer) => {
+            output.reply_with(request, &answer.reply, Some(&answer.breakdown)) == ExitCode::Ok
+        }
         Err(e) => {
             output.failure(ExitCode::of_ask(&e), &e);
             false

@@ -169,3 +169,37 @@ fn the_plain_fast_path_agrees_with_the_full_parser() {
         );
     }
 }
+
+#[test]
+fn a_line_may_start_with_user_properties_for_its_request() {
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let cases: &[(&str, crate::ask::headers::Headers, &str)] = &[
+        ("calc 1+1", vec![], "calc 1+1"),
+        ("-H a=1 calc 1+1", vec![pair("a", "1")], "calc 1+1"),
+        (
+            "-Ha=1 --header b=2 --header=c=3 echo 'x  y'",
+            vec![pair("a", "1"), pair("b", "2"), pair("c", "3")],
+            "echo 'x  y'",
+        ),
+        ("-H 'k=a b' echo hi", vec![pair("k", "a b")], "echo hi"),
+    ];
+    for (line, headers, rest) in cases {
+        let (got, left) = take_headers(line).unwrap();
+        assert_eq!(&got, headers, "{line}");
+        assert_eq!(left, *rest, "{line}");
+    }
+    assert_eq!(
+        parse(&take_headers("-H a=1 echo 'x  y'").unwrap().1, None).unwrap(),
+        echo("x  y")
+    );
+    for (line, needle) in [
+        ("-H mqttapp-server-id=x calc 1", "protocol's own"),
+        ("-H novalue calc 1", "KEY=VALUE"),
+        ("-H a=1", "before a command"),
+        ("-H", "before a command"),
+        ("-H 'a=1 calc 1", "quote"),
+    ] {
+        let e = take_headers(line).unwrap_err().to_string();
+        assert!(e.contains(needle), "{line}: {e}");
+    }
+}
