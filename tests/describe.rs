@@ -387,3 +387,51 @@ fn tab_in_a_terminal_shell_completes_edits_described_actions() {
     let notes = std::fs::read_to_string(server.data_dir().join("notes.txt")).unwrap_or_default();
     assert_eq!(notes, "hello\n", "{out}");
 }
+
+#[test]
+fn a_user_defined_operation_is_described_with_what_its_configuration_says() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("describe-user");
+    let config = broker.dir().join("ops.toml");
+    std::fs::write(
+        &config,
+        "[ops.upper]\nprogram = \"tr\"\nargs = [\"a-z\", \"A-Z\"]\ntimeout = \"3s\"\n\
+         max_concurrent = 2\ndescription = \"shouts its input\"\nexample = \"hello\"\n",
+    )
+    .expect("write config");
+    let config = config.to_str().expect("UTF-8 path");
+    let _server = server(
+        &broker,
+        &prefix,
+        "shouter",
+        &["--config", config, "--exec", "lower=tr A-Z a-z"],
+    );
+    let text = stdout_of(mqttapp(&broker, &prefix).arg("describe"));
+    for line in [
+        "upper  shouts its input",
+        "lower  runs `tr A-Z a-z` on the server",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(line) && l.ends_with("shouter")),
+            "{line:?} in\n{text}"
+        );
+    }
+    let upper = json_of(mqttapp(&broker, &prefix).args(["describe", "upper", "--json"]));
+    let limits = upper["limits"].as_array().expect("limits");
+    let limit = |name: &str| {
+        limits
+            .iter()
+            .find(|l| l["name"] == name)
+            .map(|l| l["value"].clone())
+    };
+    assert_eq!(limit("timeout"), Some(serde_json::json!(3000)), "{upper}");
+    assert_eq!(
+        limit("max_concurrent"),
+        Some(serde_json::json!(2)),
+        "{upper}"
+    );
+    assert_eq!(upper["examples"][0]["input"], "hello", "{upper}");
+    let codes = upper["codes"].as_array().expect("codes");
+    assert!(codes.iter().any(|c| c == "failed"), "{upper}");
+}
