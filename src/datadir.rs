@@ -20,6 +20,9 @@
 //!     deadletters.dropped      how many dead letters the budget turned away
 //!     data-dir-id              this directory's random id, advertised by
 //!                              servers that take edits here (serve/owner.rs)
+//!     ops/<op>/<32 hex>        a user-defined operation's remembered
+//!                              reply, one file per replay key
+//!                              (operations/user/disk.rs)
 //! ```
 //!
 //! Data file names may not start with '.', so nothing the stores keep can
@@ -100,6 +103,13 @@ impl DataDir {
         self.meta.join("data-dir-id")
     }
 
+    /// The remembered replies of user-defined operation `op` (a valid
+    /// operation name: `[a-z0-9_-]`), one file per replay key, so a
+    /// re-sent request is not run again after a restart.
+    pub fn user_replies(&self, op: &str) -> PathBuf {
+        self.meta.join("ops").join(op)
+    }
+
     /// How many dead letters the budget turned away.
     pub fn dead_letters_dropped(&self) -> PathBuf {
         self.meta.join("deadletters.dropped")
@@ -128,5 +138,6 @@ mod tests {
         ] {
             assert_eq!(path, meta.join(name));
         }
+        assert_eq!(d.user_replies("mail"), meta.join("ops").join("mail"));
     }
 }

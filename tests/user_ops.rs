@@ -420,3 +420,36 @@ fn bad_or_shadowing_names_are_refused_before_starting() {
         "{err}"
     );
 }
+
+#[test]
+fn a_request_re_sent_after_a_server_kill_is_answered_from_disk_not_run_again() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("userop-restart");
+    let runs = broker.dir().join("runs-restart.txt");
+    let count = || {
+        std::fs::read_to_string(&runs)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // The answer is the run number, so a second run would answer "run 2".
+    let body = format!(
+        "cat >/dev/null\necho run >> '{0}'\necho \"run $(wc -l < '{0}')\"",
+        runs.display()
+    );
+    let once = script(&broker, "restart.sh", &body);
+    let spec = format!("once={}", once.display());
+    let mut server = serve(&broker, &prefix, &["--exec", &spec]);
+    let raw = RawClient::connect(&broker, &prefix, "restart");
+    let first = text(&raw, &prefix, "once", "pay", b"k1");
+    assert_eq!(first.code(), "ok", "{}", message(&first));
+    assert_eq!(count(), 1);
+    server.restart(); // kill -9, then the same data directory again
+    let again = text(&raw, &prefix, "once", "pay", b"k1");
+    assert_eq!(again.payload, first.payload, "the first run's answer");
+    assert_eq!(count(), 1, "not run again after the restart");
+    // The key with another input is still refused after the restart.
+    let reused = text(&raw, &prefix, "once", "other", b"k1");
+    assert_eq!(reused.code(), "bad_request", "{}", reused.text());
+    assert_eq!(count(), 1);
+}

@@ -192,7 +192,7 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
             .user_ops
             .iter()
             .cloned()
-            .map(user::UserLane::new)
+            .map(|op| user::UserLane::new(op, &crate::datadir::DataDir::new(&config.data_dir)))
             .collect(),
         server_id: config.server_id.clone(),
     };

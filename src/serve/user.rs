@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use super::handler::{replay_key, target_of, Incoming, Outcome, Target};
 use crate::config::ops::UserOp;
+use crate::datadir::DataDir;
 use crate::deadletter::Reason;
+use crate::operations::user::disk::Disk;
 use crate::operations::user::env::RequestInfo;
 use crate::operations::user::memory::{retention_secs, Begin, ReplyMemory};
 use crate::operations::user::{self as op_user};
@@ -29,12 +31,16 @@ pub struct UserLane {
 }
 
 impl UserLane {
-    /// The lane of `op`.
-    pub fn new(op: UserOp) -> UserLane {
-        UserLane {
-            op,
-            memory: ReplyMemory::default(),
+    /// The lane of `op`; its reply memory is kept in `data_dir` too (so
+    /// it survives a restart) unless that directory cannot be created.
+    pub fn new(op: UserOp, data_dir: &DataDir) -> UserLane {
+        let mut memory = ReplyMemory::default();
+        if !op.idempotent {
+            if let Some(disk) = Disk::open(data_dir.user_replies(&op.name)) {
+                memory = memory.persisted(disk);
+            }
         }
+        UserLane { op, memory }
     }
 
     /// Answers one request: the outcomes to deliver (its own, and those of

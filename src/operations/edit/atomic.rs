@@ -17,7 +17,7 @@ use super::error::io_err;
 use super::EditError;
 
 /// Replaces `path` with `bytes` atomically and durably.
-pub(super) fn write(path: &Path, bytes: &[u8]) -> Result<(), EditError> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), EditError> {
     let dir = parent(path);
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
     tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
@@ -47,7 +47,7 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), EditError> {
 
 /// Creates `dir` and any missing parents with mode 0700 (on unix); an
 /// existing directory is left as it is.
-pub(super) fn create_private_dir(dir: &Path) -> Result<(), EditError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), EditError> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

@@ -98,7 +98,7 @@
 //! both threads sharing one [`Store`] and processes sharing the directory.
 //! Different files proceed in parallel.
 
-mod atomic;
+pub(crate) mod atomic;
 mod batch;
 mod error;
 mod fsread;

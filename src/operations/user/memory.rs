@@ -10,8 +10,9 @@
 //! input is refused instead of being answered with another request's
 //! reply; and when the memory is full of live entries a new keyed request
 //! is refused `busy` (not run) rather than evicting a key a client may
-//! still re-send. Unlike the edits' memory it lives in the server's
-//! memory only: a server restart forgets it (docs/PROTOCOL.md).
+//! still re-send. Like the edits' memory it survives a crash or restart
+//! when the server has a data directory for it (`disk`): an answered
+//! entry is stored before its reply is published and loaded at start.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use super::disk::{now_unix, Disk, Stored};
 use crate::protocol::Reply;
 
 /// Longest time a reply is remembered (the edits' maximum).
@@ -71,6 +73,7 @@ pub struct ReplyMemory<W> {
     entries: Mutex<(HashMap<u128, Entry<W>>, usize)>,
     max_entries: usize,
     max_bytes: usize,
+    disk: Option<Disk>,
 }
 
 impl<W> Default for ReplyMemory<W> {
@@ -86,7 +89,39 @@ impl<W> ReplyMemory<W> {
             entries: Mutex::new((HashMap::new(), 0)),
             max_entries,
             max_bytes,
+            disk: None,
         }
+    }
+
+    /// This memory kept on `disk` too: loads the unexpired replies stored
+    /// there (by an earlier run of the server) within the bounds, and
+    /// stores every answered entry from now on.
+    pub fn persisted(mut self, disk: Disk) -> Self {
+        let now = (Instant::now(), now_unix());
+        {
+            let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let (entries, bytes) = &mut *guard;
+            for s in disk.load(self.max_entries) {
+                let size = reply_size(&s.reply);
+                if *bytes + size > self.max_bytes {
+                    disk.remove(s.key);
+                    continue;
+                }
+                *bytes += size;
+                let left = Duration::from_secs(s.until_unix.saturating_sub(now.1));
+                entries.insert(
+                    s.key,
+                    Entry::Done {
+                        fingerprint: s.fingerprint,
+                        reply: s.reply,
+                        bytes: size,
+                        until: now.0 + left.min(Duration::from_secs(MAX_RETENTION_SECS)),
+                    },
+                );
+            }
+        }
+        self.disk = Some(disk);
+        self
     }
 
     /// Looks `key` up for a request whose input is `input`; `waiter` is
@@ -103,6 +138,7 @@ impl<W> ReplyMemory<W> {
             if *until <= now {
                 *bytes -= *b;
                 entries.remove(&key);
+                self.forget(key);
             }
         }
         match entries.get_mut(&key) {
@@ -118,7 +154,9 @@ impl<W> ReplyMemory<W> {
             Some(Entry::Done { reply, .. }) => Begin::Replay(reply.clone(), waiter),
             None => {
                 if entries.len() >= self.max_entries || *bytes >= self.max_bytes {
-                    expire(entries, bytes, now);
+                    for gone in expire(entries, bytes, now) {
+                        self.forget(gone);
+                    }
                 }
                 if entries.len() >= self.max_entries || *bytes >= self.max_bytes {
                     return Begin::Full(waiter);
@@ -137,9 +175,20 @@ impl<W> ReplyMemory<W> {
 
     /// Remembers the reply of the run [`ReplyMemory::begin`] started for
     /// `key` for `retain`; returns the copies that waited for it.
+    /// With a disk, the entry is stored before this returns, so before
+    /// the reply is published.
     pub fn finish(&self, key: &[u8], reply: &Reply, retain: Duration) -> Vec<W> {
         let key = hash128(key);
         let size = reply_size(reply);
+        let fingerprint = self.running_fingerprint(key);
+        if let (Some(disk), Some(fingerprint)) = (&self.disk, fingerprint) {
+            disk.save(&Stored {
+                key,
+                fingerprint,
+                until_unix: now_unix() + retain.as_secs(),
+                reply: reply.clone(),
+            });
+        }
         let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let (entries, bytes) = &mut *guard;
         let Some(Entry::Running {
@@ -159,7 +208,26 @@ impl<W> ReplyMemory<W> {
                 until: Instant::now() + retain,
             },
         );
+        for gone in expire(entries, bytes, Instant::now()) {
+            self.forget(gone);
+        }
         waiters
+    }
+
+    /// The input fingerprint of `key`'s running entry.
+    fn running_fingerprint(&self, key: u128) -> Option<u128> {
+        let guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.0.get(&key) {
+            Some(Entry::Running { fingerprint, .. }) => Some(*fingerprint),
+            _ => None,
+        }
+    }
+
+    /// Removes `key`'s stored copy, if kept on disk.
+    fn forget(&self, key: u128) {
+        if let Some(disk) = &self.disk {
+            disk.remove(key);
+        }
     }
 
     /// Entries held now (running or answered).
@@ -173,17 +241,20 @@ impl<W> ReplyMemory<W> {
     }
 }
 
-/// Drops the answered entries whose time is up.
-fn expire<W>(entries: &mut HashMap<u128, Entry<W>>, bytes: &mut usize, now: Instant) {
-    entries.retain(|_, e| match e {
+/// Drops the answered entries whose time is up; returns their keys.
+fn expire<W>(entries: &mut HashMap<u128, Entry<W>>, bytes: &mut usize, now: Instant) -> Vec<u128> {
+    let mut gone = Vec::new();
+    entries.retain(|k, e| match e {
         Entry::Done {
             until, bytes: b, ..
         } if *until <= now => {
             *bytes -= *b;
+            gone.push(*k);
             false
         }
         _ => true,
     });
+    gone
 }
 
 /// What a remembered reply holds.
@@ -235,6 +306,26 @@ mod tests {
         assert!(matches!(m.begin(b"b", b"", ()), Begin::Run(())));
         assert!(matches!(m.begin(b"c", b"", ()), Begin::Full(())));
         assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn a_persisted_reply_is_answered_after_a_restart_and_forgotten_on_expiry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let open = || Disk::open(tmp.path().join("op")).unwrap();
+        let m = ReplyMemory::default().persisted(open());
+        assert!(matches!(m.begin(b"k", b"in", 1), Begin::Run(1)));
+        m.finish(b"k", &ok("out"), Duration::from_secs(60));
+        assert!(matches!(m.begin(b"gone", b"in", 1), Begin::Run(1)));
+        m.finish(b"gone", &ok("x"), Duration::ZERO);
+        drop(m); // the server crashed
+        let m = ReplyMemory::default().persisted(open());
+        assert_eq!(m.len(), 1, "the expired entry is not loaded");
+        match m.begin(b"k", b"in", 2) {
+            Begin::Replay(reply, 2) => assert_eq!(reply, ok("out")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(m.begin(b"k", b"other", 3), Begin::Reused(3)));
+        assert_eq!(std::fs::read_dir(tmp.path().join("op")).unwrap().count(), 1);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! description in, one reply out. The server runs them on their own
 //! threads (`serve::user`), never on the lanes that answer the built-ins.
 
+pub mod disk;
 pub mod env;
 pub mod memory;
 pub mod run;
