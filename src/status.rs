@@ -80,11 +80,38 @@ impl ServerRow {
     }
 }
 
+/// Retained payloads by server id (the last level of their topic).
+pub type Payloads = BTreeMap<String, Vec<u8>>;
+
 /// Collects the retained statuses under `config.prefix`, sorted by id.
 ///
 /// # Errors
 /// [`MqttError`] when the broker cannot be reached or refuses.
 pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttError> {
+    let (statuses, _) = retained(config, None, wait)?;
+    Ok(statuses
+        .iter()
+        .map(|(id, payload)| ServerRow::new(id, payload))
+        .collect())
+}
+
+/// The retained statuses under `config.prefix` and, when `also` names a
+/// per-server topic family (`<prefix>/v1/describe/` for `describe`), the
+/// retained messages there, both by server id. A marker published to our
+/// own topic after subscribing tells when the broker has sent every
+/// retained message; when none of the statuses says online, a ping asks
+/// live servers to publish theirs (`crate::broker::ping`), for brokers
+/// that do not pass retained messages on. An empty retained message is a
+/// removal. `also` is optional on the broker's side: an ACL that refuses
+/// it leaves the second map empty.
+///
+/// # Errors
+/// [`MqttError`] when the broker cannot be reached or refuses the statuses.
+pub fn retained(
+    config: &Config,
+    also: Option<&str>,
+    wait: Duration,
+) -> Result<(Payloads, Payloads), MqttError> {
     let client_id = format!("mqttapp-status-{:016x}", random_u64());
     let patience = wait.max(Duration::from_secs(1));
     let client = Client::connect_oneshot(
@@ -95,16 +122,26 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
     let rx = client.arrivals();
     let topics = Topics::new(&config.prefix);
     let marker_topic = topics.response(&client_id);
-    let subs = [topics.status_filter(), marker_topic.clone()].map(|filter| Subscription {
-        filter,
-        qos: mqtt::QOS,
-        retained_only_if_new: false,
-    });
+    let status_topic = topics.status("");
+    let also_filter = also.map(|family| format!("{family}+"));
+    let filters = std::iter::once(topics.status_filter())
+        .chain(also_filter)
+        .chain(std::iter::once(marker_topic.clone()));
+    let subs: Vec<Subscription> = filters
+        .map(|filter| Subscription {
+            filter,
+            qos: mqtt::QOS,
+            retained_only_if_new: false,
+        })
+        .collect();
     let granted = mqtt::block_on(client.subscribe_each(&subs), patience)
         .unwrap_or(Err(MqttError::timed_out()))?;
     let mut granted = granted.into_iter();
     if let Some(Err(refused)) = granted.next() {
         return Err(refused);
+    }
+    if also.is_some() {
+        let _ = granted.next();
     }
     let marker = matches!(granted.next(), Some(Ok(())))
         && client
@@ -114,8 +151,8 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
             )
             .is_ok();
     let mut deadline = Instant::now() + wait;
-    let mut rows = BTreeMap::new();
     let mut pinged = false;
+    let (mut statuses, mut others) = (Payloads::new(), Payloads::new());
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let msg = match rx.recv_timeout(if marker { left } else { left.min(QUIET) }) {
@@ -123,10 +160,8 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
             Ok(_) | Err(_) => break,
         };
         if msg.topic == marker_topic {
-            // No online server among the retained statuses: ask for live
-            // ones (`crate::broker::ping`), for brokers that do not pass
-            // retained messages on.
-            if pinged || rows.values().any(ServerRow::is_online) {
+            let online = |p: &Vec<u8>| Status::decode(p).is_ok_and(|s| s.is_online());
+            if pinged || statuses.values().any(online) {
                 break;
             }
             crate::broker::ping::send(&client, &config.prefix);
@@ -134,14 +169,21 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerRow>, MqttEr
             deadline = deadline.min(Instant::now() + crate::broker::ping::ANSWER_WITHIN);
             continue;
         }
-        if let Some(id) = msg.topic.rsplit('/').next() {
-            if !msg.payload.is_empty() {
-                rows.insert(id.to_string(), ServerRow::new(id, &msg.payload));
-            }
+        let (map, id) = if let Some(id) = msg.topic.strip_prefix(&status_topic) {
+            (&mut statuses, id)
+        } else if let Some(id) = also.and_then(|family| msg.topic.strip_prefix(family)) {
+            (&mut others, id)
+        } else {
+            continue;
+        };
+        if msg.payload.is_empty() {
+            map.remove(id);
+        } else {
+            map.insert(id.to_string(), msg.payload);
         }
     }
     client.disconnect(Duration::ZERO);
-    Ok(rows.into_values().collect())
+    Ok((statuses, others))
 }
 
 /// What a server about to start should be told about the servers already

@@ -63,11 +63,6 @@ pub struct Catalog {
     pub offers: Vec<Offer>,
 }
 
-/// True when a status payload says "online".
-pub(super) fn says_online(payload: &[u8]) -> bool {
-    Status::decode(payload).is_ok_and(|s| s.is_online())
-}
-
 impl Catalog {
     /// Merges retained statuses and descriptions (payloads by server id).
     /// A description counts only when its server's status is online with
