@@ -184,6 +184,16 @@ pub fn from_cbor<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ProtocolError
     decode_map(Encoding::Cbor, payload)
 }
 
+/// Decodes one of the records servers publish about themselves (status,
+/// statistics, self-description): CBOR nested at most 8 deep, so a forged
+/// retained message cannot make a reader recurse far.
+pub(super) fn decode_record<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ProtocolError> {
+    ciborium::de::from_reader_with_recursion_limit(payload, 8).map_err(|e| ProtocolError::Decode {
+        encoding: "CBOR",
+        reason: super::wording::cbor_reason(e),
+    })
+}
+
 fn decode_map<T: DeserializeOwned>(encoding: Encoding, payload: &[u8]) -> Result<T, ProtocolError> {
     let reason = match encoding {
         Encoding::Cbor => {

@@ -161,12 +161,7 @@ impl Description {
                 limit: MAX_DESCRIPTION_BYTES,
             });
         }
-        ciborium::de::from_reader_with_recursion_limit(payload, 8).map_err(|e| {
-            ProtocolError::Decode {
-                encoding: "CBOR",
-                reason: super::wording::cbor_reason(e),
-            }
-        })
+        super::codec::decode_record(payload)
     }
 }
 

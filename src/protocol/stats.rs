@@ -102,12 +102,7 @@ impl ServerStats {
     /// # Errors
     /// [`ProtocolError::Decode`] for anything that is not a stats map.
     pub fn decode(payload: &[u8]) -> Result<ServerStats, ProtocolError> {
-        ciborium::de::from_reader_with_recursion_limit(payload, 8).map_err(|e| {
-            ProtocolError::Decode {
-                encoding: "CBOR",
-                reason: super::wording::cbor_reason(e),
-            }
-        })
+        super::codec::decode_record(payload)
     }
 }
 

@@ -56,12 +56,7 @@ impl Status {
     /// # Errors
     /// [`ProtocolError::Decode`] for anything that is not a status map.
     pub fn decode(payload: &[u8]) -> Result<Status, ProtocolError> {
-        ciborium::de::from_reader_with_recursion_limit(payload, 8).map_err(|e| {
-            ProtocolError::Decode {
-                encoding: "CBOR",
-                reason: super::wording::cbor_reason(e),
-            }
-        })
+        super::codec::decode_record(payload)
     }
 }
 

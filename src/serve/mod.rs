@@ -196,13 +196,7 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
             .collect(),
         server_id: config.server_id.clone(),
     };
-    let sender = || {
-        ReplySender::start(
-            link.client.clone(),
-            server.letters.clone(),
-            &config.server_id,
-        )
-    };
+    let sender = || ReplySender::start(link.client.clone(), server.letters.clone());
     let (stop_refusals, refusal_orders) = unbounded::<()>();
     thread::scope(|scope| {
         let refusing = {

@@ -51,31 +51,24 @@ pub struct ReplySender {
     unacked: RefCell<VecDeque<(Delivery, Instant, usize)>>,
     /// The sum of the sizes in `unacked`.
     unacked_bytes: Cell<usize>,
-    /// This server's id, put on every reply as the `mqttapp-server-id`
-    /// user property (a client gathering answers from every server tells
-    /// them apart by it).
-    server_id: String,
 }
 
 impl ReplySender {
     /// A sender publishing through `client`; failures go to `letters`.
-    pub fn start(client: Client, letters: Arc<DeadLetterSink>, server_id: &str) -> ReplySender {
+    pub fn start(client: Client, letters: Arc<DeadLetterSink>) -> ReplySender {
         ReplySender {
             client,
             letters,
-            server_id: server_id.to_string(),
             unacked: RefCell::new(VecDeque::with_capacity(MAX_UNACKED)),
             unacked_bytes: Cell::new(0),
         }
     }
 
     /// Publishes `msg`, waiting while paho's window or buffer is full.
-    /// A publish paho refuses outright becomes a dead letter.
-    pub fn send(&self, mut msg: Message) {
-        let id = crate::protocol::user_props::SERVER_ID;
-        if msg.meta.user_property(id).is_none() {
-            msg.meta.user.push((id.to_string(), self.server_id.clone()));
-        }
+    /// A publish paho refuses outright becomes a dead letter. Replies come
+    /// here already stamped with the server's id and time breakdown
+    /// (`breakdown::stamp`, by the lanes and the refusals).
+    pub fn send(&self, msg: Message) {
         let size = msg.size();
         match self.client.publish(msg) {
             Ok(token) => {
