@@ -216,7 +216,7 @@ fn under_a_flood_every_request_is_counted_once_and_the_stats_keep_coming() {
     let broker = Broker::start();
     let prefix = unique_prefix("stats-flood");
     let data = broker.dir().join("data-flood");
-    let _server = Server::start_with(
+    let server = Server::start_with(
         &broker,
         &prefix,
         &data,
@@ -224,6 +224,12 @@ fn under_a_flood_every_request_is_counted_once_and_the_stats_keep_coming() {
     );
     let raw = RawClient::connect(&broker, &prefix, "raw-flood");
     let watch = StatsWatch::connect(&broker, &prefix);
+    // The server is paused while the flood is sent, so the whole flood
+    // reaches it at once when it resumes, however fast this machine is:
+    // its 256 KiB fast lane must refuse some of the 14 MB `busy`.
+    let pid = server.pid() as libc::pid_t;
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
     const SENT: usize = 2000;
     let big = vec![b'x'; 8 * 1024];
     let echo = format!("{prefix}/v1/req/echo");
@@ -243,6 +249,8 @@ fn under_a_flood_every_request_is_counted_once_and_the_stats_keep_coming() {
             ),
         }
     }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
     // Periodic publication goes on without pings.
     watch.fresh(false, Duration::from_secs(10));
     let stats = watch.until("every request finished", |s| {
