@@ -108,10 +108,19 @@ impl Topics {
 
     /// True when a reply may be published to `topic`: it matches one of
     /// [`Topics::reply_filters`]. (Reserved topics are refused before.)
+    /// Checked for every request, so without building the filters: the
+    /// prefix holds no wildcard (the configuration refuses them), so
+    /// matching `<prefix>/v1/resp/#` is comparing strings.
     pub fn reply_allowed(&self, topic: &str) -> bool {
-        self.reply_filters()
-            .iter()
-            .any(|filter| filter_matches(filter, topic))
+        let under_responses = topic
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix("/v1/resp"))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        under_responses
+            || self
+                .extra_replies
+                .iter()
+                .any(|filter| filter_matches(filter, topic))
     }
 
     /// `<prefix>/v1/status/<server-id>`: a server's retained status.
@@ -269,6 +278,36 @@ mod tests {
         assert!(t.reply_allowed("home/door/cmd"));
         assert!(!t.reply_allowed("home/door/cmd/x"));
         assert_eq!(t.reply_filters(), ["p/v1/resp/#", "home/+/cmd"]);
+    }
+
+    #[test]
+    fn reply_allowed_agrees_with_matching_the_reply_filters() {
+        let t = Topics::new("a/b").allowing_replies(&["home/+/cmd".to_string()]);
+        let topics = [
+            "a/b/v1/resp",
+            "a/b/v1/resp/",
+            "a/b/v1/resp/c1",
+            "a/b/v1/resp/c1/x",
+            "a/b/v1/respx",
+            "a/b/v1/resp2/c1",
+            "a/b/v1/req/calc",
+            "a/b/v1",
+            "a/bb/v1/resp/c1",
+            "a/b/v2/resp/c1",
+            "a//v1/resp/c1",
+            "x/a/b/v1/resp/c1",
+            "home/door/cmd",
+            "home/door/cmd/x",
+            "$SYS/a/b/v1/resp/c1",
+            "",
+        ];
+        for topic in topics {
+            let by_filters = t
+                .reply_filters()
+                .iter()
+                .any(|filter| filter_matches(filter, topic));
+            assert_eq!(t.reply_allowed(topic), by_filters, "{topic:?}");
+        }
     }
 
     #[test]

@@ -275,6 +275,8 @@ mod build {
 
         // We rerun the build if this `build.rs` file is changed.
         println!("cargo:rerun-if-changed=build.rs");
+        // mqttapp: and when a patch changes the C sources (PATCHES.md).
+        println!("cargo:rerun-if-changed=paho.mqtt.c/src");
 
         // Mske sure that the Git submodule is checked out
         if !Path::new("paho.mqtt.c/.git").exists() {

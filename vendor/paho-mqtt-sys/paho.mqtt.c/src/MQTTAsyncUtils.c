@@ -1469,7 +1469,14 @@ static int MQTTAsync_processCommand(void)
 		if (p->MQTTVersion >= MQTTVERSION_5)
 			p->properties = command->command.properties;
 
-		rc = MQTTProtocol_startPublish(command->client->c, p, command->command.details.pub.qos, command->command.details.pub.retained, &msg);
+		/* mqttapp patch 0003: for QoS 1 and 2, the message stored for
+		 * re-sending takes over the command's properties rather than a copy:
+		 * from here the message frees them (MQTTProtocol_removePublication,
+		 * when the flow completes or the session is cleaned), and the
+		 * command holds none. */
+		rc = MQTTProtocol_startPublish1(command->client->c, p, command->command.details.pub.qos, command->command.details.pub.retained, &msg, 1);
+		if (command->command.details.pub.qos > 0 && msg != NULL && p->MQTTVersion >= MQTTVERSION_5)
+			command->command.properties = initialized;
 
 		/* mqttapp patch (eclipse-paho/paho.mqtt.c issues 1459, 1532, 1621, 1622):
 		 * for QoS > 0, startPublish has already put the message in outboundMsgs,

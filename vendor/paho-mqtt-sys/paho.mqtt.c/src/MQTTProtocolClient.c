@@ -170,13 +170,28 @@ static int MQTTProtocol_startPublishCommon(Clients* pubclient, Publish* publish,
  */
 int MQTTProtocol_startPublish(Clients* pubclient, Publish* publish, int qos, int retained, Messages** mm)
 {
+	return MQTTProtocol_startPublish1(pubclient, publish, qos, retained, mm, 0);
+}
+
+
+static Messages* MQTTProtocol_createMessage1(Publish* publish, Messages **mm, int qos, int retained, int allocatePayload, int takeProperties);
+
+/**
+ * mqttapp patch 0003: MQTTProtocol_startPublish, where for QoS 1 and 2 the
+ * stored message may take over publish->properties instead of copying them
+ * (takeProperties); the caller must then no longer free them. A copy costs
+ * two allocations per string property, and the copy was freed as soon as
+ * the publish was written.
+ */
+int MQTTProtocol_startPublish1(Clients* pubclient, Publish* publish, int qos, int retained, Messages** mm, int takeProperties)
+{
 	Publish qos12pub = *publish;
 	int rc = 0;
 
 	FUNC_ENTRY;
 	if (qos > 0)
 	{
-		*mm = MQTTProtocol_createMessage(publish, mm, qos, retained, 0);
+		*mm = MQTTProtocol_createMessage1(publish, mm, qos, retained, 0, takeProperties);
 		ListAppend(pubclient->outboundMsgs, *mm, (*mm)->len);
 		/* we change these pointers to the saved message location just in case the packet could not be written
 		entirely; the socket buffer will use these locations to finish writing the packet */
@@ -204,6 +219,14 @@ int MQTTProtocol_startPublish(Clients* pubclient, Publish* publish, int qos, int
  * @return pointer to the message data stored
  */
 Messages* MQTTProtocol_createMessage(Publish* publish, Messages **mm, int qos, int retained, int allocatePayload)
+{
+	return MQTTProtocol_createMessage1(publish, mm, qos, retained, allocatePayload, 0);
+}
+
+
+/* mqttapp patch 0003: MQTTProtocol_createMessage, taking over the
+ * properties (takeProperties) instead of copying them. */
+static Messages* MQTTProtocol_createMessage1(Publish* publish, Messages **mm, int qos, int retained, int allocatePayload, int takeProperties)
 {
 	Messages* m = malloc(sizeof(Messages));
 
@@ -243,7 +266,7 @@ Messages* MQTTProtocol_createMessage(Publish* publish, Messages **mm, int qos, i
 	m->retain = retained;
 	m->MQTTVersion = publish->MQTTVersion;
 	if (m->MQTTVersion >= 5)
-		m->properties = MQTTProperties_copy(&publish->properties);
+		m->properties = takeProperties ? publish->properties : MQTTProperties_copy(&publish->properties);
 	m->lastTouch = MQTTTime_now();
 	if (qos == 2)
 		m->nextMessageType = PUBREC;

@@ -32,6 +32,7 @@
 #define MAX_CLIENTID_LEN 65535
 
 int MQTTProtocol_startPublish(Clients* pubclient, Publish* publish, int qos, int retained, Messages** m);
+int MQTTProtocol_startPublish1(Clients* pubclient, Publish* publish, int qos, int retained, Messages** m, int takeProperties);
 Messages* MQTTProtocol_createMessage(Publish* publish, Messages** mm, int qos, int retained, int allocatePayload);
 Publications* MQTTProtocol_storePublication(Publish* publish, int* len);
 int messageIDCompare(void* a, void* b);
