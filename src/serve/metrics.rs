@@ -1,6 +1,7 @@
 //! `serve --metrics ADDR`: the server's statistics (`stats.rs`) as
-//! Prometheus/OpenMetrics text on `GET /metrics`, from a small HTTP server
-//! on its own thread. Anything else is answered 404. There is no
+//! Prometheus/OpenMetrics text on `GET /metrics`, from a small HTTP
+//! endpoint on its own thread that takes one connection at a time
+//! (`scrape.rs`). Anything else is answered 404. There is no
 //! authentication (docs/SECURITY.md): the address is loopback unless the
 //! user gave another one.
 //!
@@ -10,8 +11,6 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use super::scrape::{Answer, Endpoint};
 use crate::protocol::ServerStats;
 
 /// The content type of the OpenMetrics text format.
@@ -26,8 +26,7 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 
 /// A running metrics endpoint; stopped when dropped.
 pub struct Metrics {
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
+    _endpoint: Endpoint,
 }
 
 /// Labels of one sample: `op`, and `code` or `reason`.
@@ -43,50 +42,32 @@ impl Metrics {
         addr: SocketAddr,
         snapshot: impl Fn() -> ServerStats + Send + 'static,
     ) -> std::io::Result<Metrics> {
-        let server = tiny_http::Server::http(addr)
-            .map(Arc::new)
-            .map_err(std::io::Error::other)?;
-        let serving = server.clone();
-        let thread = thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || {
-                for request in serving.incoming_requests() {
-                    answer(request, &snapshot);
-                }
-            })?;
+        let endpoint = Endpoint::start(addr, move |method, path| answer(method, path, &snapshot))?;
         if addr.ip().is_loopback() {
             tracing::info!(%addr, "metrics on http://{addr}/metrics (no authentication)");
         } else {
             tracing::warn!(%addr, "metrics on http://{addr}/metrics, a non-loopback address, without authentication: anyone who can reach it reads this server's statistics (docs/SECURITY.md)");
         }
         Ok(Metrics {
-            server,
-            thread: Some(thread),
+            _endpoint: endpoint,
         })
     }
 }
 
-impl Drop for Metrics {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// `GET /metrics` (any query string) gets the text; the rest 404.
-fn answer(request: tiny_http::Request, snapshot: &impl Fn() -> ServerStats) {
-    let path = request.url().split('?').next().unwrap_or("");
-    let response = if *request.method() == tiny_http::Method::Get && path == "/metrics" {
-        let header =
-            tiny_http::Header::from_bytes("Content-Type", CONTENT_TYPE).expect("a valid header");
-        tiny_http::Response::from_string(text(&snapshot())).with_header(header)
+fn answer(method: &str, path: &str, snapshot: &impl Fn() -> ServerStats) -> Answer {
+    if method == "GET" && path == "/metrics" {
+        Answer {
+            status: 200,
+            content_type: CONTENT_TYPE,
+            body: text(&snapshot()),
+        }
     } else {
-        tiny_http::Response::from_string("not found: GET /metrics\n").with_status_code(404)
-    };
-    if let Err(e) = request.respond(response) {
-        tracing::debug!(error = %e, "metrics scrape not answered");
+        Answer {
+            status: 404,
+            content_type: "text/plain; charset=utf-8",
+            body: "not found: GET /metrics\n".to_string(),
+        }
     }
 }
 

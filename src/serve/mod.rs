@@ -30,6 +30,7 @@ pub mod pong;
 mod queue;
 mod refusals;
 mod replies;
+mod scrape;
 mod stats;
 mod supervisor;
 #[cfg(test)]
