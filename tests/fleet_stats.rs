@@ -526,3 +526,76 @@ fn a_flood_of_silent_metrics_connections_takes_no_threads_or_descriptors_and_req
         "{body}"
     );
 }
+
+/// A client publishes statistics of its own: retained figures for a
+/// server that does not exist, figures for the real server with another
+/// instance (after the server's), and a flood of 1,000 servers' figures.
+/// `status --stats` shows the real server's figures only.
+#[test]
+fn forged_statistics_are_not_shown_even_in_a_flood() {
+    let broker = Broker::start();
+    let prefix = unique_prefix("stats-forged");
+    let _server = Server::start(&broker, &prefix);
+    let raw = RawClient::connect(&broker, &prefix, "raw-forged");
+    for (i, expr) in ["1+1", "2*3", "4-1"].iter().enumerate() {
+        assert_eq!(reply(&raw, &prefix, "calc", expr, &[i as u8; 16]), "ok");
+    }
+    let real = server_id_for(&prefix);
+    let watch = StatsWatch::connect(&broker, &prefix);
+    let honest = watch.until("the three calcs", |s| s.ops["calc"].requests == 3);
+    assert!(honest.instance.is_some(), "servers publish their instance");
+
+    let (forger, _rx, _) = connect_subscribed(&broker, &prefix, "forger");
+    let forged = |server: &str, instance: Option<&str>| {
+        let mut stats = ServerStats {
+            server: server.to_string(),
+            instance: instance.map(str::to_string),
+            uptime_s: 1,
+            ..ServerStats::default()
+        };
+        stats.ops.insert(
+            "calc".into(),
+            mqttapp::protocol::OpStats {
+                requests: 999_999,
+                ..Default::default()
+            },
+        );
+        stats.encode()
+    };
+    let publish = |topic: String, payload: Vec<u8>, retained: bool| {
+        let msg = paho::MessageBuilder::new()
+            .topic(topic)
+            .payload(payload)
+            .qos(1)
+            .retained(retained)
+            .finalize();
+        forger.publish(msg).wait().expect("the forger's publish");
+    };
+    let stats_topic = |id: &str| format!("{prefix}/v1/stats/{id}");
+    publish(stats_topic("ghost"), forged("ghost", Some("i-ghost")), true);
+    publish(
+        stats_topic(&real),
+        forged(&real, Some("not-its-instance")),
+        true,
+    );
+    publish(stats_topic(&real), forged(&real, None), true);
+    // The flood: at most 1,000 messages.
+    for i in 0..1_000 {
+        let id = format!("fake-{i}");
+        publish(stats_topic(&id), forged(&id, Some("i")), i % 10 == 0);
+    }
+
+    let out = mqttapp(&broker, &prefix)
+        .args(["status", "--stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let servers = json.as_array().expect("a JSON array");
+    let ids: Vec<&str> = servers
+        .iter()
+        .filter_map(|s| s["server"].as_str())
+        .collect();
+    assert_eq!(ids, [real.as_str()], "{json}");
+    assert_eq!(servers[0]["ops"]["calc"]["requests"], 3, "{json}");
+}

@@ -13,6 +13,13 @@ use super::ProtocolError;
 pub struct ServerStats {
     /// The server id (the last level of the stats topic).
     pub server: String,
+    /// The server process's `instance`, as in its status: `status
+    /// --stats` shows figures only next to an online status of the same
+    /// server and instance, so figures published by anyone else for a
+    /// server that is not online, or carrying another instance, are not
+    /// shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// Unix time (seconds) the figures were taken.
     #[serde(default)]
     pub time: u64,

@@ -202,6 +202,12 @@ impl Link {
         &self.client_id
     }
 
+    /// This server process's instance (in its status, description and
+    /// statistics).
+    pub fn instance(&self) -> &str {
+        self.identity.instance()
+    }
+
     /// The broker as the user wrote it, for logs.
     pub fn broker(&self) -> &str {
         self.client.broker()

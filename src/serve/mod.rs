@@ -268,7 +268,11 @@ fn run_on(config: &Config, control: &Control, client: Client) -> Result<(), Serv
                     &config.server_id,
                 ));
                 let expiry = stats::expiry_secs(config.stats_interval);
-                let publish = || link.publish_stats(snapshot().encode(), expiry);
+                let publish = || {
+                    let mut stats = snapshot();
+                    stats.instance = Some(link.instance().to_string());
+                    link.publish_stats(stats.encode(), expiry);
+                };
                 let stats_timer = (&publish as &dyn Fn(), config.stats_interval);
                 supervise(
                     &link,

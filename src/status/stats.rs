@@ -5,6 +5,13 @@
 //! for fresh ones (servers answer within a second), and the newest message
 //! of each server wins. The wait is bounded by `--wait` and by the ping's
 //! answer time.
+//!
+//! Figures count only next to their server's online status with the same
+//! `instance` (the statuses are subscribed first, so the broker sends the
+//! retained ones before the retained figures): figures anyone else
+//! publishes for a server that is not online, or with another instance,
+//! are not shown and not kept, so a flood of them costs nothing but
+//! reading.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,7 +20,7 @@ use crate::config::Config;
 use crate::ids::random_u64;
 use crate::mqtt::{self, Arrival, Client, MqttError, Subscription};
 use crate::output::Columns;
-use crate::protocol::{OpStats, ServerStats, Topics, UNKNOWN_OP};
+use crate::protocol::{OpStats, ServerStats, Status, Topics, UNKNOWN_OP};
 
 /// Collects the statistics under `config.prefix`, sorted by server id.
 /// Messages that are not statistics are skipped.
@@ -29,14 +36,17 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerStats>, Mqtt
         patience.min(Duration::from_secs(10)),
     )?;
     let rx = client.arrivals();
-    let sub = Subscription {
-        filter: Topics::new(&config.prefix).stats_filter(),
+    let topics = Topics::new(&config.prefix);
+    let subs = [topics.status_filter(), topics.stats_filter()].map(|filter| Subscription {
+        filter,
         qos: mqtt::QOS,
         retained_only_if_new: false,
-    };
-    mqtt::block_on(client.subscribe(&[sub]), patience).unwrap_or(Err(MqttError::timed_out()))?;
+    });
+    mqtt::block_on(client.subscribe(&subs), patience).unwrap_or(Err(MqttError::timed_out()))?;
     crate::broker::ping::send(&client, &config.prefix);
     let deadline = Instant::now() + wait.min(crate::broker::ping::ANSWER_WITHIN);
+    let (status_topic, stats_topic) = (topics.status(""), topics.stats(""));
+    let mut online: BTreeMap<String, String> = BTreeMap::new();
     let mut servers = BTreeMap::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -44,17 +54,41 @@ pub fn collect(config: &Config, wait: Duration) -> Result<Vec<ServerStats>, Mqtt
             Ok(Arrival::Message(msg)) => msg,
             Ok(_) | Err(_) => break,
         };
-        let Some(id) = msg.topic.rsplit('/').next() else {
-            continue;
-        };
-        if let Ok(mut stats) = ServerStats::decode(&msg.payload) {
-            // The topic names the server, whatever the payload says.
-            stats.server = id.to_string();
-            servers.insert(id.to_string(), stats);
+        if let Some(id) = msg.topic.strip_prefix(&status_topic) {
+            match online_instance(&msg.payload) {
+                Some(instance) => online.insert(id.to_string(), instance),
+                None => online.remove(id),
+            };
+        } else if let Some(id) = msg.topic.strip_prefix(&stats_topic) {
+            if let Some(stats) = vouched(id, &msg.payload, &online) {
+                servers.insert(id.to_string(), stats);
+            }
         }
     }
     client.disconnect(Duration::ZERO);
+    // A server that went offline meanwhile is not shown.
+    servers.retain(|id, _| online.contains_key(id));
     Ok(servers.into_values().collect())
+}
+
+/// The instance of an online status, or None (offline, removed, not a
+/// status, or without an instance).
+fn online_instance(payload: &[u8]) -> Option<String> {
+    let status = Status::decode(payload).ok()?;
+    status.is_online().then_some(status.instance).flatten()
+}
+
+/// The figures of server `id` when they carry the instance of its online
+/// status (`online`: instance by server id); the topic names the server,
+/// whatever the payload says.
+fn vouched(id: &str, payload: &[u8], online: &BTreeMap<String, String>) -> Option<ServerStats> {
+    let mut stats = ServerStats::decode(payload).ok()?;
+    let instance = online.get(id)?;
+    if stats.instance.as_ref() != Some(instance) {
+        return None;
+    }
+    stats.server = id.to_string();
+    Some(stats)
 }
 
 /// One row per server and operation (requests for operations a server
@@ -122,6 +156,51 @@ fn millis(us: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(state: &str, instance: Option<&str>) -> Vec<u8> {
+        Status {
+            state: state.into(),
+            ops: vec!["calc".into()],
+            version: "0".into(),
+            since: 0,
+            group: None,
+            instance: instance.map(Into::into),
+            data_dir: None,
+        }
+        .encode()
+    }
+
+    fn figures(server: &str, instance: Option<&str>) -> Vec<u8> {
+        ServerStats {
+            server: server.into(),
+            instance: instance.map(Into::into),
+            ..ServerStats::default()
+        }
+        .encode()
+    }
+
+    #[test]
+    fn only_an_online_status_with_an_instance_vouches() {
+        assert_eq!(
+            online_instance(&status(Status::ONLINE, Some("i1"))),
+            Some("i1".to_string())
+        );
+        assert_eq!(online_instance(&status(Status::OFFLINE, Some("i1"))), None);
+        assert_eq!(online_instance(&status(Status::ONLINE, None)), None);
+        assert_eq!(online_instance(b""), None);
+        assert_eq!(online_instance(b"not cbor"), None);
+    }
+
+    #[test]
+    fn figures_count_only_with_their_servers_online_instance() {
+        let online = BTreeMap::from([("w1".to_string(), "i1".to_string())]);
+        let shown = vouched("w1", &figures("claimed", Some("i1")), &online).unwrap();
+        assert_eq!(shown.server, "w1", "the topic names the server");
+        assert!(vouched("w1", &figures("w1", Some("i2")), &online).is_none());
+        assert!(vouched("w1", &figures("w1", None), &online).is_none());
+        assert!(vouched("ghost", &figures("ghost", Some("i1")), &online).is_none());
+        assert!(vouched("w1", b"\xff", &online).is_none());
+    }
 
     #[test]
     fn the_table_has_a_row_per_server_and_operation() {
