@@ -73,6 +73,17 @@ impl StatsWatch {
     }
 }
 
+/// `mqttapp status --stats --json` (which must succeed): one map per server.
+fn status_stats_json(broker: &Broker, prefix: &str) -> Vec<serde_json::Value> {
+    let out = mqttapp(broker, prefix)
+        .args(["status", "--stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json.as_array().expect("a JSON array").clone()
+}
+
 fn reply(raw: &RawClient, prefix: &str, op: &str, payload: &str, correlation: &[u8]) -> String {
     let ct = if op == "edit" {
         "application/json"
@@ -159,14 +170,8 @@ fn the_stats_message_counts_a_known_mix_of_requests_exactly() {
     assert!((1..=30).contains(&expiry), "{expiry}");
 
     // `status --stats --json`: an array of the same maps.
-    let out = mqttapp(&broker, &prefix)
-        .args(["status", "--stats", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let servers = json.as_array().expect("a JSON array");
-    assert_eq!(servers.len(), 1, "{json}");
+    let servers = status_stats_json(&broker, &prefix);
+    assert_eq!(servers.len(), 1, "{servers:?}");
     let s = &servers[0];
     assert_eq!(s["server"], server_id_for(&prefix));
     assert!(s["uptime_s"].is_u64() && s["time"].is_u64(), "{s}");
@@ -585,17 +590,11 @@ fn forged_statistics_are_not_shown_even_in_a_flood() {
         publish(stats_topic(&id), forged(&id, Some("i")), i % 10 == 0);
     }
 
-    let out = mqttapp(&broker, &prefix)
-        .args(["status", "--stats", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let servers = json.as_array().expect("a JSON array");
+    let servers = status_stats_json(&broker, &prefix);
     let ids: Vec<&str> = servers
         .iter()
         .filter_map(|s| s["server"].as_str())
         .collect();
-    assert_eq!(ids, [real.as_str()], "{json}");
-    assert_eq!(servers[0]["ops"]["calc"]["requests"], 3, "{json}");
+    assert_eq!(ids, [real.as_str()], "{servers:?}");
+    assert_eq!(servers[0]["ops"]["calc"]["requests"], 3, "{servers:?}");
 }
