@@ -139,23 +139,28 @@ fn serve_one(mut stream: TcpStream, answer: &impl Fn(&str, &str) -> Answer) {
 }
 
 /// The request line and headers (up to the blank line), or None when
-/// they do not come whole within `deadline` and MAX_REQUEST bytes.
+/// they do not come whole within `deadline`, or are longer than
+/// MAX_REQUEST bytes.
 fn read_head(stream: &mut TcpStream, deadline: Instant) -> Option<String> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        if left.is_zero() || head.len() >= MAX_REQUEST {
+    loop {
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            let end = end + 4;
+            return (end <= MAX_REQUEST)
+                .then(|| String::from_utf8_lossy(&head[..end]).into_owned());
+        }
+        if head.len() >= MAX_REQUEST {
             return None;
         }
+        // Zero when the time is up, which the socket refuses as a timeout.
+        let left = deadline.saturating_duration_since(Instant::now());
         stream.set_read_timeout(Some(left)).ok()?;
-        let want = buf.len().min(MAX_REQUEST - head.len());
-        match stream.read(&mut buf[..want]) {
+        match stream.read(&mut buf) {
             Ok(0) | Err(_) => return None,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
-    Some(String::from_utf8_lossy(&head).into_owned())
 }
 
 #[cfg(test)]
@@ -204,10 +209,34 @@ mod tests {
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         assert_eq!(out, "");
-        // Longer than MAX_REQUEST without a blank line.
+        // Longer than MAX_REQUEST, with or without its blank line.
         let mut long = b"GET /x HTTP/1.1\r\nX: ".to_vec();
         long.extend(std::iter::repeat_n(b'a', MAX_REQUEST));
+        let mut s = TcpStream::connect(e.wake).unwrap();
+        s.write_all(&long).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert_eq!(out, "");
+        long.extend_from_slice(b"\r\n\r\n");
         assert_eq!(get(e.wake, &long), "");
+        // Just under the limit is answered.
+        let mut near = b"GET /x HTTP/1.1\r\nX: ".to_vec();
+        near.extend(std::iter::repeat_n(b'a', MAX_REQUEST - near.len() - 4));
+        near.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(near.len(), MAX_REQUEST);
+        assert!(get(e.wake, &near).contains(" 200 OK"));
+        // One byte over, blank line included, is not, also when the first
+        // bytes arrive alone (so a read ends past the limit).
+        let over = [&near[..20], b"a", &near[20..]].concat();
+        assert_eq!(get(e.wake, &over), "");
+        let mut s = TcpStream::connect(e.wake).unwrap();
+        s.write_all(&over[..100]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = s.write_all(&over[100..]);
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert_eq!(out, "");
         // The endpoint still answers.
         assert!(get(e.wake, b"GET /x HTTP/1.0\r\n\r\n").contains(" 200 OK"));
     }
@@ -226,7 +255,9 @@ mod tests {
         assert_eq!(reachable(any), "127.0.0.1:9".parse().unwrap());
         let any6: SocketAddr = "[::]:9".parse().unwrap();
         assert_eq!(reachable(any6), "[::1]:9".parse().unwrap());
-        let some: SocketAddr = "10.0.0.1:9".parse().unwrap();
-        assert_eq!(reachable(some), some);
+        for some in ["10.0.0.1:9", "[2001:db8::1]:9"] {
+            let some: SocketAddr = some.parse().unwrap();
+            assert_eq!(reachable(some), some);
+        }
     }
 }
