@@ -180,9 +180,12 @@ mod tests {
         .unwrap()
     }
 
+    /// Sends `request` and reads the answer until the server closes. A
+    /// write error is not one: a server refusing an oversized request may
+    /// close before it is all written.
     fn get(addr: SocketAddr, request: &[u8]) -> String {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.write_all(request).unwrap();
+        let _ = s.write_all(request);
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out
@@ -212,9 +215,11 @@ mod tests {
         // Longer than MAX_REQUEST, with or without its blank line.
         let mut long = b"GET /x HTTP/1.1\r\nX: ".to_vec();
         long.extend(std::iter::repeat_n(b'a', MAX_REQUEST));
+        // The server may give up and close before all is written: the
+        // writes' and the shutdown's errors are expected then.
         let mut s = TcpStream::connect(e.wake).unwrap();
-        s.write_all(&long).unwrap();
-        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let _ = s.write_all(&long);
+        let _ = s.shutdown(std::net::Shutdown::Write);
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         assert_eq!(out, "");
